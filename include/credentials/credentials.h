@@ -1,0 +1,8 @@
+// The public API of the credentials library: include this one header.
+#pragma once
+
+#include "credentials/credential.h"
+#include "credentials/errors.h"
+#include "credentials/secret.h"
+#include "credentials/user_context.h"
+#include "credentials/vault.h"

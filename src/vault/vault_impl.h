@@ -1,0 +1,58 @@
+// VaultImpl: the vault behind the public Vault handle. Private to the library;
+// the skills runner and the CLI's vault-level verbs reach it via Vault::impl().
+// Thread-safe (an internal mutex serialises use of the storage connection).
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "credentials/credential.h"
+#include "credentials/vault.h"
+
+namespace credentials::internal {
+
+// One audit event as the library's layers describe it. Never a secret, an
+// input value or a connection string in any field.
+struct AuditRecord {
+  std::string action;       // store, get, list, update, delete, test, skill, ...
+  std::string owner;        // namespace acted on ("" for vault-wide actions)
+  std::string name;         // credential name or id ("" when none)
+  std::string outcome;      // "ok", "denied", "not_found", "error"
+  std::string error_kind;   // e.g. "UnauthorizedError", "" on success
+  std::string skill;        // skill name, for skill executions
+  std::string query_sha256; // hex SHA-256 of the skill's query text
+};
+
+class VaultImpl {
+ public:
+  virtual ~VaultImpl() = default;
+
+  virtual std::string store_credential(const UserContext& user, NewCredential credential) = 0;
+  virtual Credential get_credential(const UserContext& user, std::string_view ref) = 0;
+  virtual Credential get_credential(const UserContext& user, std::string_view owner,
+                                    std::string_view name) = 0;
+  virtual std::vector<CredentialInfo> list_credentials(const UserContext& user) = 0;
+  virtual std::uint64_t update_credential(const UserContext& user, std::string_view ref,
+                                          CredentialChanges changes,
+                                          std::optional<std::uint64_t> expected_version) = 0;
+  virtual void delete_credential(const UserContext& user, std::string_view ref) = 0;
+
+  // The credential's current version without decrypting it (cheap: one index
+  // lookup). Used by the skills connection pool to notice a rotation.
+  // Authorization as get_credential.
+  virtual std::uint64_t current_version(const UserContext& user, std::string_view ref) = 0;
+
+  // Appends one event to the audit trail as `actor`. Throws DatabaseError
+  // when it cannot be written: callers then refuse the operation (fail closed).
+  virtual void record_event(const UserContext& actor, const AuditRecord& event) = 0;
+
+  [[nodiscard]] virtual const std::filesystem::path& directory() const = 0;
+};
+
+[[nodiscard]] std::unique_ptr<VaultImpl> open_vault(VaultOptions options);
+
+}  // namespace credentials::internal
