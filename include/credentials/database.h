@@ -1,0 +1,28 @@
+// Connecting to a user's database with a vault credential.
+//
+// Connections are made from structured parameters (libpq PQconnectdbParams,
+// sqlite3_open_v2), never from a URL string, so no password character can
+// break them. Error messages from drivers are scrubbed of the password before
+// they reach an exception.
+#pragma once
+
+#include <chrono>
+#include <string>
+
+#include "credentials/credential.h"
+
+namespace credentials {
+
+struct ConnectionTestResult {
+  std::string server_version;            // e.g. "PostgreSQL 15.18", "SQLite 3.40.1"
+  std::chrono::microseconds round_trip;  // one trivial query on the open connection
+};
+
+// Connects with the credential (sslmode and connect_timeout honoured), runs a
+// trivial query and disconnects. Throws DatabaseError when the connection or
+// query fails, InvalidArgumentError for a db type that cannot be connected to
+// yet (the message says so plainly).
+[[nodiscard]] ConnectionTestResult test_connection(const Credential& credential,
+                                                   const ConnectionOverrides& overrides = {});
+
+}  // namespace credentials
