@@ -22,15 +22,15 @@ using Timestamp = std::chrono::sys_time<std::chrono::microseconds>;
 // What store_credential takes. Field order matches the Python keyword
 // arguments so that a designated initializer reads like the Python call.
 struct NewCredential {
-  std::string name;
+  std::string name{};
   std::string db_type = "postgres";  // postgres | mysql | mongodb | redis | sqlite
-  std::string host;                  // for sqlite: unused (may be empty)
+  std::string host{};                  // for sqlite: unused (may be empty)
   int port = 0;                      // 0: the db type's default port
-  std::string database;              // for sqlite: the database file path
-  std::string username;
-  SecretString password;
-  std::string description;           // empty: none
-  std::string ssl_mode;              // libpq sslmode; empty: driver default
+  std::string database{};              // for sqlite: the database file path
+  std::string username{};
+  SecretString password{};
+  std::string description{};           // empty: none
+  std::string ssl_mode{};              // libpq sslmode; empty: driver default
   int connection_timeout = 30;       // seconds
 };
 

@@ -1,0 +1,118 @@
+#include "audit/audit_chain.h"
+
+#include <fmt/format.h>
+
+#include "credentials/errors.h"
+
+namespace credentials::internal {
+namespace {
+
+constexpr std::string_view kSealLabel = "credentials/v1/audit";
+
+void append_u64(Bytes& out, std::uint64_t v) {
+  for (int shift = 56; shift >= 0; shift -= 8) out.push_back(static_cast<std::uint8_t>(v >> shift));
+}
+
+Bytes seal_aad(const Keyring& keys, std::int64_t seq) {
+  Bytes aad(kSealLabel.begin(), kSealLabel.end());
+  aad.insert(aad.end(), keys.vault_id().begin(), keys.vault_id().end());
+  append_u64(aad, static_cast<std::uint64_t>(seq));
+  return aad;
+}
+
+Bytes genesis_mac(const Keyring& keys) {
+  Bytes message{'g', 'e', 'n', 'e', 's', 'i', 's'};
+  message.insert(message.end(), keys.vault_id().begin(), keys.vault_id().end());
+  return hmac_sha256(keys.audit_mac_key(), message);
+}
+
+Bytes chain_mac(const Keyring& keys, ByteView previous, std::int64_t seq, ByteView owner_tag,
+                ByteView sealed) {
+  Bytes message(previous.begin(), previous.end());
+  append_u64(message, static_cast<std::uint64_t>(seq));
+  append_u64(message, owner_tag.size());
+  message.insert(message.end(), owner_tag.begin(), owner_tag.end());
+  message.insert(message.end(), sealed.begin(), sealed.end());
+  return hmac_sha256(keys.audit_mac_key(), message);
+}
+
+Bytes head_value(const Keyring& keys, std::int64_t seq, ByteView mac) {
+  Bytes body;
+  append_u64(body, static_cast<std::uint64_t>(seq));
+  body.insert(body.end(), mac.begin(), mac.end());
+  Bytes message{'h', 'e', 'a', 'd'};
+  message.insert(message.end(), body.begin(), body.end());
+  Bytes tag = hmac_sha256(keys.audit_mac_key(), message);
+  body.insert(body.end(), tag.begin(), tag.end());
+  return body;
+}
+
+}  // namespace
+
+std::int64_t append_audit_event(SqliteStore& store, const Keyring& keys, ByteView owner_tag,
+                                std::string_view event_json) {
+  const auto last = store.last_audit_row();
+  const std::int64_t seq = last ? last->seq + 1 : 1;
+  const Bytes previous = last ? last->mac : genesis_mac(keys);
+  AuditRow row;
+  row.seq = seq;
+  row.owner_tag.assign(owner_tag.begin(), owner_tag.end());
+  row.sealed = aead_encrypt(keys.audit_seal_key(), as_bytes(event_json), seal_aad(keys, seq));
+  row.mac = chain_mac(keys, previous, seq, row.owner_tag, row.sealed);
+  store.insert_audit_row(row);
+  store.put_meta("audit_head", head_value(keys, seq, row.mac));
+  return seq;
+}
+
+AuditVerification verify_audit_chain(SqliteStore& store, const Keyring& keys) {
+  AuditVerification result;
+  Bytes previous = genesis_mac(keys);
+  std::int64_t expected = 1;
+  auto fail = [&](std::int64_t seq, std::string problem) {
+    result.ok = false;
+    result.first_bad_seq = seq;
+    result.problem = std::move(problem);
+    return result;
+  };
+  constexpr std::int64_t kBatch = 4096;
+  for (;;) {
+    const auto rows = store.audit_rows(expected - 1, kBatch);
+    for (const auto& row : rows) {
+      if (row.seq != expected) {
+        return fail(expected, fmt::format("event {} is missing (next present is {})", expected, row.seq));
+      }
+      const Bytes mac = chain_mac(keys, previous, row.seq, row.owner_tag, row.sealed);
+      if (!constant_time_equal(mac, row.mac)) {
+        return fail(row.seq, fmt::format("event {} was altered, inserted or reordered", row.seq));
+      }
+      if (!open_audit_event(keys, row)) {
+        return fail(row.seq, fmt::format("event {} does not decrypt", row.seq));
+      }
+      previous = mac;
+      ++expected;
+      ++result.events;
+    }
+    if (static_cast<std::int64_t>(rows.size()) < kBatch) break;
+  }
+  result.head_seq = result.events;
+  result.head_mac = result.events ? previous : Bytes();
+  const auto head = store.get_meta("audit_head");
+  if (!head && result.events == 0) return result;
+  if (!head) return fail(1, "the audit head record is missing");
+  Bytes expected_head = head_value(keys, result.events, previous);
+  if (!constant_time_equal(*head, expected_head)) {
+    return fail(result.events + 1,
+                fmt::format("the chain ends at event {} but the head says otherwise: events were "
+                            "removed from the tail or the head was altered",
+                            result.events));
+  }
+  return result;
+}
+
+std::optional<std::string> open_audit_event(const Keyring& keys, const AuditRow& row) {
+  auto plain = aead_decrypt(keys.audit_seal_key(), row.sealed, seal_aad(keys, row.seq));
+  if (!plain) return std::nullopt;
+  return std::string(plain->as_chars());
+}
+
+}  // namespace credentials::internal

@@ -1,0 +1,40 @@
+// The tamper-evident audit chain (docs/FORMAT.md, "Audit").
+//
+// Each event is sealed (AES-256-GCM under the audit seal key, bound to the
+// vault id and its sequence number) and chained:
+//   mac_n = HMAC(audit_mac_key, mac_{n-1} ‖ seq_n ‖ owner_tag_n ‖ sealed_n)
+// with mac_0 = HMAC(audit_mac_key, "genesis" ‖ vault id). The meta row
+// `audit_head` holds seq ‖ mac ‖ HMAC(audit_mac_key, "head" ‖ seq ‖ mac),
+// written in the same transaction, so dropping the tail is detected too.
+// Stateless functions; callers hold the store's write transaction.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+
+#include "crypto/primitives.h"
+#include "store/sqlite_store.h"
+#include "vault/keyring.h"
+
+namespace credentials::internal {
+
+// Appends one event (a JSON text without secrets). REQUIRES: inside a write
+// transaction on `store`. Returns the new sequence number.
+std::int64_t append_audit_event(SqliteStore& store, const Keyring& keys, ByteView owner_tag,
+                                std::string_view event_json);
+
+struct AuditVerification {
+  bool ok = true;
+  std::int64_t events = 0;
+  std::int64_t first_bad_seq = 0;  // 0 when ok
+  std::string problem;             // what is wrong at first_bad_seq
+  std::int64_t head_seq = 0;
+  Bytes head_mac;
+};
+[[nodiscard]] AuditVerification verify_audit_chain(SqliteStore& store, const Keyring& keys);
+
+// Opens a sealed event; nullopt when it does not authenticate.
+[[nodiscard]] std::optional<std::string> open_audit_event(const Keyring& keys, const AuditRow& row);
+
+}  // namespace credentials::internal

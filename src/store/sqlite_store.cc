@@ -1,0 +1,406 @@
+#include "store/sqlite_store.h"
+
+#include <fcntl.h>
+#include <fmt/format.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
+#include "credentials/errors.h"
+
+namespace credentials::internal {
+namespace fs = std::filesystem;
+namespace {
+
+constexpr int kBusyTimeoutMs = 30000;
+
+[[noreturn]] void fail(sqlite3* db, std::string_view what) {
+  throw DatabaseError(fmt::format("vault storage: {} failed: {}", what,
+                                  db ? sqlite3_errmsg(db) : "out of memory"));
+}
+
+// The directory and file modes are set explicitly, not left to the umask:
+// under `umask 000` SQLite would otherwise create a world-readable vault.
+void make_private_directory(const fs::path& dir) {
+  std::error_code ec;
+  fs::create_directories(dir, ec);
+  if (ec) {
+    throw DatabaseError(fmt::format("cannot create the vault directory {}: {}", dir.string(),
+                                    ec.message()));
+  }
+  if (::chmod(dir.c_str(), 0700) != 0) {
+    throw DatabaseError(fmt::format("cannot make the vault directory {} private: {}", dir.string(),
+                                    std::strerror(errno)));
+  }
+}
+
+void fsync_path(const fs::path& path, int flags) {
+  const int fd = ::open(path.c_str(), flags | O_CLOEXEC);
+  if (fd < 0) return;
+  ::fsync(fd);
+  ::close(fd);
+}
+
+// Creates the database file 0600 before SQLite opens it; SQLite gives its
+// -wal and -shm files the mode of the database file.
+void make_private_file(const fs::path& file) {
+  const int fd = ::open(file.c_str(), O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+  if (fd < 0) {
+    throw DatabaseError(fmt::format("cannot create the vault file {}: {}", file.string(),
+                                    std::strerror(errno)));
+  }
+  const bool ok = ::fchmod(fd, 0600) == 0;
+  ::close(fd);
+  if (!ok) throw DatabaseError(fmt::format("cannot make the vault file {} private", file.string()));
+  fsync_path(file.parent_path(), O_RDONLY | O_DIRECTORY);
+}
+
+Bytes column_bytes(sqlite3_stmt* stmt, int column) {
+  const auto* data = static_cast<const std::uint8_t*>(sqlite3_column_blob(stmt, column));
+  const int n = sqlite3_column_bytes(stmt, column);
+  return data ? Bytes(data, data + n) : Bytes();
+}
+
+}  // namespace
+
+// A cached prepared statement; reset and unbound when a use ends.
+class SqliteStore::Statement {
+ public:
+  Statement(sqlite3* db, const char* sql) : db_(db) {
+    if (sqlite3_prepare_v3(db, sql, -1, SQLITE_PREPARE_PERSISTENT, &stmt_, nullptr) != SQLITE_OK) {
+      fail(db, "prepare");
+    }
+  }
+  ~Statement() { sqlite3_finalize(stmt_); }
+
+  Statement& bind(int i, ByteView blob) {
+    check(sqlite3_bind_blob(stmt_, i, blob.data(), static_cast<int>(blob.size()), SQLITE_STATIC));
+    return *this;
+  }
+  Statement& bind(int i, std::string_view text) {
+    check(sqlite3_bind_text(stmt_, i, text.data(), static_cast<int>(text.size()), SQLITE_STATIC));
+    return *this;
+  }
+  Statement& bind(int i, std::int64_t value) {
+    check(sqlite3_bind_int64(stmt_, i, value));
+    return *this;
+  }
+  // True while a row is available.
+  bool step() {
+    const int rc = sqlite3_step(stmt_);
+    if (rc == SQLITE_ROW) return true;
+    if (rc == SQLITE_DONE) return false;
+    fail(db_, "query");
+  }
+  void run() {
+    while (step()) {
+    }
+  }
+  sqlite3_stmt* get() { return stmt_; }
+  void reset() {
+    sqlite3_reset(stmt_);
+    sqlite3_clear_bindings(stmt_);
+  }
+
+ private:
+  void check(int rc) {
+    if (rc != SQLITE_OK) fail(db_, "bind");
+  }
+  sqlite3* db_;
+  sqlite3_stmt* stmt_ = nullptr;
+};
+
+namespace {
+// Resets the statement when a use ends, also by exception.
+struct Use {
+  explicit Use(auto& statement) : s(statement) {}
+  ~Use() { s.reset(); }
+  decltype(auto) operator->() { return &s; }
+  SqliteStore::Statement& s;
+};
+}  // namespace
+
+std::unique_ptr<SqliteStore> SqliteStore::open(const fs::path& directory, bool create) {
+  const fs::path file = directory / kFileName;
+  std::error_code ec;
+  if (!fs::exists(file, ec)) {
+    if (!create) return nullptr;
+    make_private_directory(directory);
+    make_private_file(file);
+  } else if (create) {
+    // An existing directory is tightened too: a vault must never sit in a
+    // directory that others can list.
+    make_private_directory(directory);
+  }
+  sqlite3* db = nullptr;
+  const int rc = sqlite3_open_v2(file.c_str(), &db,
+                                 SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOFOLLOW | SQLITE_OPEN_FULLMUTEX,
+                                 nullptr);
+  if (rc != SQLITE_OK) {
+    std::string message = db ? sqlite3_errmsg(db) : "out of memory";
+    sqlite3_close(db);
+    throw DatabaseError(fmt::format("cannot open the vault {}: {}", file.string(), message));
+  }
+  std::unique_ptr<SqliteStore> store(new SqliteStore(directory, db));
+  sqlite3_busy_timeout(db, kBusyTimeoutMs);
+  sqlite3_extended_result_codes(db, 1);
+  // secure_delete: deleted versions are overwritten, not left in free pages.
+  // temp_store=MEMORY: no temporary files outside the vault directory.
+  store->exec(
+      "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA secure_delete=ON;"
+      "PRAGMA temp_store=MEMORY; PRAGMA trusted_schema=OFF; PRAGMA foreign_keys=ON;");
+  return store;
+}
+
+SqliteStore::SqliteStore(fs::path directory, sqlite3* db)
+    : directory_(std::move(directory)), db_(db) {}
+
+SqliteStore::~SqliteStore() {
+  statements_.clear();
+  sqlite3_close_v2(db_);
+}
+
+void SqliteStore::exec(const char* sql) {
+  char* error = nullptr;
+  if (sqlite3_exec(db_, sql, nullptr, nullptr, &error) != SQLITE_OK) {
+    std::string message = error ? error : sqlite3_errmsg(db_);
+    sqlite3_free(error);
+    throw DatabaseError(fmt::format("vault storage: {}", message));
+  }
+}
+
+SqliteStore::Statement& SqliteStore::prepare(const char* sql) {
+  auto& slot = statements_[sql];
+  if (!slot) slot = std::make_unique<Statement>(db_, sql);
+  return *slot;
+}
+
+void SqliteStore::set_durable(bool durable) {
+  if (durable == durable_) return;
+  exec(durable ? "PRAGMA synchronous=FULL" : "PRAGMA synchronous=NORMAL");
+  durable_ = durable;
+}
+
+SqliteStore::Transaction SqliteStore::begin_write(bool durable) {
+  set_durable(durable);
+  exec("BEGIN IMMEDIATE");
+  return Transaction(*this);
+}
+
+SqliteStore::Transaction SqliteStore::begin_read() {
+  exec("BEGIN");
+  return Transaction(*this);
+}
+
+SqliteStore::Transaction::~Transaction() {
+  if (store_) sqlite3_exec(store_->db_, "ROLLBACK", nullptr, nullptr, nullptr);
+}
+
+void SqliteStore::Transaction::commit() {
+  SqliteStore* store = std::exchange(store_, nullptr);
+  store->exec("COMMIT");
+}
+
+bool SqliteStore::initialized() {
+  Use q(prepare("SELECT 1 FROM sqlite_schema WHERE type='table' AND name='meta'"));
+  if (!q->step()) return false;
+  return get_meta("format_version").has_value();
+}
+
+void SqliteStore::create_schema() {
+  exec(R"sql(
+    CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value BLOB NOT NULL) WITHOUT ROWID;
+    CREATE TABLE IF NOT EXISTS keys (
+      key_id INTEGER PRIMARY KEY,
+      purpose TEXT NOT NULL,
+      wrapped BLOB NOT NULL,
+      created_at INTEGER NOT NULL,
+      encryptions INTEGER NOT NULL DEFAULT 0);
+    CREATE TABLE IF NOT EXISTS credentials (
+      lookup BLOB PRIMARY KEY,
+      owner_tag BLOB NOT NULL,
+      current_version INTEGER NOT NULL) WITHOUT ROWID;
+    CREATE INDEX IF NOT EXISTS credentials_by_owner ON credentials(owner_tag);
+    CREATE TABLE IF NOT EXISTS credential_ids (
+      id_tag BLOB PRIMARY KEY,
+      lookup BLOB NOT NULL) WITHOUT ROWID;
+    CREATE INDEX IF NOT EXISTS credential_ids_by_lookup ON credential_ids(lookup);
+    CREATE TABLE IF NOT EXISTS versions (
+      lookup BLOB NOT NULL,
+      version INTEGER NOT NULL,
+      key_id INTEGER NOT NULL,
+      sealed BLOB NOT NULL,
+      PRIMARY KEY (lookup, version)) WITHOUT ROWID;
+    CREATE TABLE IF NOT EXISTS audit (
+      seq INTEGER PRIMARY KEY,
+      owner_tag BLOB,
+      sealed BLOB NOT NULL,
+      mac BLOB NOT NULL);
+  )sql");
+}
+
+std::optional<Bytes> SqliteStore::get_meta(std::string_view key) {
+  Use q(prepare("SELECT value FROM meta WHERE key = ?1"));
+  q->bind(1, key);
+  if (!q->step()) return std::nullopt;
+  return column_bytes(q->get(), 0);
+}
+
+void SqliteStore::put_meta(std::string_view key, ByteView value) {
+  Use q(prepare("INSERT INTO meta(key, value) VALUES(?1, ?2) "
+                "ON CONFLICT(key) DO UPDATE SET value = excluded.value"));
+  q->bind(1, key).bind(2, value).run();
+}
+
+std::vector<StoredKey> SqliteStore::load_keys() {
+  Use q(prepare("SELECT key_id, purpose, wrapped, created_at, encryptions FROM keys ORDER BY key_id"));
+  std::vector<StoredKey> keys;
+  while (q->step()) {
+    sqlite3_stmt* s = q->get();
+    keys.push_back({sqlite3_column_int64(s, 0),
+                    reinterpret_cast<const char*>(sqlite3_column_text(s, 1)), column_bytes(s, 2),
+                    sqlite3_column_int64(s, 3), sqlite3_column_int64(s, 4)});
+  }
+  return keys;
+}
+
+void SqliteStore::insert_key(const StoredKey& key) {
+  Use q(prepare("INSERT INTO keys(key_id, purpose, wrapped, created_at, encryptions) "
+                "VALUES(?1, ?2, ?3, ?4, ?5)"));
+  q->bind(1, key.key_id).bind(2, key.purpose).bind(3, key.wrapped).bind(4, key.created_at);
+  q->bind(5, key.encryptions).run();
+}
+
+void SqliteStore::update_wrapped_key(std::int64_t key_id, ByteView wrapped) {
+  Use q(prepare("UPDATE keys SET wrapped = ?2 WHERE key_id = ?1"));
+  q->bind(1, key_id).bind(2, wrapped).run();
+}
+
+void SqliteStore::add_encryptions(std::int64_t key_id, std::int64_t count) {
+  Use q(prepare("UPDATE keys SET encryptions = encryptions + ?2 WHERE key_id = ?1"));
+  q->bind(1, key_id).bind(2, count).run();
+}
+
+namespace {
+StoredRecord record_from(sqlite3_stmt* s) {
+  return {column_bytes(s, 0), column_bytes(s, 4),
+          static_cast<std::uint64_t>(sqlite3_column_int64(s, 1)), sqlite3_column_int64(s, 2),
+          column_bytes(s, 3)};
+}
+}  // namespace
+
+std::optional<StoredRecord> SqliteStore::current_record(ByteView lookup) {
+  Use q(prepare("SELECT v.lookup, v.version, v.key_id, v.sealed, c.owner_tag FROM credentials c "
+                "JOIN versions v ON v.lookup = c.lookup AND v.version = c.current_version "
+                "WHERE c.lookup = ?1"));
+  q->bind(1, lookup);
+  if (!q->step()) return std::nullopt;
+  return record_from(q->get());
+}
+
+std::optional<std::uint64_t> SqliteStore::current_version(ByteView lookup) {
+  Use q(prepare("SELECT current_version FROM credentials WHERE lookup = ?1"));
+  q->bind(1, lookup);
+  if (!q->step()) return std::nullopt;
+  return static_cast<std::uint64_t>(sqlite3_column_int64(q->get(), 0));
+}
+
+std::optional<Bytes> SqliteStore::lookup_by_id(ByteView id_tag) {
+  Use q(prepare("SELECT lookup FROM credential_ids WHERE id_tag = ?1"));
+  q->bind(1, id_tag);
+  if (!q->step()) return std::nullopt;
+  return column_bytes(q->get(), 0);
+}
+
+std::vector<StoredRecord> SqliteStore::current_records_of_owner(ByteView owner_tag) {
+  Use q(prepare("SELECT v.lookup, v.version, v.key_id, v.sealed, c.owner_tag FROM credentials c "
+                "JOIN versions v ON v.lookup = c.lookup AND v.version = c.current_version "
+                "WHERE c.owner_tag = ?1"));
+  q->bind(1, owner_tag);
+  std::vector<StoredRecord> records;
+  while (q->step()) records.push_back(record_from(q->get()));
+  return records;
+}
+
+std::vector<StoredRecord> SqliteStore::all_current_records() {
+  Use q(prepare("SELECT v.lookup, v.version, v.key_id, v.sealed, c.owner_tag FROM credentials c "
+                "JOIN versions v ON v.lookup = c.lookup AND v.version = c.current_version"));
+  std::vector<StoredRecord> records;
+  while (q->step()) records.push_back(record_from(q->get()));
+  return records;
+}
+
+void SqliteStore::insert_credential(ByteView id_tag, const StoredRecord& first) {
+  {
+    Use q(prepare("INSERT INTO credentials(lookup, owner_tag, current_version) VALUES(?1, ?2, ?3)"));
+    q->bind(1, first.lookup).bind(2, first.owner_tag);
+    q->bind(3, static_cast<std::int64_t>(first.version)).run();
+  }
+  insert_credential_id(id_tag, first.lookup);
+  Use q(prepare("INSERT INTO versions(lookup, version, key_id, sealed) VALUES(?1, ?2, ?3, ?4)"));
+  q->bind(1, first.lookup).bind(2, static_cast<std::int64_t>(first.version));
+  q->bind(3, first.key_id).bind(4, first.sealed).run();
+}
+
+void SqliteStore::insert_credential_id(ByteView id_tag, ByteView lookup) {
+  Use q(prepare("INSERT INTO credential_ids(id_tag, lookup) VALUES(?1, ?2)"));
+  q->bind(1, id_tag).bind(2, lookup).run();
+}
+
+void SqliteStore::add_version(const StoredRecord& record, int keep) {
+  const auto version = static_cast<std::int64_t>(record.version);
+  {
+    Use q(prepare("INSERT INTO versions(lookup, version, key_id, sealed) VALUES(?1, ?2, ?3, ?4)"));
+    q->bind(1, record.lookup).bind(2, version).bind(3, record.key_id).bind(4, record.sealed).run();
+  }
+  {
+    Use q(prepare("UPDATE credentials SET current_version = ?2 WHERE lookup = ?1"));
+    q->bind(1, record.lookup).bind(2, version).run();
+  }
+  Use q(prepare("DELETE FROM versions WHERE lookup = ?1 AND version <= ?2"));
+  q->bind(1, record.lookup).bind(2, version - keep).run();
+}
+
+void SqliteStore::delete_credential(ByteView lookup) {
+  for (const char* sql : {"DELETE FROM versions WHERE lookup = ?1",
+                          "DELETE FROM credential_ids WHERE lookup = ?1",
+                          "DELETE FROM credentials WHERE lookup = ?1"}) {
+    Use q(prepare(sql));
+    q->bind(1, lookup).run();
+  }
+}
+
+std::int64_t SqliteStore::credential_count() {
+  Use q(prepare("SELECT count(*) FROM credentials"));
+  q->step();
+  return sqlite3_column_int64(q->get(), 0);
+}
+
+std::optional<AuditRow> SqliteStore::last_audit_row() {
+  Use q(prepare("SELECT seq, owner_tag, sealed, mac FROM audit ORDER BY seq DESC LIMIT 1"));
+  if (!q->step()) return std::nullopt;
+  sqlite3_stmt* s = q->get();
+  return AuditRow{sqlite3_column_int64(s, 0), column_bytes(s, 1), column_bytes(s, 2),
+                  column_bytes(s, 3)};
+}
+
+void SqliteStore::insert_audit_row(const AuditRow& row) {
+  Use q(prepare("INSERT INTO audit(seq, owner_tag, sealed, mac) VALUES(?1, ?2, ?3, ?4)"));
+  q->bind(1, row.seq).bind(2, row.owner_tag).bind(3, row.sealed).bind(4, row.mac).run();
+}
+
+std::vector<AuditRow> SqliteStore::audit_rows(std::int64_t after, std::int64_t limit) {
+  Use q(prepare("SELECT seq, owner_tag, sealed, mac FROM audit WHERE seq > ?1 ORDER BY seq LIMIT ?2"));
+  q->bind(1, after).bind(2, limit);
+  std::vector<AuditRow> rows;
+  while (q->step()) {
+    sqlite3_stmt* s = q->get();
+    rows.push_back({sqlite3_column_int64(s, 0), column_bytes(s, 1), column_bytes(s, 2),
+                    column_bytes(s, 3)});
+  }
+  return rows;
+}
+
+}  // namespace credentials::internal

@@ -1,0 +1,118 @@
+#include "vault/keyring.h"
+
+#include <cctype>
+
+#include "credentials/errors.h"
+
+namespace credentials::internal {
+namespace {
+
+constexpr std::string_view kKekInfo = "credentials/v1/kek";
+constexpr std::string_view kWrapLabel = "credentials/v1/wrap";
+
+void append_u64(Bytes& out, std::uint64_t v) {
+  for (int shift = 56; shift >= 0; shift -= 8) out.push_back(static_cast<std::uint8_t>(v >> shift));
+}
+
+[[noreturn]] void wrong_key() {
+  throw DecryptionFailedError(
+      "decryption failed: the master key does not open this vault. The CREDENTIAL_MASTER_KEY may "
+      "have changed: restore the original key");
+}
+
+}  // namespace
+
+bool is_raw_key(std::string_view material) {
+  if (material.size() != 44) return false;
+  auto decoded = base64url_decode(material);
+  return decoded && decoded->size() == kKeySize;
+}
+
+SecretString normalize_master_key(std::string_view material) {
+  while (!material.empty() && std::isspace(static_cast<unsigned char>(material.back()))) {
+    material.remove_suffix(1);
+  }
+  return SecretString(material);
+}
+
+SecretBytes derive_kek(const SecretString& material, const KeyDerivation& derivation) {
+  SecretBytes root;
+  if (is_raw_key(material.reveal())) {
+    auto decoded = base64url_decode(material.reveal());
+    root = SecretBytes(*decoded);
+    std::fill(decoded->begin(), decoded->end(), 0);
+  } else {
+    root = argon2id(material.reveal(), derivation.argon2_salt, derivation.argon2, kKeySize);
+  }
+  return hkdf_sha256(root.span(), derivation.vault_id, kKekInfo, kKeySize);
+}
+
+Bytes Keyring::wrap_aad(std::int64_t key_id, std::string_view purpose) const {
+  Bytes aad(kWrapLabel.begin(), kWrapLabel.end());
+  aad.insert(aad.end(), vault_id_.begin(), vault_id_.end());
+  append_u64(aad, static_cast<std::uint64_t>(key_id));
+  aad.insert(aad.end(), purpose.begin(), purpose.end());
+  return aad;
+}
+
+std::int64_t Keyring::create_key(SqliteStore& store, std::string_view purpose,
+                                 std::int64_t now_micros) {
+  std::int64_t key_id = 1;
+  for (const auto& key : store.load_keys()) key_id = std::max(key_id, key.key_id + 1);
+  SecretBytes key = random_secret(kKeySize);
+  store.insert_key({key_id, std::string(purpose), aead_encrypt(kek_, key.span(), wrap_aad(key_id, purpose)),
+                    now_micros, 0});
+  return key_id;
+}
+
+void Keyring::load(SqliteStore& store) {
+  bool have_index = false, have_audit = false;
+  for (const auto& stored : store.load_keys()) {
+    auto key = aead_decrypt(kek_, stored.wrapped, wrap_aad(stored.key_id, stored.purpose));
+    if (!key) wrong_key();
+    key->lock();
+    if (stored.purpose == "data") {
+      newest_data_key_ = std::max(newest_data_key_, stored.key_id);
+      data_keys_.insert_or_assign(stored.key_id, std::move(*key));
+    } else if (stored.purpose == "index") {
+      index_key_ = std::move(*key);
+      have_index = true;
+    } else if (stored.purpose == "audit") {
+      audit_mac_key_ = hkdf_sha256(key->span(), vault_id_, "credentials/v1/audit-mac", kKeySize);
+      audit_seal_key_ = hkdf_sha256(key->span(), vault_id_, "credentials/v1/audit-seal", kKeySize);
+      audit_mac_key_.lock();
+      audit_seal_key_.lock();
+      have_audit = true;
+    }
+  }
+  if (!have_index || !have_audit || data_keys_.empty()) {
+    throw DecryptionFailedError("the vault's key table is incomplete: restore the vault from a backup");
+  }
+}
+
+const SecretBytes& Keyring::data_key(SqliteStore& store, std::int64_t key_id) {
+  auto it = data_keys_.find(key_id);
+  if (it == data_keys_.end()) {
+    load(store);
+    it = data_keys_.find(key_id);
+    if (it == data_keys_.end()) {
+      throw DecryptionFailedError("a record names a data key the vault does not have");
+    }
+  }
+  return it->second;
+}
+
+void Keyring::rewrap_all(SqliteStore& store, SecretBytes new_kek) {
+  std::vector<std::pair<std::int64_t, Bytes>> rewrapped;
+  for (const auto& stored : store.load_keys()) {
+    const Bytes aad = wrap_aad(stored.key_id, stored.purpose);
+    auto key = aead_decrypt(kek_, stored.wrapped, aad);
+    if (!key) wrong_key();
+    rewrapped.emplace_back(stored.key_id, aead_encrypt(new_kek, key->span(), aad));
+  }
+  for (const auto& [key_id, wrapped] : rewrapped) store.update_wrapped_key(key_id, wrapped);
+  kek_ = std::move(new_kek);
+  kek_.lock();
+}
+
+}  // namespace credentials::internal

@@ -1,0 +1,72 @@
+// Keyring: the vault's key hierarchy (docs/FORMAT.md, "Keys").
+//
+//   master key material --(Argon2id for a passphrase)--> 32 bytes
+//     --HKDF-SHA256(salt = vault id)--> key-encryption key (KEK)
+//   KEK wraps (AES-256-GCM) the random data keys, the index key and the
+//   audit key, which are stored in the `keys` table.
+//
+// Rotating the master key re-wraps those few keys; records are untouched.
+// Not thread-safe: owned by the vault and used under its mutex.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+
+#include "credentials/secret.h"
+#include "crypto/primitives.h"
+#include "store/sqlite_store.h"
+
+namespace credentials::internal {
+
+constexpr std::size_t kVaultIdSize = 16;
+
+// How the master key material is turned into 32 bytes.
+struct KeyDerivation {
+  Bytes vault_id;
+  Bytes argon2_salt;
+  Argon2Params argon2;
+};
+
+// True when the material is a 44-character URL-safe base64 string decoding to
+// 32 bytes (the Fernet key format): it is then used as the key itself.
+[[nodiscard]] bool is_raw_key(std::string_view material);
+// Trims trailing whitespace (a key file ends with a newline).
+[[nodiscard]] SecretString normalize_master_key(std::string_view material);
+[[nodiscard]] SecretBytes derive_kek(const SecretString& material, const KeyDerivation& derivation);
+
+class Keyring {
+ public:
+  Keyring(Bytes vault_id, SecretBytes kek) : vault_id_(std::move(vault_id)), kek_(std::move(kek)) {
+    kek_.lock();
+  }
+
+  // Makes a new random key of `purpose`, wraps it and stores it.
+  std::int64_t create_key(SqliteStore& store, std::string_view purpose, std::int64_t now_micros);
+  // Unwraps every stored key. Throws DecryptionFailedError if the KEK is wrong.
+  void load(SqliteStore& store);
+  // Reloads when the store holds a key this keyring has not seen (a data key
+  // added by another process).
+  const SecretBytes& data_key(SqliteStore& store, std::int64_t key_id);
+  [[nodiscard]] std::int64_t newest_data_key() const { return newest_data_key_; }
+  [[nodiscard]] const SecretBytes& index_key() const { return index_key_; }
+  [[nodiscard]] const SecretBytes& audit_mac_key() const { return audit_mac_key_; }
+  [[nodiscard]] const SecretBytes& audit_seal_key() const { return audit_seal_key_; }
+  [[nodiscard]] const Bytes& vault_id() const { return vault_id_; }
+
+  // Re-wraps every key under `new_kek` (inside the caller's transaction).
+  void rewrap_all(SqliteStore& store, SecretBytes new_kek);
+
+ private:
+  [[nodiscard]] Bytes wrap_aad(std::int64_t key_id, std::string_view purpose) const;
+  Bytes vault_id_;
+  SecretBytes kek_;
+  std::map<std::int64_t, SecretBytes> data_keys_;
+  std::int64_t newest_data_key_ = 0;
+  SecretBytes index_key_;
+  SecretBytes audit_mac_key_;
+  SecretBytes audit_seal_key_;
+};
+
+}  // namespace credentials::internal
