@@ -51,6 +51,7 @@ struct CredentialInfo {
   Timestamp created_at{};
   Timestamp updated_at{};
   std::uint64_t version = 0;  // 1 for the first store, +1 per update
+  std::optional<Timestamp> last_used;  // last successful get (list_credentials fills it)
 };
 
 // A credential with its decrypted password, as get_credential returns it.

@@ -1,6 +1,7 @@
 // The public API of the credentials library: include this one header.
 #pragma once
 
+#include "credentials/audit.h"
 #include "credentials/credential.h"
 #include "credentials/errors.h"
 #include "credentials/secret.h"

@@ -13,13 +13,16 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
 
+#include "credentials/audit.h"
 #include "credentials/credential.h"
+#include "credentials/maintenance.h"
 #include "credentials/secret.h"
 #include "credentials/user_context.h"
 
@@ -99,6 +102,44 @@ class Vault {
   // Removes the credential and every version of it.
   void delete_credential(const UserContext& user, std::string_view ref);
 
+  // Stores many credentials for one user in one transaction (a bulk load):
+  // all or nothing. Returns their ids in order.
+  std::vector<std::string> store_credentials(const UserContext& user,
+                                             std::vector<NewCredential> credentials);
+
+  // --- versions ---------------------------------------------------------------
+  // Versions kept for the credential (no passwords), oldest first.
+  [[nodiscard]] std::vector<CredentialVersion> history(const UserContext& user, std::string_view ref);
+  // Makes version `version` current again, as a new version; returns it.
+  std::uint64_t rollback(const UserContext& user, std::string_view ref, std::uint64_t version);
+
+  // --- audit ------------------------------------------------------------------
+  // Events about the caller's own namespace; every event for an administrator.
+  [[nodiscard]] std::vector<AuditEvent> audit_events(const UserContext& user, const AuditQuery& query);
+  // Checks the whole chain; reveals no event content.
+  [[nodiscard]] AuditVerification verify_audit();
+  [[nodiscard]] AuditHead audit_head();
+
+  // --- vault-wide operations (whoever holds the master key) -------------------
+  // Re-wraps the vault's keys under a new master key: O(1) in the vault size,
+  // one transaction (an interruption leaves the old key or the new one).
+  void rotate_master_key(SecretString new_master_key);
+  // Adds a data key for new writes; returns its id.
+  std::int64_t rotate_data_key();
+  // Moves every stored version to the newest data key, `batch` records per
+  // transaction; resumable, and readers and writers keep working meanwhile.
+  ReencryptProgress reencrypt(const std::function<void(const ReencryptProgress&)>& progress = {},
+                              std::size_t batch = 500);
+  [[nodiscard]] std::vector<KeyInfo> keys();
+  // A consistent online snapshot in one file (created 0600, atomically).
+  void backup(const std::filesystem::path& out);
+  // Checks every record under its key and place, the indexes and the audit chain.
+  [[nodiscard]] VerifyReport verify();
+  // Imports a Python vault (.credentials/vault.enc) with its key. Nothing is
+  // written when the file cannot be read whole, or when `dry_run`.
+  ImportReport import_legacy(const std::filesystem::path& vault_enc, const SecretString& legacy_key,
+                             bool dry_run = false);
+
   [[nodiscard]] const std::filesystem::path& directory() const;
 
   // For the library's own layers (skills, audit, CLI verbs); not for applications.
@@ -108,6 +149,15 @@ class Vault {
   explicit Vault(std::unique_ptr<internal::VaultImpl> impl);
   std::unique_ptr<internal::VaultImpl> impl_;
 };
+
+// Restores a backup into `directory`, which must hold no vault unless `force`.
+// The backup is checked with `master_key` before anything is written.
+void restore_vault(const std::filesystem::path& backup, const std::filesystem::path& directory,
+                   const SecretString& master_key, bool force = false);
+
+// Checks a backup file end to end without restoring it.
+[[nodiscard]] VerifyReport verify_backup(const std::filesystem::path& backup,
+                                         const SecretString& master_key);
 
 // The process-wide vault configured from the environment, opened on first use.
 // Throws as Vault::open; a failed open is retried on the next call.

@@ -64,8 +64,8 @@ std::int64_t append_audit_event(SqliteStore& store, const Keyring& keys, ByteVie
   return seq;
 }
 
-AuditVerification verify_audit_chain(SqliteStore& store, const Keyring& keys) {
-  AuditVerification result;
+ChainVerification verify_audit_chain(SqliteStore& store, const Keyring& keys) {
+  ChainVerification result;
   Bytes previous = genesis_mac(keys);
   std::int64_t expected = 1;
   auto fail = [&](std::int64_t seq, std::string problem) {

@@ -24,7 +24,7 @@ namespace credentials::internal {
 std::int64_t append_audit_event(SqliteStore& store, const Keyring& keys, ByteView owner_tag,
                                 std::string_view event_json);
 
-struct AuditVerification {
+struct ChainVerification {
   bool ok = true;
   std::int64_t events = 0;
   std::int64_t first_bad_seq = 0;  // 0 when ok
@@ -32,7 +32,7 @@ struct AuditVerification {
   std::int64_t head_seq = 0;
   Bytes head_mac;
 };
-[[nodiscard]] AuditVerification verify_audit_chain(SqliteStore& store, const Keyring& keys);
+[[nodiscard]] ChainVerification verify_audit_chain(SqliteStore& store, const Keyring& keys);
 
 // Opens a sealed event; nullopt when it does not authenticate.
 [[nodiscard]] std::optional<std::string> open_audit_event(const Keyring& keys, const AuditRow& row);

@@ -76,7 +76,11 @@ class SqliteStore::Statement {
   ~Statement() { sqlite3_finalize(stmt_); }
 
   Statement& bind(int i, ByteView blob) {
-    check(sqlite3_bind_blob(stmt_, i, blob.data(), static_cast<int>(blob.size()), SQLITE_STATIC));
+    // An empty span may have a null data pointer, which sqlite3_bind_blob
+    // would bind as NULL; an empty blob is what is meant.
+    check(blob.empty() ? sqlite3_bind_zeroblob(stmt_, i, 0)
+                       : sqlite3_bind_blob(stmt_, i, blob.data(), static_cast<int>(blob.size()),
+                                           SQLITE_STATIC));
     return *this;
   }
   Statement& bind(int i, std::string_view text) {
@@ -221,7 +225,8 @@ void SqliteStore::create_schema() {
     CREATE TABLE IF NOT EXISTS credentials (
       lookup BLOB PRIMARY KEY,
       owner_tag BLOB NOT NULL,
-      current_version INTEGER NOT NULL) WITHOUT ROWID;
+      current_version INTEGER NOT NULL,
+      last_used INTEGER NOT NULL DEFAULT 0) WITHOUT ROWID;
     CREATE INDEX IF NOT EXISTS credentials_by_owner ON credentials(owner_tag);
     CREATE TABLE IF NOT EXISTS credential_ids (
       id_tag BLOB PRIMARY KEY,
@@ -287,12 +292,12 @@ namespace {
 StoredRecord record_from(sqlite3_stmt* s) {
   return {column_bytes(s, 0), column_bytes(s, 4),
           static_cast<std::uint64_t>(sqlite3_column_int64(s, 1)), sqlite3_column_int64(s, 2),
-          column_bytes(s, 3)};
+          column_bytes(s, 3), sqlite3_column_count(s) > 5 ? sqlite3_column_int64(s, 5) : 0};
 }
 }  // namespace
 
 std::optional<StoredRecord> SqliteStore::current_record(ByteView lookup) {
-  Use q(prepare("SELECT v.lookup, v.version, v.key_id, v.sealed, c.owner_tag FROM credentials c "
+  Use q(prepare("SELECT v.lookup, v.version, v.key_id, v.sealed, c.owner_tag, c.last_used FROM credentials c "
                 "JOIN versions v ON v.lookup = c.lookup AND v.version = c.current_version "
                 "WHERE c.lookup = ?1"));
   q->bind(1, lookup);
@@ -315,7 +320,7 @@ std::optional<Bytes> SqliteStore::lookup_by_id(ByteView id_tag) {
 }
 
 std::vector<StoredRecord> SqliteStore::current_records_of_owner(ByteView owner_tag) {
-  Use q(prepare("SELECT v.lookup, v.version, v.key_id, v.sealed, c.owner_tag FROM credentials c "
+  Use q(prepare("SELECT v.lookup, v.version, v.key_id, v.sealed, c.owner_tag, c.last_used FROM credentials c "
                 "JOIN versions v ON v.lookup = c.lookup AND v.version = c.current_version "
                 "WHERE c.owner_tag = ?1"));
   q->bind(1, owner_tag);
@@ -325,7 +330,7 @@ std::vector<StoredRecord> SqliteStore::current_records_of_owner(ByteView owner_t
 }
 
 std::vector<StoredRecord> SqliteStore::all_current_records() {
-  Use q(prepare("SELECT v.lookup, v.version, v.key_id, v.sealed, c.owner_tag FROM credentials c "
+  Use q(prepare("SELECT v.lookup, v.version, v.key_id, v.sealed, c.owner_tag, c.last_used FROM credentials c "
                 "JOIN versions v ON v.lookup = c.lookup AND v.version = c.current_version"));
   std::vector<StoredRecord> records;
   while (q->step()) records.push_back(record_from(q->get()));
@@ -376,6 +381,128 @@ std::int64_t SqliteStore::credential_count() {
   Use q(prepare("SELECT count(*) FROM credentials"));
   q->step();
   return sqlite3_column_int64(q->get(), 0);
+}
+
+std::int64_t SqliteStore::version_count() {
+  Use q(prepare("SELECT count(*) FROM versions"));
+  q->step();
+  return sqlite3_column_int64(q->get(), 0);
+}
+
+std::int64_t SqliteStore::newest_key_id(std::string_view purpose) {
+  Use q(prepare("SELECT coalesce(max(key_id), 0) FROM keys WHERE purpose = ?1"));
+  q->bind(1, purpose);
+  q->step();
+  return sqlite3_column_int64(q->get(), 0);
+}
+
+std::int64_t SqliteStore::key_encryptions(std::int64_t key_id) {
+  Use q(prepare("SELECT encryptions FROM keys WHERE key_id = ?1"));
+  q->bind(1, key_id);
+  return q->step() ? sqlite3_column_int64(q->get(), 0) : 0;
+}
+
+std::vector<std::pair<std::int64_t, std::int64_t>> SqliteStore::versions_per_key() {
+  Use q(prepare("SELECT key_id, count(*) FROM versions GROUP BY key_id"));
+  std::vector<std::pair<std::int64_t, std::int64_t>> out;
+  while (q->step()) out.emplace_back(sqlite3_column_int64(q->get(), 0), sqlite3_column_int64(q->get(), 1));
+  return out;
+}
+
+std::vector<StoredRecord> SqliteStore::versions_of(ByteView lookup) {
+  Use q(prepare("SELECT v.lookup, v.version, v.key_id, v.sealed, c.owner_tag FROM versions v "
+                "JOIN credentials c ON c.lookup = v.lookup WHERE v.lookup = ?1 ORDER BY v.version"));
+  q->bind(1, lookup);
+  std::vector<StoredRecord> out;
+  while (q->step()) out.push_back(record_from(q->get()));
+  return out;
+}
+
+std::optional<StoredRecord> SqliteStore::version_of(ByteView lookup, std::uint64_t version) {
+  Use q(prepare("SELECT v.lookup, v.version, v.key_id, v.sealed, c.owner_tag FROM versions v "
+                "JOIN credentials c ON c.lookup = v.lookup WHERE v.lookup = ?1 AND v.version = ?2"));
+  q->bind(1, lookup).bind(2, static_cast<std::int64_t>(version));
+  if (!q->step()) return std::nullopt;
+  return record_from(q->get());
+}
+
+std::vector<StoredRecord> SqliteStore::versions_after(ByteView lookup, std::uint64_t version,
+                                                      std::int64_t limit) {
+  // Versions whose credential row is missing are returned too (owner_tag
+  // empty): verify reports them as orphans.
+  Use q(prepare("SELECT v.lookup, v.version, v.key_id, v.sealed, coalesce(c.owner_tag, x'') "
+                "FROM versions v LEFT JOIN credentials c ON c.lookup = v.lookup "
+                "WHERE (v.lookup, v.version) > (?1, ?2) ORDER BY v.lookup, v.version LIMIT ?3"));
+  q->bind(1, lookup).bind(2, static_cast<std::int64_t>(version)).bind(3, limit);
+  std::vector<StoredRecord> out;
+  while (q->step()) out.push_back(record_from(q->get()));
+  return out;
+}
+
+std::int64_t SqliteStore::count_versions_not_under(std::int64_t key_id) {
+  Use q(prepare("SELECT count(*) FROM versions WHERE key_id <> ?1"));
+  q->bind(1, key_id);
+  q->step();
+  return sqlite3_column_int64(q->get(), 0);
+}
+
+std::vector<StoredRecord> SqliteStore::versions_not_under(std::int64_t key_id, std::int64_t limit) {
+  Use q(prepare("SELECT v.lookup, v.version, v.key_id, v.sealed, c.owner_tag FROM versions v "
+                "JOIN credentials c ON c.lookup = v.lookup WHERE v.key_id <> ?1 LIMIT ?2"));
+  q->bind(1, key_id).bind(2, limit);
+  std::vector<StoredRecord> out;
+  while (q->step()) out.push_back(record_from(q->get()));
+  return out;
+}
+
+void SqliteStore::reseal_version(const StoredRecord& record) {
+  Use q(prepare("UPDATE versions SET key_id = ?3, sealed = ?4 WHERE lookup = ?1 AND version = ?2"));
+  q->bind(1, record.lookup).bind(2, static_cast<std::int64_t>(record.version));
+  q->bind(3, record.key_id).bind(4, record.sealed).run();
+}
+
+std::vector<std::pair<Bytes, Bytes>> SqliteStore::all_credential_ids() {
+  Use q(prepare("SELECT id_tag, lookup FROM credential_ids"));
+  std::vector<std::pair<Bytes, Bytes>> out;
+  while (q->step()) out.emplace_back(column_bytes(q->get(), 0), column_bytes(q->get(), 1));
+  return out;
+}
+
+void SqliteStore::touch_last_used(ByteView lookup, std::int64_t micros) {
+  Use q(prepare("UPDATE credentials SET last_used = ?2 WHERE lookup = ?1"));
+  q->bind(1, lookup).bind(2, micros).run();
+}
+
+std::int64_t SqliteStore::last_used(ByteView lookup) {
+  Use q(prepare("SELECT last_used FROM credentials WHERE lookup = ?1"));
+  q->bind(1, lookup);
+  return q->step() ? sqlite3_column_int64(q->get(), 0) : 0;
+}
+
+void SqliteStore::backup_to(const fs::path& file) {
+  const fs::path partial = file.string() + ".partial";
+  std::error_code ignored;
+  fs::remove(partial, ignored);
+  make_private_file(partial);
+  sqlite3* out = nullptr;
+  if (sqlite3_open_v2(partial.c_str(), &out, SQLITE_OPEN_READWRITE, nullptr) != SQLITE_OK) {
+    sqlite3_close(out);
+    throw DatabaseError(fmt::format("cannot create the backup file {}", partial.string()));
+  }
+  sqlite3_backup* backup = sqlite3_backup_init(out, "main", db_, "main");
+  int rc = backup ? sqlite3_backup_step(backup, -1) : SQLITE_ERROR;
+  sqlite3_backup_finish(backup);
+  // The snapshot is a plain rollback-journal database: one self-contained file.
+  if (rc == SQLITE_DONE) rc = sqlite3_exec(out, "PRAGMA journal_mode=DELETE", nullptr, nullptr, nullptr);
+  const std::string message = sqlite3_errmsg(out);
+  sqlite3_close(out);
+  if (rc != SQLITE_DONE && rc != SQLITE_OK) {
+    fs::remove(partial, ignored);
+    throw DatabaseError(fmt::format("backup failed: {}", message));
+  }
+  fsync_path(partial, O_RDONLY);
+  fs::rename(partial, file);
+  fsync_path(file.parent_path().empty() ? fs::path(".") : file.parent_path(), O_RDONLY | O_DIRECTORY);
 }
 
 std::optional<AuditRow> SqliteStore::last_audit_row() {

@@ -37,6 +37,7 @@ struct StoredRecord {
   std::uint64_t version = 0;
   std::int64_t key_id = 0;
   Bytes sealed;
+  std::int64_t last_used = 0;  // current records only: last read, unix microseconds
 };
 
 struct AuditRow {
@@ -99,6 +100,26 @@ class SqliteStore {
   void add_version(const StoredRecord& record, int keep);
   void delete_credential(ByteView lookup);
   [[nodiscard]] std::int64_t credential_count();
+  [[nodiscard]] std::int64_t version_count();
+  [[nodiscard]] std::int64_t newest_key_id(std::string_view purpose);
+  [[nodiscard]] std::int64_t key_encryptions(std::int64_t key_id);
+  // Stored versions per data key id.
+  [[nodiscard]] std::vector<std::pair<std::int64_t, std::int64_t>> versions_per_key();
+  [[nodiscard]] std::vector<StoredRecord> versions_of(ByteView lookup);
+  [[nodiscard]] std::optional<StoredRecord> version_of(ByteView lookup, std::uint64_t version);
+  // Versions in (lookup, version) order after the given position, at most `limit`.
+  [[nodiscard]] std::vector<StoredRecord> versions_after(ByteView lookup, std::uint64_t version,
+                                                         std::int64_t limit);
+  [[nodiscard]] std::int64_t count_versions_not_under(std::int64_t key_id);
+  [[nodiscard]] std::vector<StoredRecord> versions_not_under(std::int64_t key_id, std::int64_t limit);
+  void reseal_version(const StoredRecord& record);
+  // (id_tag, lookup) of every credential id.
+  [[nodiscard]] std::vector<std::pair<Bytes, Bytes>> all_credential_ids();
+  // When the credential was last read (unix microseconds; 0 = never).
+  void touch_last_used(ByteView lookup, std::int64_t micros);
+  [[nodiscard]] std::int64_t last_used(ByteView lookup);
+  // A consistent snapshot of the whole database into `file` (SQLite backup API).
+  void backup_to(const std::filesystem::path& file);
 
   [[nodiscard]] std::optional<AuditRow> last_audit_row();
   void insert_audit_row(const AuditRow& row);

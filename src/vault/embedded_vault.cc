@@ -3,11 +3,16 @@
 #include <fmt/format.h>
 #include <unistd.h>
 
+#include <pwd.h>
+
+#include <map>
 #include <mutex>
 #include <nlohmann/json.hpp>
+#include <set>
 
 #include "audit/audit_chain.h"
 #include "credentials/errors.h"
+#include "legacy/legacy_vault.h"
 #include "store/sqlite_store.h"
 #include "vault/keyring.h"
 #include "vault/record_codec.h"
@@ -19,6 +24,9 @@ namespace {
 
 constexpr std::string_view kRecordLabel = "credentials/v1/record";
 constexpr std::int64_t kFormatVersion = 1;
+// AES-GCM with random 96-bit nonces stays within NIST SP 800-38D's collision
+// bound up to 2^32 encryptions per key; refuse well before that.
+constexpr std::int64_t kMaxEncryptionsPerKey = std::int64_t{1} << 31;
 
 void append_u64(Bytes& out, std::uint64_t v) {
   for (int shift = 56; shift >= 0; shift -= 8) out.push_back(static_cast<std::uint8_t>(v >> shift));
@@ -141,8 +149,15 @@ class EmbeddedVault final : public VaultImpl {
     return aad;
   }
 
+  // REQUIRES: inside a write transaction (the newest data key is read there,
+  // so a key added by another process is used at once).
   StoredRecord seal(const Credential& c, ByteView lookup, ByteView owner) {
-    const std::int64_t key_id = keys_->newest_data_key();
+    const std::int64_t key_id = store_->newest_key_id("data");
+    if (store_->key_encryptions(key_id) >= kMaxEncryptionsPerKey) {
+      throw DatabaseError(
+          "the current data key has sealed too many records for AES-GCM's random-nonce limit: run "
+          "`credential_manager rotate-data-key`, then `credential_manager reencrypt`");
+    }
     StoredRecord record;
     record.lookup.assign(lookup.begin(), lookup.end());
     record.owner_tag.assign(owner.begin(), owner.end());
@@ -202,15 +217,106 @@ class EmbeddedVault final : public VaultImpl {
                        body.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
   }
 
+
+  static Credential from_input(const UserContext& user, NewCredential input) {
+    Credential c;
+    c.owner = user.user_id;
+    c.name = std::move(input.name);
+    c.db_type = std::move(input.db_type);
+    c.host = std::move(input.host);
+    c.port = input.port;
+    c.database = std::move(input.database);
+    c.username = std::move(input.username);
+    c.password = std::move(input.password);
+    c.description = std::move(input.description);
+    c.ssl_mode = std::move(input.ssl_mode);
+    c.connection_timeout = input.connection_timeout;
+    return c;
+  }
+
+  // "<owner>_<name>_<64 random bits>": readable like the Python ids, and
+  // unguessable, so knowing an id is needed before it can be probed.
+  static std::string new_credential_id(const Credential& c) {
+    return fmt::format("{}_{}_{}", c.owner, c.name, hex_encode(random_bytes(8)));
+  }
+
+  // Names the Python version accepted but this vault does not are made valid
+  // ('_' for each other character) and reported as renamed.
+  static std::string sanitize_name(std::string_view name) {
+    std::string out;
+    for (char ch : name.substr(0, kMaxIdentifierLength)) {
+      out.push_back(is_valid_identifier(std::string_view(&ch, 1)) ? ch : '_');
+    }
+    return out.empty() ? std::string("unnamed") : out;
+  }
+
+  static AuditEvent parse_event(std::int64_t seq, const std::string& text) {
+    AuditEvent event;
+    event.seq = seq;
+    const auto body = nlohmann::json::parse(text, nullptr, false);
+    if (!body.is_object()) return event;
+    auto get = [&](const char* key) { return body.value(key, std::string()); };
+    try {
+      event.time = parse_timestamp(get("time"));
+    } catch (const Error&) {
+    }
+    event.actor = get("actor");
+    if (body.contains("roles") && body["roles"].is_array()) {
+      for (const auto& role : body["roles"]) {
+        if (role.is_string()) event.roles.push_back(role.get<std::string>());
+      }
+    }
+    event.action = get("action");
+    event.owner = get("owner");
+    event.name = get("name");
+    event.outcome = get("outcome");
+    event.error = get("error");
+    event.skill = get("skill");
+    event.query_sha256 = get("query_sha256");
+    event.pid = body.value("pid", std::int64_t{0});
+    return event;
+  }
+
+  // Vault-wide operations take no user: the audit names the OS account.
+  static UserContext system_actor() {
+    std::string login = "uid-" + std::to_string(::getuid());
+    if (const passwd* pw = ::getpwuid(::getuid()); pw && pw->pw_name) login = pw->pw_name;
+    return {"os:" + login, login, {"vault-admin"}};
+  }
+
+  struct DryRunDone {};
+
+  // A vault-wide write: one durable transaction with its audit event.
+  template <typename F>
+  void vault_write(std::string_view action, F&& body) {
+    std::lock_guard lock(mutex_);
+    const UserContext actor = system_actor();
+    try {
+      auto txn = store_->begin_write(/*durable=*/true);
+      try {
+        body();
+      } catch (const DryRunDone&) {
+        return;  // rolled back by txn's destructor
+      }
+      append_event(actor, {std::string(action), "", "", "ok", "", "", ""});
+      txn.commit();
+    } catch (const Error& e) {
+      record_failure(actor, action, "", "", e);
+      throw;
+    }
+  }
+
   // Runs a read and records its audit event (fail closed: when the event
   // cannot be written the result is not returned).
   template <typename F>
-  auto audited_read(const UserContext& user, std::string_view action, std::string_view name, F&& body) {
+  auto audited_read(const UserContext& user, std::string_view action, std::string_view name, F&& body,
+                    const Bytes* used_lookup = nullptr) {
     std::lock_guard lock(mutex_);
     std::string owner;
     try {
       auto result = body(owner);
-      record_locked(user, {std::string(action), owner, std::string(name), "ok", "", "", ""});
+      record_locked(user, {std::string(action), owner, std::string(name), "ok", "", "", ""},
+                    used_lookup);
       return result;
     } catch (const Error& e) {
       record_failure(user, action, owner, name, e);
@@ -237,9 +343,15 @@ class EmbeddedVault final : public VaultImpl {
     }
   }
 
-  void record_locked(const UserContext& actor, const AuditRecord& event) {
+  // The audit event of a read, and the credential's last-used time, in one
+  // non-durable transaction (see SqliteStore::begin_write).
+  void record_locked(const UserContext& actor, const AuditRecord& event,
+                     const Bytes* used_lookup = nullptr) {
     auto txn = store_->begin_write(/*durable=*/false);
     append_event(actor, event);
+    if (used_lookup && !used_lookup->empty()) {
+      store_->touch_last_used(*used_lookup, now().time_since_epoch().count());
+    }
     txn.commit();
   }
 
@@ -255,21 +367,11 @@ class EmbeddedVault final : public VaultImpl {
 
  public:
   std::string store_credential(const UserContext& user, NewCredential input) override {
-    Credential c;
-    c.owner = user.user_id;
-    c.name = input.name;
-    c.db_type = input.db_type;
-    c.host = input.host;
-    c.port = input.port;
-    c.database = input.database;
-    c.username = input.username;
-    c.password = std::move(input.password);
-    c.description = input.description;
-    c.ssl_mode = input.ssl_mode;
-    c.connection_timeout = input.connection_timeout;
-    return audited_write(user, "store", user.user_id, input.name, [&] {
+    const std::string name = input.name;
+    Credential c = from_input(user, std::move(input));
+    return audited_write(user, "store", user.user_id, name, [&] {
       validate_fields(c, c.password);
-      c.credential_id = fmt::format("{}_{}_{}", c.owner, c.name, hex_encode(random_bytes(8)));
+      c.credential_id = new_credential_id(c);
       c.created_at = c.updated_at = now();
       c.version = 1;
       insert_new(c, {});
@@ -278,24 +380,28 @@ class EmbeddedVault final : public VaultImpl {
   }
 
   Credential get_credential(const UserContext& user, std::string_view ref) override {
+    Bytes used;
     return audited_read(user, "get", ref, [&](std::string& owner) {
       auto located = locate(user, ref);
       owner = located.owner_hint;
       Credential c = open_record(located.record);
       owner = c.owner;
+      used = located.record.lookup;
       return c;
-    });
+    }, &used);
   }
 
   Credential get_credential(const UserContext& user, std::string_view owner,
                             std::string_view name) override {
+    Bytes used;
     return audited_read(user, "get", name, [&](std::string& event_owner) {
       event_owner = owner;
       authorize_namespace(user, owner);
       auto record = store_->current_record(lookup_tag(owner, name));
       if (!record) not_found(user, name);
+      used = record->lookup;
       return open_record(*record);
-    });
+    }, &used);
   }
 
   std::vector<CredentialInfo> list_credentials(const UserContext& user) override {
@@ -306,7 +412,12 @@ class EmbeddedVault final : public VaultImpl {
                                      : store_->current_records_of_owner(owner_tag(user.user_id));
       std::vector<CredentialInfo> out;
       out.reserve(records.size());
-      for (const auto& record : records) out.push_back(open_record(record));
+      for (const auto& record : records) {
+        out.push_back(open_record(record));
+        if (record.last_used) {
+          out.back().last_used = Timestamp(std::chrono::microseconds(record.last_used));
+        }
+      }
       std::sort(out.begin(), out.end(), [](const CredentialInfo& a, const CredentialInfo& b) {
         return std::tie(a.owner, a.name) < std::tie(b.owner, b.name);
       });
@@ -375,6 +486,304 @@ class EmbeddedVault final : public VaultImpl {
   }
 
   const std::filesystem::path& directory() const override { return store_->directory(); }
+
+
+  std::vector<std::string> store_credentials(const UserContext& user,
+                                             std::vector<NewCredential> inputs) override {
+    std::vector<std::string> ids;
+    audited_write(user, "store_batch", user.user_id, fmt::format("{} credentials", inputs.size()), [&] {
+      const Timestamp created = now();
+      for (auto& input : inputs) {
+        Credential c = from_input(user, std::move(input));
+        validate_fields(c, c.password);
+        c.credential_id = new_credential_id(c);
+        c.created_at = c.updated_at = created;
+        c.version = 1;
+        insert_new(c, {});
+        ids.push_back(c.credential_id);
+      }
+      return 0;
+    });
+    return ids;
+  }
+
+  std::vector<CredentialVersion> history(const UserContext& user, std::string_view ref) override {
+    return audited_read(user, "history", ref, [&](std::string& owner) {
+      auto located = locate(user, ref);
+      owner = open_record(located.record).owner;
+      std::vector<CredentialVersion> out;
+      for (const auto& record : store_->versions_of(located.record.lookup)) {
+        const Credential c = open_record(record);
+        out.push_back({c.version, c.updated_at, record.key_id, c.version == located.record.version});
+      }
+      return out;
+    });
+  }
+
+  std::uint64_t rollback(const UserContext& user, std::string_view ref, std::uint64_t version) override {
+    std::string owner;
+    return audited_write(user, "rollback", "", ref, [&] {
+      auto located = locate(user, ref);
+      const Credential current = open_record(located.record);
+      owner = current.owner;
+      auto old = store_->version_of(located.record.lookup, version);
+      if (!old) {
+        throw CredentialNotFoundError(fmt::format(
+            "version {} of credential '{}' is not kept: see `credential_manager history`", version,
+            current.name));
+      }
+      Credential c = open_record(*old);
+      c.version = current.version + 1;
+      c.created_at = current.created_at;
+      c.updated_at = now();
+      store_->add_version(seal(c, located.record.lookup, located.record.owner_tag), history_depth_);
+      return c.version;
+    }, &owner);
+  }
+
+  std::vector<AuditEvent> audit_events(const UserContext& user, const AuditQuery& query) override {
+    return audited_read(user, "audit", "", [&](std::string& owner) {
+      validate_identifier(user.user_id, "user id");
+      owner = user.is_admin() ? query.owner.value_or("") : user.user_id;
+      if (!user.is_admin() && query.owner && *query.owner != user.user_id) unauthorized(user);
+      const Bytes wanted_tag = owner.empty() ? Bytes() : owner_tag(owner);
+      std::vector<AuditEvent> out;
+      constexpr std::int64_t kBatch = 4096;
+      std::int64_t after = 0;
+      for (;;) {
+        const auto rows = store_->audit_rows(after, kBatch);
+        for (const auto& row : rows) {
+          after = row.seq;
+          if (!wanted_tag.empty() && !constant_time_equal(row.owner_tag, wanted_tag)) continue;
+          auto text = open_audit_event(*keys_, row);
+          if (!text) continue;  // verify_audit reports it
+          AuditEvent event = parse_event(row.seq, *text);
+          if (!owner.empty() && event.owner != owner) continue;
+          if (query.name && event.name != *query.name) continue;
+          if (query.action && event.action != *query.action) continue;
+          if (query.since && event.time < *query.since) continue;
+          out.push_back(std::move(event));
+          if (out.size() > query.limit) out.erase(out.begin());
+        }
+        if (static_cast<std::int64_t>(rows.size()) < kBatch) break;
+      }
+      return out;
+    });
+  }
+
+  AuditVerification verify_audit() override {
+    std::lock_guard lock(mutex_);
+    auto txn = store_->begin_read();
+    const ChainVerification internal = verify_audit_chain(*store_, *keys_);
+    return {internal.ok, internal.events, internal.first_bad_seq, internal.problem};
+  }
+
+  AuditHead audit_head() override {
+    std::lock_guard lock(mutex_);
+    auto txn = store_->begin_read();
+    const ChainVerification internal = verify_audit_chain(*store_, *keys_);
+    if (!internal.ok) {
+      throw DecryptionFailedError(fmt::format("the audit chain is broken at event {}: {}",
+                                              internal.first_bad_seq, internal.problem));
+    }
+    return {internal.head_seq, hex_encode(internal.head_mac)};
+  }
+
+  void rotate_master_key(SecretString new_master_key) override {
+    SecretString material = normalize_master_key(new_master_key.reveal());
+    if (material.empty()) throw MissingKeyError("the new master key is empty: make one with `credential_manager keygen`");
+    // A fresh Argon2 salt with every rotation; the salt and the re-wrapped
+    // keys commit together, so the vault opens with exactly one of the keys.
+    KeyDerivation derivation{keys_->vault_id(), random_bytes(kArgon2SaltSize), default_argon2_params()};
+    SecretBytes new_kek = derive_kek(material, derivation);
+    vault_write("rotate_master_key", [&] {
+      store_->put_meta("argon2_salt", derivation.argon2_salt);
+      store_->put_meta("argon2_ops", to_bytes(static_cast<std::int64_t>(derivation.argon2.ops_limit)));
+      store_->put_meta("argon2_mem", to_bytes(static_cast<std::int64_t>(derivation.argon2.mem_limit)));
+      keys_->rewrap(*store_, new_kek);
+    });
+    keys_->set_kek(std::move(new_kek));
+  }
+
+  std::int64_t rotate_data_key() override {
+    std::int64_t key_id = 0;
+    vault_write("rotate_data_key", [&] {
+      key_id = keys_->create_key(*store_, "data", now().time_since_epoch().count());
+    });
+    keys_->load(*store_);
+    return key_id;
+  }
+
+  ReencryptProgress reencrypt(const std::function<void(const ReencryptProgress&)>& progress,
+                              std::size_t batch) override {
+    ReencryptProgress state;
+    {
+      std::lock_guard lock(mutex_);
+      state.target_key_id = store_->newest_key_id("data");
+      state.total = store_->count_versions_not_under(state.target_key_id);
+    }
+    if (progress) progress(state);
+    batch = std::clamp<std::size_t>(batch, 1, 100000);
+    // One transaction per batch, the lock released between batches so that
+    // readers and writers of this process keep going; other processes are
+    // never blocked longer than one batch.
+    for (;;) {
+      std::size_t moved = 0;
+      {
+        std::lock_guard lock(mutex_);
+        auto txn = store_->begin_write();
+        const std::int64_t target = store_->newest_key_id("data");
+        if (target != state.target_key_id) {
+          throw ConflictError("a new data key was added while re-encrypting: run reencrypt again");
+        }
+        const SecretBytes& key = keys_->data_key(*store_, target);
+        for (const auto& record : store_->versions_not_under(target, static_cast<std::int64_t>(batch))) {
+          const SecretBytes& old_key = keys_->data_key(*store_, record.key_id);
+          auto plain = aead_decrypt(old_key, record.sealed, record_aad(record.lookup, record.version, record.key_id));
+          if (!plain) {
+            throw DecryptionFailedError(
+                "decryption failed: a credential record was altered; run `credential_manager verify`");
+          }
+          StoredRecord resealed = record;
+          resealed.key_id = target;
+          resealed.sealed = aead_encrypt(key, plain->span(), record_aad(record.lookup, record.version, target));
+          store_->reseal_version(resealed);
+          ++moved;
+        }
+        if (moved) store_->add_encryptions(target, static_cast<std::int64_t>(moved));
+        if (moved == 0) {
+          append_event(system_actor(), {"reencrypt", "", "", "ok", "", "", ""});
+        }
+        txn.commit();
+      }
+      if (moved == 0) break;
+      state.done += static_cast<std::int64_t>(moved);
+      state.total = std::max(state.total, state.done);
+      if (progress) progress(state);
+    }
+    return state;
+  }
+
+  std::vector<KeyInfo> keys() override {
+    std::lock_guard lock(mutex_);
+    auto txn = store_->begin_read();
+    std::map<std::int64_t, std::int64_t> records;
+    for (const auto& [key_id, count] : store_->versions_per_key()) records[key_id] = count;
+    const std::int64_t newest = store_->newest_key_id("data");
+    std::vector<KeyInfo> out;
+    for (const auto& key : store_->load_keys()) {
+      out.push_back({key.key_id, key.purpose, Timestamp(std::chrono::microseconds(key.created_at)),
+                     key.encryptions, records[key.key_id], key.key_id == newest});
+    }
+    return out;
+  }
+
+  void backup(const std::filesystem::path& out) override {
+    std::lock_guard lock(mutex_);
+    store_->backup_to(out);
+    record_locked(system_actor(), {"backup", "", "", "ok", "", "", ""});
+  }
+
+  VerifyReport verify() override {
+    std::lock_guard lock(mutex_);
+    auto txn = store_->begin_read();
+    VerifyReport report;
+    std::set<Bytes> lookups;
+    Bytes after_lookup;
+    std::uint64_t after_version = 0;
+    constexpr std::int64_t kBatch = 2048;
+    for (;;) {
+      const auto records = store_->versions_after(after_lookup, after_version, kBatch);
+      for (const auto& record : records) {
+        after_lookup = record.lookup;
+        after_version = record.version;
+        ++report.versions;
+        if (record.owner_tag.empty()) {
+          report.problems.push_back(fmt::format("a stored version ({}) has no credential row", record.version));
+          continue;
+        }
+        const bool first_version = lookups.insert(record.lookup).second;
+        if (first_version) ++report.credentials;
+        try {
+          const Credential c = open_record(record);
+          if (first_version) {
+            auto by_id = store_->lookup_by_id(id_tag(c.credential_id));
+            if (!by_id || *by_id != record.lookup) {
+              report.problems.push_back(fmt::format("credential '{}' of '{}' is missing from the id index",
+                                                    c.name, c.owner));
+            }
+          }
+        } catch (const Error& e) {
+          report.problems.push_back(fmt::format("version {} of a credential: {}", record.version, e.what()));
+        }
+      }
+      if (static_cast<std::int64_t>(records.size()) < kBatch) break;
+    }
+    for (const auto& record : store_->all_current_records()) {
+      if (!lookups.count(record.lookup)) report.problems.push_back("a credential row has no current version");
+    }
+    for (const auto& [id, lookup] : store_->all_credential_ids()) {
+      if (!lookups.count(lookup)) report.problems.push_back("an id index entry points at no credential");
+    }
+    const auto audit = verify_audit_chain(*store_, *keys_);
+    report.audit = {audit.ok, audit.events, audit.first_bad_seq, audit.problem};
+    return report;
+  }
+
+  ImportReport import_legacy(const std::filesystem::path& vault_enc, const SecretString& legacy_key,
+                             bool dry_run) override {
+    // Read and decrypt everything first: a wrong key or a damaged file
+    // imports nothing.
+    std::vector<LegacyCredential> legacy = read_legacy_vault(vault_enc, legacy_key);
+    ImportReport report;
+    report.dry_run = dry_run;
+    vault_write(dry_run ? "import_legacy_dry_run" : "import_legacy", [&] {
+      std::set<std::pair<std::string, std::string>> taken;  // names given in this run
+      for (auto& old : legacy) {
+        ImportedCredential line{old.credential_id, old.user_id, old.name, "", ""};
+        if (store_->lookup_by_id(id_tag(old.credential_id))) {
+          line.status = "already_imported";
+          ++report.skipped;
+          report.credentials.push_back(std::move(line));
+          continue;
+        }
+        validate_identifier(old.user_id, "user id (in the legacy vault)");
+        const std::string base = sanitize_name(old.name);
+        std::string name = base;
+        for (int n = 2; taken.count({old.user_id, name}) ||
+                        store_->current_version(lookup_tag(old.user_id, name));
+             ++n) {
+          name = fmt::format("{}-{}", base.substr(0, kMaxIdentifierLength - 8), n);
+        }
+        taken.insert({old.user_id, name});
+        Credential c;
+        c.credential_id = old.credential_id;
+        c.owner = old.user_id;
+        c.name = name;
+        c.db_type = old.db_type;
+        c.host = old.host;
+        c.port = old.port;
+        c.database = old.database;
+        c.username = old.username;
+        c.password = std::move(old.password);
+        c.description = old.description.value_or("");
+        c.ssl_mode = old.ssl_mode.value_or("");
+        c.connection_timeout = old.connection_timeout;
+        c.created_at = old.created_at;
+        c.updated_at = old.updated_at;
+        c.version = 1;
+        validate_fields(c, c.password);
+        insert_new(c, {});
+        line.name = name;
+        line.status = name == old.name ? "imported" : "renamed";
+        ++report.imported;
+        if (name != old.name) ++report.renamed;
+        report.credentials.push_back(std::move(line));
+      }
+      if (dry_run) throw DryRunDone{};
+    });
+    return report;
+  }
 
  private:
   std::mutex mutex_;

@@ -102,7 +102,7 @@ const SecretBytes& Keyring::data_key(SqliteStore& store, std::int64_t key_id) {
   return it->second;
 }
 
-void Keyring::rewrap_all(SqliteStore& store, SecretBytes new_kek) {
+void Keyring::rewrap(SqliteStore& store, const SecretBytes& new_kek) const {
   std::vector<std::pair<std::int64_t, Bytes>> rewrapped;
   for (const auto& stored : store.load_keys()) {
     const Bytes aad = wrap_aad(stored.key_id, stored.purpose);
@@ -111,8 +111,6 @@ void Keyring::rewrap_all(SqliteStore& store, SecretBytes new_kek) {
     rewrapped.emplace_back(stored.key_id, aead_encrypt(new_kek, key->span(), aad));
   }
   for (const auto& [key_id, wrapped] : rewrapped) store.update_wrapped_key(key_id, wrapped);
-  kek_ = std::move(new_kek);
-  kek_.lock();
 }
 
 }  // namespace credentials::internal

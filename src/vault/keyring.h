@@ -55,8 +55,13 @@ class Keyring {
   [[nodiscard]] const SecretBytes& audit_seal_key() const { return audit_seal_key_; }
   [[nodiscard]] const Bytes& vault_id() const { return vault_id_; }
 
-  // Re-wraps every key under `new_kek` (inside the caller's transaction).
-  void rewrap_all(SqliteStore& store, SecretBytes new_kek);
+  // Re-wraps every stored key under `new_kek` (inside the caller's
+  // transaction); this keyring keeps its KEK until set_kek after the commit.
+  void rewrap(SqliteStore& store, const SecretBytes& new_kek) const;
+  void set_kek(SecretBytes kek) {
+    kek_ = std::move(kek);
+    kek_.lock();
+  }
 
  private:
   [[nodiscard]] Bytes wrap_aad(std::int64_t key_id, std::string_view purpose) const;

@@ -1,6 +1,10 @@
 // The public Vault handle, the environment configuration and get_vault().
 #include <fmt/format.h>
 
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
 #include <cstdlib>
 #include <fstream>
 #include <mutex>
@@ -102,7 +106,121 @@ void Vault::delete_credential(const UserContext& user, std::string_view ref) {
   impl_->delete_credential(user, ref);
 }
 
+std::vector<std::string> Vault::store_credentials(const UserContext& user,
+                                                 std::vector<NewCredential> credentials) {
+  return impl_->store_credentials(user, std::move(credentials));
+}
+std::vector<CredentialVersion> Vault::history(const UserContext& user, std::string_view ref) {
+  return impl_->history(user, ref);
+}
+std::uint64_t Vault::rollback(const UserContext& user, std::string_view ref, std::uint64_t version) {
+  return impl_->rollback(user, ref, version);
+}
+std::vector<AuditEvent> Vault::audit_events(const UserContext& user, const AuditQuery& query) {
+  return impl_->audit_events(user, query);
+}
+AuditVerification Vault::verify_audit() { return impl_->verify_audit(); }
+AuditHead Vault::audit_head() { return impl_->audit_head(); }
+void Vault::rotate_master_key(SecretString new_master_key) {
+  impl_->rotate_master_key(std::move(new_master_key));
+}
+std::int64_t Vault::rotate_data_key() { return impl_->rotate_data_key(); }
+ReencryptProgress Vault::reencrypt(const std::function<void(const ReencryptProgress&)>& progress,
+                                   std::size_t batch) {
+  return impl_->reencrypt(progress, batch);
+}
+std::vector<KeyInfo> Vault::keys() { return impl_->keys(); }
+void Vault::backup(const std::filesystem::path& out) { impl_->backup(out); }
+VerifyReport Vault::verify() { return impl_->verify(); }
+ImportReport Vault::import_legacy(const std::filesystem::path& vault_enc,
+                                  const SecretString& legacy_key, bool dry_run) {
+  return impl_->import_legacy(vault_enc, legacy_key, dry_run);
+}
+
 const std::filesystem::path& Vault::directory() const { return impl_->directory(); }
+
+namespace {
+
+bool holds_vault(const std::filesystem::path& directory) {
+  std::error_code ec;
+  return std::filesystem::exists(directory / "vault.db", ec);
+}
+
+// Opens a backup file as a vault without writing to it: it is first copied
+// into a private scratch directory inside `scratch_parent`.
+std::filesystem::path copy_backup(const std::filesystem::path& backup,
+                                  const std::filesystem::path& scratch_dir) {
+  std::error_code ec;
+  if (!std::filesystem::is_regular_file(backup, ec)) {
+    throw InvalidArgumentError(fmt::format("no backup file at {}", backup.string()));
+  }
+  std::filesystem::create_directories(scratch_dir, ec);
+  ::chmod(scratch_dir.c_str(), 0700);
+  const auto target = scratch_dir / "vault.db";
+  std::filesystem::copy_file(backup, target, std::filesystem::copy_options::overwrite_existing, ec);
+  if (ec) throw DatabaseError(fmt::format("cannot read the backup {}: {}", backup.string(), ec.message()));
+  ::chmod(target.c_str(), 0600);
+  return target;
+}
+
+}  // namespace
+
+VerifyReport verify_backup(const std::filesystem::path& backup, const SecretString& master_key) {
+  char pattern[] = "/tmp/credentials-verify-XXXXXX";
+  if (!::mkdtemp(pattern)) throw DatabaseError("cannot create a scratch directory to verify the backup");
+  const std::filesystem::path scratch = pattern;
+  struct Cleanup {
+    std::filesystem::path path;
+    ~Cleanup() {
+      std::error_code ignored;
+      std::filesystem::remove_all(path, ignored);
+    }
+  } cleanup{scratch};
+  copy_backup(backup, scratch);
+  Vault vault = Vault::open({.directory = scratch, .master_key = master_key.clone(),
+                             .create_if_missing = false});
+  return vault.verify();
+}
+
+void restore_vault(const std::filesystem::path& backup, const std::filesystem::path& directory,
+                   const SecretString& master_key, bool force) {
+  if (holds_vault(directory) && !force) {
+    throw AlreadyExistsError(fmt::format(
+        "{} already holds a vault: restore into an empty directory, or pass --force to replace it",
+        directory.string()));
+  }
+  // Check the backup with the key in a scratch copy beside the target, then
+  // move the checked file into place with one rename.
+  const std::filesystem::path scratch = directory.string() + ".restore-" + std::to_string(::getpid());
+  struct Cleanup {
+    std::filesystem::path path;
+    ~Cleanup() {
+      std::error_code ignored;
+      std::filesystem::remove_all(path, ignored);
+    }
+  } cleanup{scratch};
+  copy_backup(backup, scratch);
+  {
+    Vault vault = Vault::open({.directory = scratch, .master_key = master_key.clone(),
+                               .create_if_missing = false});
+    const VerifyReport report = vault.verify();
+    if (!report.ok()) {
+      throw DecryptionFailedError(fmt::format(
+          "the backup does not verify ({}): nothing was restored",
+          report.problems.empty() ? report.audit.problem : report.problems.front()));
+    }
+  }
+  std::error_code ec;
+  std::filesystem::create_directories(directory, ec);
+  ::chmod(directory.c_str(), 0700);
+  for (const char* stale : {"vault.db-wal", "vault.db-shm"}) std::filesystem::remove(directory / stale, ec);
+  std::filesystem::rename(scratch / "vault.db", directory / "vault.db", ec);
+  if (ec) throw DatabaseError(fmt::format("cannot move the restored vault into {}: {}", directory.string(), ec.message()));
+  if (int fd = ::open(directory.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC); fd >= 0) {
+    ::fsync(fd);
+    ::close(fd);
+  }
+}
 
 Vault& get_vault() {
   static std::mutex mutex;

@@ -50,6 +50,26 @@ class VaultImpl {
   // when it cannot be written: callers then refuse the operation (fail closed).
   virtual void record_event(const UserContext& actor, const AuditRecord& event) = 0;
 
+  virtual std::vector<std::string> store_credentials(const UserContext& user,
+                                                     std::vector<NewCredential> credentials) = 0;
+  virtual std::vector<CredentialVersion> history(const UserContext& user, std::string_view ref) = 0;
+  virtual std::uint64_t rollback(const UserContext& user, std::string_view ref,
+                                 std::uint64_t version) = 0;
+
+  virtual std::vector<AuditEvent> audit_events(const UserContext& user, const AuditQuery& query) = 0;
+  virtual AuditVerification verify_audit() = 0;
+  virtual AuditHead audit_head() = 0;
+
+  virtual void rotate_master_key(SecretString new_master_key) = 0;
+  virtual std::int64_t rotate_data_key() = 0;
+  virtual ReencryptProgress reencrypt(const std::function<void(const ReencryptProgress&)>& progress,
+                                      std::size_t batch) = 0;
+  virtual std::vector<KeyInfo> keys() = 0;
+  virtual void backup(const std::filesystem::path& out) = 0;
+  virtual VerifyReport verify() = 0;
+  virtual ImportReport import_legacy(const std::filesystem::path& vault_enc,
+                                     const SecretString& legacy_key, bool dry_run) = 0;
+
   [[nodiscard]] virtual const std::filesystem::path& directory() const = 0;
 };
 
