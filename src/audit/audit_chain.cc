@@ -49,7 +49,7 @@ Bytes head_value(const Keyring& keys, std::int64_t seq, ByteView mac) {
 
 }  // namespace
 
-std::int64_t append_audit_event(SqliteStore& store, const Keyring& keys, ByteView owner_tag,
+std::int64_t append_audit_event(RecordStore& store, const Keyring& keys, ByteView owner_tag,
                                 std::string_view event_json) {
   const auto last = store.last_audit_row();
   const std::int64_t seq = last ? last->seq + 1 : 1;
@@ -64,7 +64,7 @@ std::int64_t append_audit_event(SqliteStore& store, const Keyring& keys, ByteVie
   return seq;
 }
 
-ChainVerification verify_audit_chain(SqliteStore& store, const Keyring& keys) {
+ChainVerification verify_audit_chain(RecordStore& store, const Keyring& keys) {
   ChainVerification result;
   Bytes previous = genesis_mac(keys);
   std::int64_t expected = 1;

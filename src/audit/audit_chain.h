@@ -14,14 +14,14 @@
 #include <string>
 
 #include "crypto/primitives.h"
-#include "store/sqlite_store.h"
+#include "store/record_store.h"
 #include "vault/keyring.h"
 
 namespace credentials::internal {
 
 // Appends one event (a JSON text without secrets). REQUIRES: inside a write
 // transaction on `store`. Returns the new sequence number.
-std::int64_t append_audit_event(SqliteStore& store, const Keyring& keys, ByteView owner_tag,
+std::int64_t append_audit_event(RecordStore& store, const Keyring& keys, ByteView owner_tag,
                                 std::string_view event_json);
 
 struct ChainVerification {
@@ -32,7 +32,7 @@ struct ChainVerification {
   std::int64_t head_seq = 0;
   Bytes head_mac;
 };
-[[nodiscard]] ChainVerification verify_audit_chain(SqliteStore& store, const Keyring& keys);
+[[nodiscard]] ChainVerification verify_audit_chain(RecordStore& store, const Keyring& keys);
 
 // Opens a sealed event; nullopt when it does not authenticate.
 [[nodiscard]] std::optional<std::string> open_audit_event(const Keyring& keys, const AuditRow& row);

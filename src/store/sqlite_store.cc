@@ -187,24 +187,17 @@ void SqliteStore::set_durable(bool durable) {
   durable_ = durable;
 }
 
-SqliteStore::Transaction SqliteStore::begin_write(bool durable) {
+void SqliteStore::start_write(bool durable) {
   set_durable(durable);
   exec("BEGIN IMMEDIATE");
-  return Transaction(*this);
 }
 
-SqliteStore::Transaction SqliteStore::begin_read() {
-  exec("BEGIN");
-  return Transaction(*this);
-}
+void SqliteStore::start_read() { exec("BEGIN"); }
 
-SqliteStore::Transaction::~Transaction() {
-  if (store_) sqlite3_exec(store_->db_, "ROLLBACK", nullptr, nullptr, nullptr);
-}
+void SqliteStore::commit_transaction() { exec("COMMIT"); }
 
-void SqliteStore::Transaction::commit() {
-  SqliteStore* store = std::exchange(store_, nullptr);
-  store->exec("COMMIT");
+void SqliteStore::rollback_transaction() noexcept {
+  sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
 }
 
 bool SqliteStore::initialized() {

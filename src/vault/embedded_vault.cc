@@ -83,7 +83,7 @@ std::string outcome_of(const std::exception& e) {
 
 class EmbeddedVault final : public VaultImpl {
  public:
-  EmbeddedVault(std::unique_ptr<SqliteStore> store, std::unique_ptr<Keyring> keys, int history_depth,
+  EmbeddedVault(std::unique_ptr<RecordStore> store, std::unique_ptr<Keyring> keys, int history_depth,
                 bool audit)
       : store_(std::move(store)), keys_(std::move(keys)), history_depth_(history_depth), audit_(audit) {}
 
@@ -344,7 +344,7 @@ class EmbeddedVault final : public VaultImpl {
   }
 
   // The audit event of a read, and the credential's last-used time, in one
-  // non-durable transaction (see SqliteStore::begin_write).
+  // non-durable transaction (see RecordStore::begin_write).
   void record_locked(const UserContext& actor, const AuditRecord& event,
                      const Bytes* used_lookup = nullptr) {
     auto txn = store_->begin_write(/*durable=*/false);
@@ -787,13 +787,13 @@ class EmbeddedVault final : public VaultImpl {
 
  private:
   std::mutex mutex_;
-  std::unique_ptr<SqliteStore> store_;
+  std::unique_ptr<RecordStore> store_;
   std::unique_ptr<Keyring> keys_;
   int history_depth_;
   bool audit_;
 };
 
-KeyDerivation read_derivation(SqliteStore& store) {
+KeyDerivation read_derivation(RecordStore& store) {
   auto vault_id = store.get_meta("vault_id");
   auto salt = store.get_meta("argon2_salt");
   auto ops = store.get_meta("argon2_ops");

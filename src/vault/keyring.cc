@@ -55,7 +55,7 @@ Bytes Keyring::wrap_aad(std::int64_t key_id, std::string_view purpose) const {
   return aad;
 }
 
-std::int64_t Keyring::create_key(SqliteStore& store, std::string_view purpose,
+std::int64_t Keyring::create_key(RecordStore& store, std::string_view purpose,
                                  std::int64_t now_micros) {
   std::int64_t key_id = 1;
   for (const auto& key : store.load_keys()) key_id = std::max(key_id, key.key_id + 1);
@@ -65,7 +65,7 @@ std::int64_t Keyring::create_key(SqliteStore& store, std::string_view purpose,
   return key_id;
 }
 
-void Keyring::load(SqliteStore& store) {
+void Keyring::load(RecordStore& store) {
   bool have_index = false, have_audit = false;
   for (const auto& stored : store.load_keys()) {
     auto key = aead_decrypt(kek_, stored.wrapped, wrap_aad(stored.key_id, stored.purpose));
@@ -90,7 +90,7 @@ void Keyring::load(SqliteStore& store) {
   }
 }
 
-const SecretBytes& Keyring::data_key(SqliteStore& store, std::int64_t key_id) {
+const SecretBytes& Keyring::data_key(RecordStore& store, std::int64_t key_id) {
   auto it = data_keys_.find(key_id);
   if (it == data_keys_.end()) {
     load(store);
@@ -102,7 +102,7 @@ const SecretBytes& Keyring::data_key(SqliteStore& store, std::int64_t key_id) {
   return it->second;
 }
 
-void Keyring::rewrap(SqliteStore& store, const SecretBytes& new_kek) const {
+void Keyring::rewrap(RecordStore& store, const SecretBytes& new_kek) const {
   std::vector<std::pair<std::int64_t, Bytes>> rewrapped;
   for (const auto& stored : store.load_keys()) {
     const Bytes aad = wrap_aad(stored.key_id, stored.purpose);

@@ -16,7 +16,7 @@
 
 #include "credentials/secret.h"
 #include "crypto/primitives.h"
-#include "store/sqlite_store.h"
+#include "store/record_store.h"
 
 namespace credentials::internal {
 
@@ -43,12 +43,12 @@ class Keyring {
   }
 
   // Makes a new random key of `purpose`, wraps it and stores it.
-  std::int64_t create_key(SqliteStore& store, std::string_view purpose, std::int64_t now_micros);
+  std::int64_t create_key(RecordStore& store, std::string_view purpose, std::int64_t now_micros);
   // Unwraps every stored key. Throws DecryptionFailedError if the KEK is wrong.
-  void load(SqliteStore& store);
+  void load(RecordStore& store);
   // Reloads when the store holds a key this keyring has not seen (a data key
   // added by another process).
-  const SecretBytes& data_key(SqliteStore& store, std::int64_t key_id);
+  const SecretBytes& data_key(RecordStore& store, std::int64_t key_id);
   [[nodiscard]] std::int64_t newest_data_key() const { return newest_data_key_; }
   [[nodiscard]] const SecretBytes& index_key() const { return index_key_; }
   [[nodiscard]] const SecretBytes& audit_mac_key() const { return audit_mac_key_; }
@@ -57,7 +57,7 @@ class Keyring {
 
   // Re-wraps every stored key under `new_kek` (inside the caller's
   // transaction); this keyring keeps its KEK until set_kek after the commit.
-  void rewrap(SqliteStore& store, const SecretBytes& new_kek) const;
+  void rewrap(RecordStore& store, const SecretBytes& new_kek) const;
   void set_kek(SecretBytes kek) {
     kek_ = std::move(kek);
     kek_.lock();

@@ -1,0 +1,140 @@
+// RecordStore: where the vault keeps its bytes (DESIGN.md, Storage). An
+// implementation sees only opaque bytes: blind-index tags, sealed records,
+// wrapped keys, sealed audit events; never plaintext. SqliteStore is the
+// embedded default; a shared store on PostgreSQL implements the same calls.
+//
+// Not thread-safe: the vault serialises calls with its own mutex. Every
+// implementation must be safe across processes: a write transaction
+// excludes other writers (check-and-set happens inside it), and a read sees
+// the latest committed state.
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "crypto/primitives.h"
+
+namespace credentials::internal {
+
+struct StoredKey {
+  std::int64_t key_id = 0;
+  std::string purpose;  // "data", "index", "audit"
+  Bytes wrapped;
+  std::int64_t created_at = 0;  // unix microseconds
+  std::int64_t encryptions = 0;
+};
+
+struct StoredRecord {
+  Bytes lookup;
+  Bytes owner_tag;
+  std::uint64_t version = 0;
+  std::int64_t key_id = 0;
+  Bytes sealed;
+  std::int64_t last_used = 0;  // current records only: last read, unix microseconds
+};
+
+struct AuditRow {
+  std::int64_t seq = 0;
+  Bytes owner_tag;
+  Bytes sealed;
+  Bytes mac;
+};
+
+class RecordStore {
+ public:
+  virtual ~RecordStore() = default;
+
+  // A transaction; rolled back on destruction unless committed.
+  class Transaction {
+   public:
+    explicit Transaction(RecordStore& store) : store_(&store) {}
+    Transaction(Transaction&& other) noexcept : store_(std::exchange(other.store_, nullptr)) {}
+    Transaction& operator=(Transaction&&) = delete;
+    ~Transaction() {
+      if (store_) store_->rollback_transaction();
+    }
+    void commit() { std::exchange(store_, nullptr)->commit_transaction(); }
+
+   private:
+    RecordStore* store_;
+  };
+  // `durable`: flushed to stable storage at commit. Non-durable commits
+  // survive a crash of the process but not a power failure; used only for
+  // audit events of reads.
+  [[nodiscard]] Transaction begin_write(bool durable = true) {
+    start_write(durable);
+    return Transaction(*this);
+  }
+  [[nodiscard]] Transaction begin_read() {
+    start_read();
+    return Transaction(*this);
+  }
+
+  [[nodiscard]] virtual bool initialized() = 0;
+  virtual void create_schema() = 0;
+
+  [[nodiscard]] virtual std::optional<Bytes> get_meta(std::string_view key) = 0;
+  virtual void put_meta(std::string_view key, ByteView value) = 0;
+
+  [[nodiscard]] virtual std::vector<StoredKey> load_keys() = 0;
+  virtual void insert_key(const StoredKey& key) = 0;
+  virtual void update_wrapped_key(std::int64_t key_id, ByteView wrapped) = 0;
+  virtual void add_encryptions(std::int64_t key_id, std::int64_t count) = 0;
+
+  [[nodiscard]] virtual std::optional<StoredRecord> current_record(ByteView lookup) = 0;
+  [[nodiscard]] virtual std::optional<std::uint64_t> current_version(ByteView lookup) = 0;
+  [[nodiscard]] virtual std::optional<Bytes> lookup_by_id(ByteView id_tag) = 0;
+  [[nodiscard]] virtual std::vector<StoredRecord> current_records_of_owner(ByteView owner_tag) = 0;
+  [[nodiscard]] virtual std::vector<StoredRecord> all_current_records() = 0;
+  virtual void insert_credential(ByteView id_tag, const StoredRecord& first) = 0;
+  // Another id that resolves to the same credential (a legacy id on import).
+  virtual void insert_credential_id(ByteView id_tag, ByteView lookup) = 0;
+  // Adds a version, makes it current and keeps only the newest `keep`.
+  virtual void add_version(const StoredRecord& record, int keep) = 0;
+  virtual void delete_credential(ByteView lookup) = 0;
+  [[nodiscard]] virtual std::int64_t credential_count() = 0;
+  [[nodiscard]] virtual std::int64_t version_count() = 0;
+  [[nodiscard]] virtual std::int64_t newest_key_id(std::string_view purpose) = 0;
+  [[nodiscard]] virtual std::int64_t key_encryptions(std::int64_t key_id) = 0;
+  // Stored versions per data key id.
+  [[nodiscard]] virtual std::vector<std::pair<std::int64_t, std::int64_t>> versions_per_key() = 0;
+  [[nodiscard]] virtual std::vector<StoredRecord> versions_of(ByteView lookup) = 0;
+  [[nodiscard]] virtual std::optional<StoredRecord> version_of(ByteView lookup,
+                                                               std::uint64_t version) = 0;
+  // Versions in (lookup, version) order after the given position, at most `limit`.
+  [[nodiscard]] virtual std::vector<StoredRecord> versions_after(ByteView lookup,
+                                                                 std::uint64_t version,
+                                                                 std::int64_t limit) = 0;
+  [[nodiscard]] virtual std::int64_t count_versions_not_under(std::int64_t key_id) = 0;
+  [[nodiscard]] virtual std::vector<StoredRecord> versions_not_under(std::int64_t key_id,
+                                                                     std::int64_t limit) = 0;
+  virtual void reseal_version(const StoredRecord& record) = 0;
+  // (id_tag, lookup) of every credential id.
+  [[nodiscard]] virtual std::vector<std::pair<Bytes, Bytes>> all_credential_ids() = 0;
+  // When the credential was last read (unix microseconds; 0 = never).
+  virtual void touch_last_used(ByteView lookup, std::int64_t micros) = 0;
+  [[nodiscard]] virtual std::int64_t last_used(ByteView lookup) = 0;
+  // A consistent snapshot of the whole database into `file` (SQLite backup API).
+  virtual void backup_to(const std::filesystem::path& file) = 0;
+
+  [[nodiscard]] virtual std::optional<AuditRow> last_audit_row() = 0;
+  virtual void insert_audit_row(const AuditRow& row) = 0;
+  // Rows with seq > after, ascending, at most `limit`.
+  [[nodiscard]] virtual std::vector<AuditRow> audit_rows(std::int64_t after,
+                                                         std::int64_t limit) = 0;
+
+  [[nodiscard]] virtual const std::filesystem::path& directory() const = 0;
+
+ protected:
+  virtual void start_write(bool durable) = 0;
+  virtual void start_read() = 0;
+  virtual void commit_transaction() = 0;
+  virtual void rollback_transaction() noexcept = 0;
+};
+
+}  // namespace credentials::internal
