@@ -61,22 +61,22 @@ struct Credential : CredentialInfo {
 
 // Optional changes to the non-secret fields, for update_credential.
 struct CredentialChanges {
-  std::optional<std::string> db_type;
-  std::optional<std::string> host;
-  std::optional<int> port;
-  std::optional<std::string> database;
-  std::optional<std::string> username;
-  std::optional<std::string> description;
-  std::optional<std::string> ssl_mode;
-  std::optional<int> connection_timeout;
-  std::optional<SecretString> password;
+  std::optional<std::string> db_type{};
+  std::optional<std::string> host{};
+  std::optional<int> port{};
+  std::optional<std::string> database{};
+  std::optional<std::string> username{};
+  std::optional<std::string> description{};
+  std::optional<std::string> ssl_mode{};
+  std::optional<int> connection_timeout{};
+  std::optional<SecretString> password{};
 };
 
 // Overrides applied by build_connection_string (db_config.json may carry them).
 struct ConnectionOverrides {
-  std::optional<std::string> host;
-  std::optional<int> port;
-  std::optional<std::string> database;
+  std::optional<std::string> host{};
+  std::optional<int> port{};
+  std::optional<std::string> database{};
 };
 
 // The default port of a db type (postgres 5432, mysql 3306, mongodb 27017,

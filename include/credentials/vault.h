@@ -35,6 +35,12 @@ class VaultImpl;
 struct VaultOptions {
   // The vault directory; created 0700 if missing.
   std::filesystem::path directory = ".credentials";
+  // The shared vault on PostgreSQL, when set: postgresql://user:password@host:port/db
+  // (or postgres://…; any libpq URL parameter), `?schema=name` for the
+  // PostgreSQL schema holding it (default credential_vault). Then `directory`
+  // is not used. Empty: the embedded vault in `directory`. See docs/POSTGRES.md.
+  // WARNING: may hold a password; it is never logged or put in a message.
+  std::string url{};
   // Master key material: a 44-character URL-safe base64 key (the Fernet key
   // format, as `credential_manager keygen` prints) or a passphrase.
   // Trailing whitespace is trimmed.
@@ -55,7 +61,8 @@ struct VaultOptions {
 [[nodiscard]] SecretString master_key_from_environment();
 
 // VaultOptions from the environment: CREDENTIAL_VAULT_DIR (default
-// ./.credentials) and the master key as master_key_from_environment().
+// ./.credentials), CREDENTIAL_VAULT_URL (a postgresql:// URL: the shared
+// vault) and the master key as master_key_from_environment().
 [[nodiscard]] VaultOptions vault_options_from_environment();
 
 // Prints nothing; returns a new random master key: 44 characters of URL-safe
@@ -149,6 +156,20 @@ class Vault {
   explicit Vault(std::unique_ptr<internal::VaultImpl> impl);
   std::unique_ptr<internal::VaultImpl> impl_;
 };
+
+// Creates the vault `options` names (directory or PostgreSQL URL) with its
+// header and keys, or, when it exists, checks the master key against it and
+// applies pending schema migrations. Returns true when it created the vault.
+bool init_vault(const VaultOptions& options);
+
+// Copies the vault at `from` (a directory or a PostgreSQL URL) into `to`,
+// which must hold no vault, row by row and verbatim: the same vault id, keys
+// and records, so it opens with `from.master_key` (to.master_key is not used).
+// The source is verified first (a wrong key or a damaged vault copies
+// nothing) and the copy after; the copy is one transaction on the target.
+// Writes made to the source during the copy are not included: stop writers
+// first. Throws AlreadyExistsError when `to` holds a vault.
+void migrate_vault(const VaultOptions& from, const VaultOptions& to);
 
 // Restores a backup into `directory`, which must hold no vault unless `force`.
 // The backup is checked with `master_key` before anything is written.

@@ -80,6 +80,8 @@ class RecordStore {
 
   [[nodiscard]] virtual std::optional<Bytes> get_meta(std::string_view key) = 0;
   virtual void put_meta(std::string_view key, ByteView value) = 0;
+  // Every meta row, by key (a verbatim copy of a vault: migrate, backup).
+  [[nodiscard]] virtual std::vector<std::pair<std::string, Bytes>> all_meta() = 0;
 
   [[nodiscard]] virtual std::vector<StoredKey> load_keys() = 0;
   virtual void insert_key(const StoredKey& key) = 0;

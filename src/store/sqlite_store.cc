@@ -252,6 +252,16 @@ void SqliteStore::put_meta(std::string_view key, ByteView value) {
   q->bind(1, key).bind(2, value).run();
 }
 
+std::vector<std::pair<std::string, Bytes>> SqliteStore::all_meta() {
+  Use q(prepare("SELECT key, value FROM meta ORDER BY key"));
+  std::vector<std::pair<std::string, Bytes>> out;
+  while (q->step()) {
+    out.emplace_back(reinterpret_cast<const char*>(sqlite3_column_text(q->get(), 0)),
+                     column_bytes(q->get(), 1));
+  }
+  return out;
+}
+
 std::vector<StoredKey> SqliteStore::load_keys() {
   Use q(prepare("SELECT key_id, purpose, wrapped, created_at, encryptions FROM keys ORDER BY key_id"));
   std::vector<StoredKey> keys;

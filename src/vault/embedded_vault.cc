@@ -13,7 +13,7 @@
 #include "audit/audit_chain.h"
 #include "credentials/errors.h"
 #include "legacy/legacy_vault.h"
-#include "store/sqlite_store.h"
+#include "store/store_factory.h"
 #include "vault/keyring.h"
 #include "vault/record_codec.h"
 #include "vault/validation.h"
@@ -817,12 +817,9 @@ std::unique_ptr<VaultImpl> open_vault(VaultOptions options) {
   if (options.history_depth < 1 || options.history_depth > 1000) {
     throw InvalidArgumentError("history depth must be between 1 and 1000");
   }
-  auto store = SqliteStore::open(options.directory, options.create_if_missing);
-  if (!store) {
-    throw CredentialNotFoundError(
-        fmt::format("no vault in {}: create one by storing a credential, or check --vault-dir",
-                    options.directory.string()));
-  }
+  // A postgresql:// URL: the shared store; else the embedded one in the directory.
+  std::unique_ptr<RecordStore> store =
+      open_record_store(options.url, options.directory, options.create_if_missing);
   if (!store->initialized()) {
     // Created under the write lock so two processes creating the same vault
     // at once end with one header and one set of keys.

@@ -48,6 +48,7 @@ SecretString master_key_from_environment() {
 VaultOptions vault_options_from_environment() {
   VaultOptions options;
   if (const char* dir = std::getenv("CREDENTIAL_VAULT_DIR"); dir && *dir) options.directory = dir;
+  if (const char* url = std::getenv("CREDENTIAL_VAULT_URL"); url && *url) options.url = url;
   options.master_key = master_key_from_environment();
   return options;
 }

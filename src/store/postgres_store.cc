@@ -1,0 +1,829 @@
+#include "store/postgres_store.h"
+
+#include <fcntl.h>
+#include <fmt/format.h>
+#include <libpq-fe.h>
+#include <openssl/crypto.h>
+#include <sqlite3.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <array>
+#include <cctype>
+#include <cerrno>
+#include <cstring>
+
+#include "credentials/errors.h"
+#include "store/sqlite_store.h"
+#include "store/store_copy.h"
+
+namespace credentials::internal {
+namespace fs = std::filesystem;
+namespace {
+
+// PostgreSQL type oids (catalog/pg_type_d.h, which libpq-dev does not ship).
+constexpr Oid kByteaOid = 17;
+constexpr Oid kInt8Oid = 20;
+constexpr Oid kInt2Oid = 21;
+constexpr Oid kInt4Oid = 23;
+constexpr Oid kTextOid = 25;
+constexpr Oid kBoolOid = 16;
+
+constexpr const char* kLockTimeout = "30s";
+
+// Forward migrations: entry i brings the schema from version i to i + 1.
+// `{s}` is the quoted schema name. Each runs inside the write transaction
+// that records it in schema_version, so a failed migration leaves nothing.
+// Append new migrations; never edit a released one.
+constexpr std::array<const char*, PostgresStore::kSchemaVersion> kMigrations = {
+    R"sql(
+    CREATE TABLE {s}.meta (key text PRIMARY KEY, value bytea NOT NULL);
+    CREATE TABLE {s}.keys (
+      key_id bigint PRIMARY KEY,
+      purpose text NOT NULL,
+      wrapped bytea NOT NULL,
+      created_at bigint NOT NULL,
+      encryptions bigint NOT NULL DEFAULT 0);
+    CREATE TABLE {s}.credentials (
+      lookup bytea PRIMARY KEY,
+      owner_tag bytea NOT NULL,
+      current_version bigint NOT NULL,
+      last_used bigint NOT NULL DEFAULT 0);
+    CREATE INDEX credentials_by_owner ON {s}.credentials(owner_tag);
+    CREATE TABLE {s}.credential_ids (
+      id_tag bytea PRIMARY KEY,
+      lookup bytea NOT NULL);
+    CREATE INDEX credential_ids_by_lookup ON {s}.credential_ids(lookup);
+    CREATE TABLE {s}.versions (
+      lookup bytea NOT NULL,
+      version bigint NOT NULL,
+      key_id bigint NOT NULL,
+      sealed bytea NOT NULL,
+      PRIMARY KEY (lookup, version));
+    CREATE TABLE {s}.audit (
+      seq bigint PRIMARY KEY,
+      owner_tag bytea,
+      sealed bytea NOT NULL,
+      mac bytea NOT NULL);
+    )sql",
+};
+
+std::string replace_all(std::string text, std::string_view from, std::string_view to) {
+  if (from.empty()) return text;
+  for (std::size_t at = text.find(from); at != std::string::npos; at = text.find(from, at + to.size())) {
+    text.replace(at, from.size(), to);
+  }
+  return text;
+}
+
+std::string trimmed(const char* message) {
+  std::string text = message ? message : "";
+  while (!text.empty() && (text.back() == '\n' || text.back() == ' ')) text.pop_back();
+  for (char& ch : text) {
+    if (ch == '\n' || ch == '\t') ch = ' ';
+  }
+  return text;
+}
+
+// Drops everything libpq quotes from a conninfo parse error: those quotes
+// hold pieces of the URL, which may be the password.
+std::string without_quoted(std::string_view message) {
+  std::string out;
+  bool quoted = false;
+  for (char ch : message) {
+    if (ch == '"') {
+      if (!quoted) out += "\"…\"";
+      quoted = !quoted;
+    } else if (!quoted) {
+      out.push_back(ch);
+    }
+  }
+  return out;
+}
+
+int hex_value(char ch) {
+  if (ch >= '0' && ch <= '9') return ch - '0';
+  if (ch >= 'a' && ch <= 'f') return ch - 'a' + 10;
+  if (ch >= 'A' && ch <= 'F') return ch - 'A' + 10;
+  return -1;
+}
+
+std::string percent_decode(std::string_view text) {
+  std::string out;
+  for (std::size_t i = 0; i < text.size(); ++i) {
+    if (text[i] == '%' && i + 2 < text.size() && hex_value(text[i + 1]) >= 0 &&
+        hex_value(text[i + 2]) >= 0) {
+      out.push_back(static_cast<char>(hex_value(text[i + 1]) * 16 + hex_value(text[i + 2])));
+      i += 2;
+    } else {
+      out.push_back(text[i]);
+    }
+  }
+  return out;
+}
+
+bool valid_schema_name(std::string_view name) {
+  if (name.empty() || name.size() > 63) return false;
+  if (!(std::isalpha(static_cast<unsigned char>(name[0])) || name[0] == '_')) return false;
+  for (char ch : name) {
+    if (!(std::isalnum(static_cast<unsigned char>(ch)) || ch == '_')) return false;
+  }
+  return name.substr(0, 3) != "pg_";
+}
+
+// The advisory lock that serialises the writers of one vault: a 64-bit
+// FNV-1a hash of the schema name (advisory locks are per database).
+std::int64_t vault_lock_id(std::string_view schema) {
+  std::uint64_t h = 14695981039346656037ull;
+  for (char ch : std::string("credentials/vault-write/") + std::string(schema)) {
+    h ^= static_cast<std::uint8_t>(ch);
+    h *= 1099511628211ull;
+  }
+  return static_cast<std::int64_t>(h);
+}
+
+void fsync_path(const fs::path& path, int flags) {
+  const int fd = ::open(path.c_str(), flags | O_CLOEXEC);
+  if (fd < 0) return;
+  ::fsync(fd);
+  ::close(fd);
+}
+
+}  // namespace
+
+bool is_postgres_url(std::string_view url) {
+  return url.starts_with("postgresql://") || url.starts_with("postgres://");
+}
+
+struct PostgresStore::ConnectParams {
+  std::vector<std::string> keywords;
+  std::vector<std::string> values;
+  std::string password;  // kept to scrub it from messages
+  std::string user;
+  ~ConnectParams() {
+    for (auto& value : values) OPENSSL_cleanse(value.data(), value.size());
+    OPENSSL_cleanse(password.data(), password.size());
+  }
+};
+
+// One query parameter, sent in binary.
+struct PostgresStore::Param {
+  Param(ByteView bytes)  // NOLINT(google-explicit-constructor)
+      : type(kByteaOid),
+        data(bytes.empty() ? "" : reinterpret_cast<const char*>(bytes.data())),
+        length(static_cast<int>(bytes.size())) {}
+  Param(std::string_view text)  // NOLINT(google-explicit-constructor)
+      : type(kTextOid), data(text.empty() ? "" : text.data()), length(static_cast<int>(text.size())) {}
+  Param(std::int64_t value) : type(kInt8Oid), data(buffer), length(8) {  // NOLINT
+    for (int i = 0; i < 8; ++i) buffer[i] = static_cast<char>(static_cast<std::uint64_t>(value) >> (56 - 8 * i));
+  }
+  Param(const Param&) = delete;
+  Param& operator=(const Param&) = delete;
+
+  Oid type;
+  const char* data;
+  int length;
+  char buffer[8] = {};
+};
+
+// A result with binary columns; owns the PGresult.
+class PostgresStore::Result {
+ public:
+  explicit Result(PGresult* result) : result_(result) {}
+  Result(Result&& other) noexcept : result_(std::exchange(other.result_, nullptr)) {}
+  Result& operator=(Result&&) = delete;
+  ~Result() { PQclear(result_); }
+
+  [[nodiscard]] int rows() const { return PQntuples(result_); }
+  [[nodiscard]] int columns() const { return PQnfields(result_); }
+  [[nodiscard]] bool null(int row, int column) const { return PQgetisnull(result_, row, column); }
+  [[nodiscard]] Bytes bytes(int row, int column) const {
+    const auto* data = reinterpret_cast<const std::uint8_t*>(PQgetvalue(result_, row, column));
+    return Bytes(data, data + PQgetlength(result_, row, column));
+  }
+  [[nodiscard]] std::string text(int row, int column) const {
+    return std::string(PQgetvalue(result_, row, column), PQgetlength(result_, row, column));
+  }
+  [[nodiscard]] std::int64_t int64(int row, int column) const {
+    if (null(row, column)) return 0;
+    const auto* data = reinterpret_cast<const std::uint8_t*>(PQgetvalue(result_, row, column));
+    const int n = PQgetlength(result_, row, column);
+    const Oid type = PQftype(result_, column);
+    if (type != kInt8Oid && type != kInt4Oid && type != kInt2Oid) {
+      throw DatabaseError("vault storage (PostgreSQL): a column has an unexpected type");
+    }
+    std::uint64_t v = (n > 0 && (data[0] & 0x80)) ? ~std::uint64_t{0} : 0;  // sign-extend
+    for (int i = 0; i < n; ++i) v = (v << 8) | data[i];
+    return static_cast<std::int64_t>(v);
+  }
+  [[nodiscard]] bool boolean(int row, int column) const {
+    return !null(row, column) && PQftype(result_, column) == kBoolOid &&
+           PQgetlength(result_, row, column) == 1 && PQgetvalue(result_, row, column)[0] != 0;
+  }
+
+ private:
+  PGresult* result_;
+};
+
+
+namespace {
+
+StoredRecord record_from(const PostgresStore::Result& r, int row) {
+  // Columns: lookup, version, key_id, sealed, owner_tag[, last_used].
+  return {r.bytes(row, 0), r.bytes(row, 4), static_cast<std::uint64_t>(r.int64(row, 1)),
+          r.int64(row, 2), r.bytes(row, 3), r.columns() > 5 ? r.int64(row, 5) : 0};
+}
+
+AuditRow audit_row_from(const PostgresStore::Result& r, int row) {
+  return {r.int64(row, 0), r.bytes(row, 1), r.bytes(row, 2), r.bytes(row, 3)};
+}
+
+// Statements that only read may be retried once on a fresh connection when
+// the old one turns out to be dead (outside a transaction only).
+bool is_read(const char* sql) { return std::strncmp(sql, "SELECT", 6) == 0; }
+
+}  // namespace
+
+// --- opening -----------------------------------------------------------------
+
+std::unique_ptr<PostgresStore> PostgresStore::open(std::string_view url, bool create) {
+  if (!is_postgres_url(url)) {
+    throw InvalidArgumentError("a PostgreSQL vault URL starts with postgresql:// or postgres://");
+  }
+  // `schema=` is ours, not libpq's: take it out of the query string.
+  std::string schema = kDefaultSchema;
+  std::string libpq_url(url.substr(0, url.find('?')));
+  if (const auto q = url.find('?'); q != std::string_view::npos) {
+    std::string kept;
+    std::string_view query = url.substr(q + 1);
+    while (!query.empty()) {
+      const auto amp = query.find('&');
+      const std::string_view part = query.substr(0, amp);
+      query = amp == std::string_view::npos ? std::string_view() : query.substr(amp + 1);
+      if (part.starts_with("schema=")) {
+        schema = percent_decode(part.substr(7));
+      } else if (!part.empty()) {
+        kept += kept.empty() ? "" : "&";
+        kept += part;
+      }
+    }
+    if (!kept.empty()) libpq_url += "?" + kept;
+  }
+  if (!valid_schema_name(schema)) {
+    throw InvalidArgumentError(
+        "invalid vault schema name: use 1-63 letters, digits and '_', starting with a letter or "
+        "'_' and not with 'pg_'");
+  }
+  char* error = nullptr;
+  PQconninfoOption* options = PQconninfoParse(libpq_url.c_str(), &error);
+  OPENSSL_cleanse(libpq_url.data(), libpq_url.size());
+  if (!options) {
+    const std::string message = error ? without_quoted(trimmed(error)) : "out of memory";
+    PQfreemem(error);
+    throw InvalidArgumentError(fmt::format("the vault URL is not a valid PostgreSQL URL: {}", message));
+  }
+  auto params = std::make_unique<ConnectParams>();
+  bool have_app = false, have_timeout = false;
+  for (const PQconninfoOption* o = options; o->keyword; ++o) {
+    if (!o->val || !*o->val) continue;
+    const std::string_view keyword = o->keyword;
+    have_app |= keyword == "application_name";
+    have_timeout |= keyword == "connect_timeout";
+    if (keyword == "password") params->password = o->val;
+    if (keyword == "user") params->user = o->val;
+    params->keywords.emplace_back(o->keyword);
+    params->values.emplace_back(o->val);
+    OPENSSL_cleanse(o->val, std::strlen(o->val));
+  }
+  PQconninfoFree(options);
+  if (!have_app) {
+    params->keywords.emplace_back("application_name");
+    params->values.emplace_back("credentials-vault");
+  }
+  if (!have_timeout) {
+    params->keywords.emplace_back("connect_timeout");
+    params->values.emplace_back("10");
+  }
+  std::unique_ptr<PostgresStore> store(new PostgresStore(std::move(params), std::move(schema)));
+  store->connect();
+  if (!store->initialized()) {
+    if (!create) return nullptr;
+    return store;
+  }
+  store->migrate_if_needed();
+  return store;
+}
+
+PostgresStore::PostgresStore(std::unique_ptr<ConnectParams> params, std::string schema)
+    : params_(std::move(params)), schema_(std::move(schema)), lock_id_(vault_lock_id(schema_)) {
+  // The name was validated (letters, digits, '_'); quoted so that case is kept.
+  quoted_schema_ = "\"" + schema_ + "\"";
+}
+
+PostgresStore::~PostgresStore() {
+  if (conn_) PQfinish(conn_);
+}
+
+std::string PostgresStore::scrub(std::string message) const {
+  if (params_ && !params_->password.empty()) message = replace_all(std::move(message), params_->password, "***");
+  return message;
+}
+
+void PostgresStore::connect() {
+  std::vector<const char*> keys, values;
+  for (std::size_t i = 0; i < params_->keywords.size(); ++i) {
+    keys.push_back(params_->keywords[i].c_str());
+    values.push_back(params_->values[i].c_str());
+  }
+  keys.push_back(nullptr);
+  values.push_back(nullptr);
+  conn_ = PQconnectdbParams(keys.data(), values.data(), /*expand_dbname=*/0);
+  if (!conn_) throw DatabaseError("cannot connect to the vault database: out of memory");
+  if (PQstatus(conn_) != CONNECTION_OK) {
+    const std::string message = scrub(trimmed(PQerrorMessage(conn_)));
+    PQfinish(conn_);
+    conn_ = nullptr;
+    throw DatabaseError(fmt::format("cannot connect to the vault database: {}", message));
+  }
+  PQsetNoticeProcessor(conn_, [](void*, const char*) {}, nullptr);
+  description_ = fmt::format("{}:{}/{} (schema {})", PQhost(conn_), PQport(conn_), PQdb(conn_), schema_);
+  if (params_->user.empty()) params_->user = PQuser(conn_);
+}
+
+void PostgresStore::ensure_connected() {
+  if (!conn_) {
+    connect();
+    return;
+  }
+  if (PQstatus(conn_) == CONNECTION_OK) return;
+  // The server restarted (or the network failed) since the last use.
+  prepared_.clear();
+  PQreset(conn_);
+  if (PQstatus(conn_) != CONNECTION_OK) {
+    throw DatabaseError(fmt::format(
+        "the vault database {} is unreachable: {}. Nothing was written; retry when the server is "
+        "back",
+        description_, scrub(trimmed(PQerrorMessage(conn_)))));
+  }
+  PQsetNoticeProcessor(conn_, [](void*, const char*) {}, nullptr);
+}
+
+void PostgresStore::fail(std::string_view what, PGresult* result) {
+  const char* state = result ? PQresultErrorField(result, PG_DIAG_SQLSTATE) : nullptr;
+  const std::string sqlstate = state ? state : "";
+  std::string message = scrub(trimmed(result && PQresultErrorMessage(result)[0]
+                                          ? PQresultErrorMessage(result)
+                                          : PQerrorMessage(conn_)));
+  PQclear(result);
+  if (!conn_ || PQstatus(conn_) != CONNECTION_OK) {
+    throw DatabaseError(fmt::format(
+        "the connection to the vault database {} was lost ({}): the operation was not completed "
+        "and its transaction was rolled back; retry when the server is back",
+        description_, message));
+  }
+  if (sqlstate == "42501") {
+    throw DatabaseError(fmt::format(
+        "the PostgreSQL role '{}' has no rights on the vault schema '{}' ({}): the schema's owner "
+        "must grant USAGE on the schema and SELECT, INSERT, UPDATE, DELETE on its tables (see "
+        "docs/POSTGRES.md), or use the role that ran `credential_manager init`",
+        params_->user, schema_, message));
+  }
+  if (sqlstate == "55P03") {
+    throw DatabaseError(fmt::format(
+        "the vault {} is busy: another writer held its lock for {}; retry", description_, kLockTimeout));
+  }
+  throw DatabaseError(fmt::format("vault storage (PostgreSQL): {} failed: {}", what, message));
+}
+
+void PostgresStore::exec(const std::string& sql) {
+  if (!in_transaction_) ensure_connected();
+  PGresult* result = PQexec(conn_, replace_all(sql, "{s}", quoted_schema_).c_str());
+  const auto status = PQresultStatus(result);
+  if (status != PGRES_COMMAND_OK && status != PGRES_TUPLES_OK) fail("statement", result);
+  PQclear(result);
+}
+
+PostgresStore::Result PostgresStore::run(const char* sql, std::initializer_list<Param> params) {
+  const int n = static_cast<int>(params.size());
+  std::vector<Oid> types;
+  std::vector<const char*> values;
+  std::vector<int> lengths, formats(params.size(), 1);
+  for (const Param& p : params) {
+    types.push_back(p.type);
+    values.push_back(p.data);
+    lengths.push_back(p.length);
+  }
+  for (int attempt = 0;; ++attempt) {
+    if (!in_transaction_) ensure_connected();
+    PGresult* result = nullptr;
+    auto it = prepared_.find(sql);
+    if (it == prepared_.end()) {
+      std::string name = fmt::format("cv_{}", prepared_.size() + 1);
+      result = PQprepare(conn_, name.c_str(), replace_all(sql, "{s}", quoted_schema_).c_str(), n,
+                         types.data());
+      if (PQresultStatus(result) == PGRES_COMMAND_OK) {
+        PQclear(result);
+        result = nullptr;
+        it = prepared_.emplace(sql, std::move(name)).first;
+      }
+    }
+    if (!result) {
+      result = PQexecPrepared(conn_, it->second.c_str(), n, values.data(), lengths.data(),
+                              formats.data(), /*resultFormat=*/1);
+    }
+    const auto status = PQresultStatus(result);
+    if (status == PGRES_COMMAND_OK || status == PGRES_TUPLES_OK) return Result(result);
+    if (attempt == 0 && !in_transaction_ && is_read(sql) && PQstatus(conn_) != CONNECTION_OK) {
+      PQclear(result);
+      continue;  // reconnect and read again
+    }
+    fail("query", result);
+  }
+}
+
+// --- transactions ---------------------------------------------------------------
+
+void PostgresStore::begin(const char* sql) {
+  for (int attempt = 0;; ++attempt) {
+    ensure_connected();
+    PGresult* result = PQexec(conn_, sql);
+    if (PQresultStatus(result) == PGRES_COMMAND_OK) {
+      PQclear(result);
+      in_transaction_ = true;
+      return;
+    }
+    // BEGIN on a connection the server closed: nothing was done, so it is
+    // safe to reconnect once and begin again.
+    if (attempt == 0 && PQstatus(conn_) != CONNECTION_OK) {
+      PQclear(result);
+      continue;
+    }
+    fail("begin", result);
+  }
+}
+
+void PostgresStore::start_write(bool durable) {
+  // READ COMMITTED, not REPEATABLE READ: the snapshot of each statement is
+  // taken after the lock is granted, so it sees every earlier writer's commit
+  // (a REPEATABLE READ snapshot would be taken by the lock statement itself,
+  // before the wait).
+  begin(durable ? "BEGIN ISOLATION LEVEL READ COMMITTED; SET LOCAL lock_timeout = '30s'"
+                : "BEGIN ISOLATION LEVEL READ COMMITTED; SET LOCAL lock_timeout = '30s'; "
+                  "SET LOCAL synchronous_commit = off");
+  try {
+    (void)run("SELECT pg_advisory_xact_lock($1)", {lock_id_});
+  } catch (...) {
+    rollback_transaction();
+    throw;
+  }
+}
+
+void PostgresStore::start_read() { begin("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"); }
+
+void PostgresStore::commit_transaction() {
+  in_transaction_ = false;
+  PGresult* result = PQexec(conn_, "COMMIT");
+  if (PQresultStatus(result) != PGRES_COMMAND_OK) {
+    if (PQstatus(conn_) != CONNECTION_OK) {
+      PQclear(result);
+      throw DatabaseError(fmt::format(
+          "the connection to the vault database {} was lost while committing: the last write may "
+          "or may not have been saved; read it back before retrying",
+          description_));
+    }
+    fail("commit", result);
+  }
+  // COMMIT of a transaction in which a statement failed rolls back.
+  const bool rolled_back = std::strcmp(PQcmdStatus(result), "ROLLBACK") == 0;
+  PQclear(result);
+  if (rolled_back) throw DatabaseError("vault storage (PostgreSQL): the transaction was rolled back");
+}
+
+void PostgresStore::rollback_transaction() noexcept {
+  if (!in_transaction_) return;
+  in_transaction_ = false;
+  if (conn_ && PQstatus(conn_) == CONNECTION_OK) PQclear(PQexec(conn_, "ROLLBACK"));
+}
+
+// --- schema --------------------------------------------------------------------
+
+bool PostgresStore::initialized() {
+  Result r = run(
+      "SELECT has_schema_privilege(n.oid, 'USAGE'), EXISTS (SELECT 1 FROM pg_class c "
+      "WHERE c.relnamespace = n.oid AND c.relname = 'meta') FROM pg_namespace n WHERE n.nspname = $1",
+      {std::string_view(schema_)});
+  if (r.rows() == 0) return false;
+  if (!r.boolean(0, 0)) {
+    throw DatabaseError(fmt::format(
+        "the PostgreSQL role '{}' has no rights on the vault schema '{}' (no USAGE): the schema's "
+        "owner must grant USAGE on the schema and SELECT, INSERT, UPDATE, DELETE on its tables "
+        "(see docs/POSTGRES.md), or use the role that ran `credential_manager init`",
+        params_->user, schema_));
+  }
+  if (!r.boolean(0, 1)) return false;
+  return get_meta("format_version").has_value();
+}
+
+int PostgresStore::stored_schema_version() {
+  Result r = run(
+      "SELECT EXISTS (SELECT 1 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+      "WHERE n.nspname = $1 AND c.relname = 'schema_version')",
+      {std::string_view(schema_)});
+  if (!r.boolean(0, 0)) return 0;
+  Result v = run("SELECT coalesce(max(version), 0)::bigint FROM {s}.schema_version", {});
+  return static_cast<int>(v.int64(0, 0));
+}
+
+void PostgresStore::migrate_if_needed() {
+  const int version = stored_schema_version();
+  if (version > kSchemaVersion) {
+    throw DatabaseError(fmt::format(
+        "the vault schema '{}' is at version {}, newer than this build knows ({}): upgrade credentials",
+        schema_, version, kSchemaVersion));
+  }
+  if (version == kSchemaVersion) return;
+  auto txn = begin_write();
+  create_schema();
+  txn.commit();
+}
+
+void PostgresStore::create_schema() {
+  // CREATE SCHEMA checks the database's CREATE right even with IF NOT
+  // EXISTS: ask only when the schema is missing.
+  Result exists = run("SELECT 1 FROM pg_namespace WHERE nspname = $1", {std::string_view(schema_)});
+  if (exists.rows() == 0) exec("CREATE SCHEMA {s}");
+  exec(
+      "CREATE TABLE IF NOT EXISTS {s}.schema_version (version integer PRIMARY KEY, "
+      "applied_at timestamptz NOT NULL DEFAULT now())");
+  const int version = stored_schema_version();
+  if (version > kSchemaVersion) {
+    throw DatabaseError(fmt::format("the vault schema '{}' is newer than this build: upgrade credentials", schema_));
+  }
+  for (int v = version; v < kSchemaVersion; ++v) {
+    exec(kMigrations[static_cast<std::size_t>(v)]);
+    (void)run("INSERT INTO {s}.schema_version(version) VALUES($1)", {std::int64_t{v + 1}});
+  }
+}
+
+// --- rows ------------------------------------------------------------------------
+
+std::optional<Bytes> PostgresStore::get_meta(std::string_view key) {
+  Result r = run("SELECT value FROM {s}.meta WHERE key = $1", {key});
+  if (r.rows() == 0) return std::nullopt;
+  return r.bytes(0, 0);
+}
+
+void PostgresStore::put_meta(std::string_view key, ByteView value) {
+  (void)run("INSERT INTO {s}.meta(key, value) VALUES($1, $2) "
+            "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+            {key, value});
+}
+
+std::vector<std::pair<std::string, Bytes>> PostgresStore::all_meta() {
+  Result r = run("SELECT key, value FROM {s}.meta ORDER BY key", {});
+  std::vector<std::pair<std::string, Bytes>> out;
+  for (int i = 0; i < r.rows(); ++i) out.emplace_back(r.text(i, 0), r.bytes(i, 1));
+  return out;
+}
+
+std::vector<StoredKey> PostgresStore::load_keys() {
+  Result r = run("SELECT key_id, purpose, wrapped, created_at, encryptions FROM {s}.keys ORDER BY key_id", {});
+  std::vector<StoredKey> keys;
+  for (int i = 0; i < r.rows(); ++i) {
+    keys.push_back({r.int64(i, 0), r.text(i, 1), r.bytes(i, 2), r.int64(i, 3), r.int64(i, 4)});
+  }
+  return keys;
+}
+
+void PostgresStore::insert_key(const StoredKey& key) {
+  (void)run("INSERT INTO {s}.keys(key_id, purpose, wrapped, created_at, encryptions) "
+            "VALUES($1, $2, $3, $4, $5)",
+            {key.key_id, std::string_view(key.purpose), ByteView(key.wrapped), key.created_at,
+             key.encryptions});
+}
+
+void PostgresStore::update_wrapped_key(std::int64_t key_id, ByteView wrapped) {
+  (void)run("UPDATE {s}.keys SET wrapped = $2 WHERE key_id = $1", {key_id, wrapped});
+}
+
+void PostgresStore::add_encryptions(std::int64_t key_id, std::int64_t count) {
+  (void)run("UPDATE {s}.keys SET encryptions = encryptions + $2 WHERE key_id = $1", {key_id, count});
+}
+
+std::optional<StoredRecord> PostgresStore::current_record(ByteView lookup) {
+  Result r = run("SELECT v.lookup, v.version, v.key_id, v.sealed, c.owner_tag, c.last_used "
+                 "FROM {s}.credentials c JOIN {s}.versions v "
+                 "ON v.lookup = c.lookup AND v.version = c.current_version WHERE c.lookup = $1",
+                 {lookup});
+  if (r.rows() == 0) return std::nullopt;
+  return record_from(r, 0);
+}
+
+std::optional<std::uint64_t> PostgresStore::current_version(ByteView lookup) {
+  Result r = run("SELECT current_version FROM {s}.credentials WHERE lookup = $1", {lookup});
+  if (r.rows() == 0) return std::nullopt;
+  return static_cast<std::uint64_t>(r.int64(0, 0));
+}
+
+std::optional<Bytes> PostgresStore::lookup_by_id(ByteView id_tag) {
+  Result r = run("SELECT lookup FROM {s}.credential_ids WHERE id_tag = $1", {id_tag});
+  if (r.rows() == 0) return std::nullopt;
+  return r.bytes(0, 0);
+}
+
+std::vector<StoredRecord> PostgresStore::current_records_of_owner(ByteView owner_tag) {
+  Result r = run("SELECT v.lookup, v.version, v.key_id, v.sealed, c.owner_tag, c.last_used "
+                 "FROM {s}.credentials c JOIN {s}.versions v "
+                 "ON v.lookup = c.lookup AND v.version = c.current_version WHERE c.owner_tag = $1",
+                 {owner_tag});
+  std::vector<StoredRecord> out;
+  for (int i = 0; i < r.rows(); ++i) out.push_back(record_from(r, i));
+  return out;
+}
+
+std::vector<StoredRecord> PostgresStore::all_current_records() {
+  Result r = run("SELECT v.lookup, v.version, v.key_id, v.sealed, c.owner_tag, c.last_used "
+                 "FROM {s}.credentials c JOIN {s}.versions v "
+                 "ON v.lookup = c.lookup AND v.version = c.current_version",
+                 {});
+  std::vector<StoredRecord> out;
+  for (int i = 0; i < r.rows(); ++i) out.push_back(record_from(r, i));
+  return out;
+}
+
+void PostgresStore::insert_credential(ByteView id_tag, const StoredRecord& first) {
+  (void)run("INSERT INTO {s}.credentials(lookup, owner_tag, current_version) VALUES($1, $2, $3)",
+            {ByteView(first.lookup), ByteView(first.owner_tag), static_cast<std::int64_t>(first.version)});
+  insert_credential_id(id_tag, first.lookup);
+  (void)run("INSERT INTO {s}.versions(lookup, version, key_id, sealed) VALUES($1, $2, $3, $4)",
+            {ByteView(first.lookup), static_cast<std::int64_t>(first.version), first.key_id,
+             ByteView(first.sealed)});
+}
+
+void PostgresStore::insert_credential_id(ByteView id_tag, ByteView lookup) {
+  (void)run("INSERT INTO {s}.credential_ids(id_tag, lookup) VALUES($1, $2)", {id_tag, lookup});
+}
+
+void PostgresStore::add_version(const StoredRecord& record, int keep) {
+  const auto version = static_cast<std::int64_t>(record.version);
+  (void)run("INSERT INTO {s}.versions(lookup, version, key_id, sealed) VALUES($1, $2, $3, $4)",
+            {ByteView(record.lookup), version, record.key_id, ByteView(record.sealed)});
+  (void)run("UPDATE {s}.credentials SET current_version = $2 WHERE lookup = $1",
+            {ByteView(record.lookup), version});
+  (void)run("DELETE FROM {s}.versions WHERE lookup = $1 AND version <= $2",
+            {ByteView(record.lookup), version - keep});
+}
+
+void PostgresStore::delete_credential(ByteView lookup) {
+  (void)run("DELETE FROM {s}.versions WHERE lookup = $1", {lookup});
+  (void)run("DELETE FROM {s}.credential_ids WHERE lookup = $1", {lookup});
+  (void)run("DELETE FROM {s}.credentials WHERE lookup = $1", {lookup});
+}
+
+std::int64_t PostgresStore::credential_count() {
+  return run("SELECT count(*) FROM {s}.credentials", {}).int64(0, 0);
+}
+
+std::int64_t PostgresStore::version_count() {
+  return run("SELECT count(*) FROM {s}.versions", {}).int64(0, 0);
+}
+
+std::int64_t PostgresStore::newest_key_id(std::string_view purpose) {
+  return run("SELECT coalesce(max(key_id), 0) FROM {s}.keys WHERE purpose = $1", {purpose}).int64(0, 0);
+}
+
+std::int64_t PostgresStore::key_encryptions(std::int64_t key_id) {
+  Result r = run("SELECT encryptions FROM {s}.keys WHERE key_id = $1", {key_id});
+  return r.rows() ? r.int64(0, 0) : 0;
+}
+
+std::vector<std::pair<std::int64_t, std::int64_t>> PostgresStore::versions_per_key() {
+  Result r = run("SELECT key_id, count(*) FROM {s}.versions GROUP BY key_id", {});
+  std::vector<std::pair<std::int64_t, std::int64_t>> out;
+  for (int i = 0; i < r.rows(); ++i) out.emplace_back(r.int64(i, 0), r.int64(i, 1));
+  return out;
+}
+
+std::vector<StoredRecord> PostgresStore::versions_of(ByteView lookup) {
+  Result r = run("SELECT v.lookup, v.version, v.key_id, v.sealed, c.owner_tag FROM {s}.versions v "
+                 "JOIN {s}.credentials c ON c.lookup = v.lookup WHERE v.lookup = $1 ORDER BY v.version",
+                 {lookup});
+  std::vector<StoredRecord> out;
+  for (int i = 0; i < r.rows(); ++i) out.push_back(record_from(r, i));
+  return out;
+}
+
+std::optional<StoredRecord> PostgresStore::version_of(ByteView lookup, std::uint64_t version) {
+  Result r = run("SELECT v.lookup, v.version, v.key_id, v.sealed, c.owner_tag FROM {s}.versions v "
+                 "JOIN {s}.credentials c ON c.lookup = v.lookup WHERE v.lookup = $1 AND v.version = $2",
+                 {lookup, static_cast<std::int64_t>(version)});
+  if (r.rows() == 0) return std::nullopt;
+  return record_from(r, 0);
+}
+
+std::vector<StoredRecord> PostgresStore::versions_after(ByteView lookup, std::uint64_t version,
+                                                        std::int64_t limit) {
+  // Versions whose credential row is missing are returned too (owner_tag
+  // empty): verify reports them as orphans.
+  Result r = run("SELECT v.lookup, v.version, v.key_id, v.sealed, coalesce(c.owner_tag, ''::bytea) "
+                 "FROM {s}.versions v LEFT JOIN {s}.credentials c ON c.lookup = v.lookup "
+                 "WHERE (v.lookup, v.version) > ($1, $2) ORDER BY v.lookup, v.version LIMIT $3",
+                 {lookup, static_cast<std::int64_t>(version), limit});
+  std::vector<StoredRecord> out;
+  for (int i = 0; i < r.rows(); ++i) out.push_back(record_from(r, i));
+  return out;
+}
+
+std::int64_t PostgresStore::count_versions_not_under(std::int64_t key_id) {
+  return run("SELECT count(*) FROM {s}.versions WHERE key_id <> $1", {key_id}).int64(0, 0);
+}
+
+std::vector<StoredRecord> PostgresStore::versions_not_under(std::int64_t key_id, std::int64_t limit) {
+  Result r = run("SELECT v.lookup, v.version, v.key_id, v.sealed, c.owner_tag FROM {s}.versions v "
+                 "JOIN {s}.credentials c ON c.lookup = v.lookup WHERE v.key_id <> $1 LIMIT $2",
+                 {key_id, limit});
+  std::vector<StoredRecord> out;
+  for (int i = 0; i < r.rows(); ++i) out.push_back(record_from(r, i));
+  return out;
+}
+
+void PostgresStore::reseal_version(const StoredRecord& record) {
+  (void)run("UPDATE {s}.versions SET key_id = $3, sealed = $4 WHERE lookup = $1 AND version = $2",
+            {ByteView(record.lookup), static_cast<std::int64_t>(record.version), record.key_id,
+             ByteView(record.sealed)});
+}
+
+std::vector<std::pair<Bytes, Bytes>> PostgresStore::all_credential_ids() {
+  Result r = run("SELECT id_tag, lookup FROM {s}.credential_ids", {});
+  std::vector<std::pair<Bytes, Bytes>> out;
+  for (int i = 0; i < r.rows(); ++i) out.emplace_back(r.bytes(i, 0), r.bytes(i, 1));
+  return out;
+}
+
+void PostgresStore::touch_last_used(ByteView lookup, std::int64_t micros) {
+  (void)run("UPDATE {s}.credentials SET last_used = $2 WHERE lookup = $1", {lookup, micros});
+}
+
+std::int64_t PostgresStore::last_used(ByteView lookup) {
+  Result r = run("SELECT last_used FROM {s}.credentials WHERE lookup = $1", {lookup});
+  return r.rows() ? r.int64(0, 0) : 0;
+}
+
+std::optional<AuditRow> PostgresStore::last_audit_row() {
+  Result r = run("SELECT seq, owner_tag, sealed, mac FROM {s}.audit ORDER BY seq DESC LIMIT 1", {});
+  if (r.rows() == 0) return std::nullopt;
+  return audit_row_from(r, 0);
+}
+
+void PostgresStore::insert_audit_row(const AuditRow& row) {
+  (void)run("INSERT INTO {s}.audit(seq, owner_tag, sealed, mac) VALUES($1, $2, $3, $4)",
+            {row.seq, ByteView(row.owner_tag), ByteView(row.sealed), ByteView(row.mac)});
+}
+
+std::vector<AuditRow> PostgresStore::audit_rows(std::int64_t after, std::int64_t limit) {
+  Result r = run("SELECT seq, owner_tag, sealed, mac FROM {s}.audit WHERE seq > $1 ORDER BY seq LIMIT $2",
+                 {after, limit});
+  std::vector<AuditRow> rows;
+  for (int i = 0; i < r.rows(); ++i) rows.push_back(audit_row_from(r, i));
+  return rows;
+}
+
+// --- backup ------------------------------------------------------------------------
+
+void PostgresStore::backup_to(const fs::path& file) {
+  const fs::path parent = file.parent_path().empty() ? fs::path(".") : file.parent_path();
+  // A scratch vault beside the target (same file system: the final rename
+  // is atomic), removed whatever happens.
+  std::string pattern = (parent / (file.filename().string() + ".partial-XXXXXX")).string();
+  if (!::mkdtemp(pattern.data())) {
+    throw DatabaseError(fmt::format("cannot create a scratch directory beside the backup {}: {}",
+                                    file.string(), std::strerror(errno)));
+  }
+  struct Cleanup {
+    fs::path path;
+    ~Cleanup() {
+      std::error_code ignored;
+      fs::remove_all(path, ignored);
+    }
+  } cleanup{pattern};
+  const fs::path scratch_file = cleanup.path / SqliteStore::kFileName;
+  {
+    auto out = SqliteStore::open(cleanup.path, /*create=*/true);
+    copy_store(*this, *out);
+  }
+  // One self-contained file, as SqliteStore::backup_to writes: a rollback
+  // journal database, its WAL checkpointed away.
+  sqlite3* db = nullptr;
+  int rc = sqlite3_open_v2(scratch_file.c_str(), &db, SQLITE_OPEN_READWRITE, nullptr);
+  if (rc == SQLITE_OK) rc = sqlite3_exec(db, "PRAGMA journal_mode=DELETE", nullptr, nullptr, nullptr);
+  const std::string message = db ? sqlite3_errmsg(db) : "out of memory";
+  sqlite3_close(db);
+  if (rc != SQLITE_OK) throw DatabaseError(fmt::format("backup failed: {}", message));
+  fsync_path(scratch_file, O_RDONLY);
+  std::error_code ec;
+  fs::rename(scratch_file, file, ec);
+  if (ec) throw DatabaseError(fmt::format("cannot move the backup into place at {}: {}", file.string(), ec.message()));
+  fsync_path(parent, O_RDONLY | O_DIRECTORY);
+}
+
+}  // namespace credentials::internal
