@@ -23,7 +23,7 @@ Bytes seal_aad(const Keyring& keys, std::int64_t seq) {
 Bytes genesis_mac(const Keyring& keys) {
   Bytes message{'g', 'e', 'n', 'e', 's', 'i', 's'};
   message.insert(message.end(), keys.vault_id().begin(), keys.vault_id().end());
-  return hmac_sha256(keys.audit_mac_key(), message);
+  return keys.audit_mac().mac(message);
 }
 
 Bytes chain_mac(const Keyring& keys, ByteView previous, std::int64_t seq, ByteView owner_tag,
@@ -33,7 +33,7 @@ Bytes chain_mac(const Keyring& keys, ByteView previous, std::int64_t seq, ByteVi
   append_u64(message, owner_tag.size());
   message.insert(message.end(), owner_tag.begin(), owner_tag.end());
   message.insert(message.end(), sealed.begin(), sealed.end());
-  return hmac_sha256(keys.audit_mac_key(), message);
+  return keys.audit_mac().mac(message);
 }
 
 Bytes head_value(const Keyring& keys, std::int64_t seq, ByteView mac) {
@@ -42,7 +42,7 @@ Bytes head_value(const Keyring& keys, std::int64_t seq, ByteView mac) {
   body.insert(body.end(), mac.begin(), mac.end());
   Bytes message{'h', 'e', 'a', 'd'};
   message.insert(message.end(), body.begin(), body.end());
-  Bytes tag = hmac_sha256(keys.audit_mac_key(), message);
+  Bytes tag = keys.audit_mac().mac(message);
   body.insert(body.end(), tag.begin(), tag.end());
   return body;
 }

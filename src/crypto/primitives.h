@@ -6,6 +6,7 @@
 #pragma once
 
 #include <cstdint>
+#include <initializer_list>
 #include <optional>
 #include <span>
 #include <string>
@@ -13,6 +14,8 @@
 #include <vector>
 
 #include "crypto/secret_bytes.h"
+
+struct evp_mac_ctx_st;  // OpenSSL's EVP_MAC_CTX
 
 namespace credentials::internal {
 
@@ -50,7 +53,28 @@ constexpr std::size_t kGcmTagSize = 16;
 // HKDF-SHA256 (RFC 5869).
 [[nodiscard]] SecretBytes hkdf_sha256(ByteView input_key, ByteView salt, std::string_view info,
                                       std::size_t length);
-// HMAC-SHA256 (RFC 2104).
+// HMAC-SHA256 (RFC 2104) under one key, keyed once: the padded key state is
+// computed at construction and copied for each message, so a blind-index or
+// audit MAC costs only the message's own compression rounds. Thread-safe for
+// concurrent mac() calls.
+class HmacSha256 {
+ public:
+  explicit HmacSha256(ByteView key);
+  HmacSha256() = default;
+  ~HmacSha256();
+  HmacSha256(HmacSha256&& other) noexcept;
+  HmacSha256& operator=(HmacSha256&& other) noexcept;
+  HmacSha256(const HmacSha256&) = delete;
+  HmacSha256& operator=(const HmacSha256&) = delete;
+
+  // The MAC of the concatenation of `parts`.
+  [[nodiscard]] Bytes mac(std::initializer_list<ByteView> parts) const;
+  [[nodiscard]] Bytes mac(ByteView message) const { return mac({message}); }
+
+ private:
+  ::evp_mac_ctx_st* keyed_ = nullptr;
+};
+
 [[nodiscard]] Bytes hmac_sha256(const SecretBytes& key, ByteView message);
 [[nodiscard]] Bytes hmac_sha256(ByteView key, ByteView message);
 [[nodiscard]] Bytes sha256(ByteView message);

@@ -98,17 +98,17 @@ class EmbeddedVault final : public VaultImpl {
     Bytes message{'l'};
     append_field(message, owner);
     append_field(message, name);
-    return hmac_sha256(keys_->index_key(), message);
+    return keys_->index_mac().mac(message);
   }
   Bytes owner_tag(std::string_view owner) const {
     Bytes message{'o'};
     append_field(message, owner);
-    return hmac_sha256(keys_->index_key(), message);
+    return keys_->index_mac().mac(message);
   }
   Bytes id_tag(std::string_view id) const {
     Bytes message{'i'};
     append_field(message, id);
-    return hmac_sha256(keys_->index_key(), message);
+    return keys_->index_mac().mac(message);
   }
 
   void authorize_namespace(const UserContext& user, std::string_view owner) const {

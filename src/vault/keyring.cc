@@ -75,12 +75,12 @@ void Keyring::load(RecordStore& store) {
       newest_data_key_ = std::max(newest_data_key_, stored.key_id);
       data_keys_.insert_or_assign(stored.key_id, std::move(*key));
     } else if (stored.purpose == "index") {
-      index_key_ = std::move(*key);
+      index_mac_ = HmacSha256(key->span());
       have_index = true;
     } else if (stored.purpose == "audit") {
-      audit_mac_key_ = hkdf_sha256(key->span(), vault_id_, "credentials/v1/audit-mac", kKeySize);
+      audit_mac_ = HmacSha256(
+          hkdf_sha256(key->span(), vault_id_, "credentials/v1/audit-mac", kKeySize).span());
       audit_seal_key_ = hkdf_sha256(key->span(), vault_id_, "credentials/v1/audit-seal", kKeySize);
-      audit_mac_key_.lock();
       audit_seal_key_.lock();
       have_audit = true;
     }

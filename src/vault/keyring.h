@@ -50,8 +50,10 @@ class Keyring {
   // added by another process).
   const SecretBytes& data_key(RecordStore& store, std::int64_t key_id);
   [[nodiscard]] std::int64_t newest_data_key() const { return newest_data_key_; }
-  [[nodiscard]] const SecretBytes& index_key() const { return index_key_; }
-  [[nodiscard]] const SecretBytes& audit_mac_key() const { return audit_mac_key_; }
+  // Blind indexes: HMAC under the index key.
+  [[nodiscard]] const HmacSha256& index_mac() const { return index_mac_; }
+  // The audit chain: HMAC under the audit MAC key.
+  [[nodiscard]] const HmacSha256& audit_mac() const { return audit_mac_; }
   [[nodiscard]] const SecretBytes& audit_seal_key() const { return audit_seal_key_; }
   [[nodiscard]] const Bytes& vault_id() const { return vault_id_; }
 
@@ -69,8 +71,8 @@ class Keyring {
   SecretBytes kek_;
   std::map<std::int64_t, SecretBytes> data_keys_;
   std::int64_t newest_data_key_ = 0;
-  SecretBytes index_key_;
-  SecretBytes audit_mac_key_;
+  HmacSha256 index_mac_;
+  HmacSha256 audit_mac_;
   SecretBytes audit_seal_key_;
 };
 

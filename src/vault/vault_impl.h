@@ -18,13 +18,13 @@ namespace credentials::internal {
 // One audit event as the library's layers describe it. Never a secret, an
 // input value or a connection string in any field.
 struct AuditRecord {
-  std::string action;       // store, get, list, update, delete, test, skill, ...
-  std::string owner;        // namespace acted on ("" for vault-wide actions)
-  std::string name;         // credential name or id ("" when none)
-  std::string outcome;      // "ok", "denied", "not_found", "error"
-  std::string error_kind;   // e.g. "UnauthorizedError", "" on success
-  std::string skill;        // skill name, for skill executions
-  std::string query_sha256; // hex SHA-256 of the skill's query text
+  std::string action{};       // store, get, list, update, delete, test, skill, ...
+  std::string owner{};        // namespace acted on ("" for vault-wide actions)
+  std::string name{};         // credential name or id ("" when none)
+  std::string outcome{};      // "ok", "denied", "not_found", "error"
+  std::string error_kind{};   // e.g. "UnauthorizedError", "" on success
+  std::string skill{};        // skill name, for skill executions
+  std::string query_sha256{}; // hex SHA-256 of the skill's query text
 };
 
 class VaultImpl {
