@@ -626,9 +626,14 @@ class EmbeddedVault final : public VaultImpl {
     batch = std::clamp<std::size_t>(batch, 1, 100000);
     // One transaction per batch, the lock released between batches so that
     // readers and writers of this process keep going; other processes are
-    // never blocked longer than one batch.
+    // never blocked longer than one batch. Batches walk the versions in key
+    // order from where the last one stopped, so the whole pass reads each
+    // version once (a rescan from the start made it quadratic).
+    Bytes after_lookup;
+    std::uint64_t after_version = 0;
     for (;;) {
       std::size_t moved = 0;
+      bool finished = false;
       {
         std::lock_guard lock(mutex_);
         auto txn = store_->begin_write();
@@ -637,9 +642,15 @@ class EmbeddedVault final : public VaultImpl {
           throw ConflictError("a new data key was added while re-encrypting: run reencrypt again");
         }
         const SecretBytes& key = keys_->data_key(*store_, target);
-        for (const auto& record : store_->versions_not_under(target, static_cast<std::int64_t>(batch))) {
+        const auto records = store_->versions_after(after_lookup, after_version,
+                                                    static_cast<std::int64_t>(batch));
+        for (const auto& record : records) {
+          after_lookup = record.lookup;
+          after_version = record.version;
+          if (record.key_id == target) continue;
           const SecretBytes& old_key = keys_->data_key(*store_, record.key_id);
-          auto plain = aead_decrypt(old_key, record.sealed, record_aad(record.lookup, record.version, record.key_id));
+          auto plain = aead_decrypt(old_key, record.sealed,
+                                    record_aad(record.lookup, record.version, record.key_id));
           if (!plain) {
             throw DecryptionFailedError(
                 "decryption failed: a credential record was altered; run `credential_manager verify`");
@@ -651,15 +662,14 @@ class EmbeddedVault final : public VaultImpl {
           ++moved;
         }
         if (moved) store_->add_encryptions(target, static_cast<std::int64_t>(moved));
-        if (moved == 0) {
-          append_event(system_actor(), {"reencrypt", "", "", "ok", "", "", ""});
-        }
+        finished = records.size() < batch;
+        if (finished) append_event(system_actor(), {"reencrypt", "", "", "ok", "", "", ""});
         txn.commit();
       }
-      if (moved == 0) break;
       state.done += static_cast<std::int64_t>(moved);
       state.total = std::max(state.total, state.done);
-      if (progress) progress(state);
+      if (moved && progress) progress(state);
+      if (finished) break;
     }
     return state;
   }
