@@ -8,8 +8,10 @@
 
 #include <chrono>
 #include <string>
+#include <string_view>
 
 #include "credentials/credential.h"
+#include "credentials/user_context.h"
 
 namespace credentials {
 
@@ -23,6 +25,18 @@ struct ConnectionTestResult {
 // query fails, InvalidArgumentError for a db type that cannot be connected to
 // yet (the message says so plainly).
 [[nodiscard]] ConnectionTestResult test_connection(const Credential& credential,
+                                                   const ConnectionOverrides& overrides = {});
+
+class Vault;
+
+// test_connection with the credential `ref` (a name in the caller's namespace
+// or a credential id) taken from the vault, as `user`. Besides the vault's own
+// event for reading the credential, records exactly one `test` audit event
+// with outcome "ok" or "error" (and the error kind). Throws as
+// Vault::get_credential and test_connection, and DatabaseError when the audit
+// event cannot be written.
+[[nodiscard]] ConnectionTestResult test_credential(Vault& vault, const UserContext& user,
+                                                   std::string_view ref,
                                                    const ConnectionOverrides& overrides = {});
 
 }  // namespace credentials

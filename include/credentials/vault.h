@@ -44,7 +44,7 @@ struct VaultOptions {
   // Master key material: a 44-character URL-safe base64 key (the Fernet key
   // format, as `credential_manager keygen` prints) or a passphrase.
   // Trailing whitespace is trimmed.
-  SecretString master_key;
+  SecretString master_key{};
   // Create the vault if the directory holds none. When false, opening a
   // directory without a vault is a CredentialNotFoundError.
   bool create_if_missing = true;

@@ -178,6 +178,11 @@ std::vector<LegacyCredential> parse_legacy_vault_json(std::string_view json, con
     // e.what() quotes the text near the error: never show it.
     throw InvalidArgumentError(
         fmt::format("legacy vault: the decrypted file is not valid JSON (at byte {})", e.byte));
+  } catch (const Json::exception&) {
+    // out_of_range: a number beyond a double. Its message is fixed text, but
+    // keep one wording for every malformed file.
+    throw InvalidArgumentError(
+        "legacy vault: the decrypted file is not valid JSON (a number is out of range)");
   }
   if (!document.is_object()) {
     throw InvalidArgumentError(

@@ -97,6 +97,8 @@ DbConfig read_db_config(const Skill& skill) {
     json = nlohmann::json::parse(text);
   } catch (const nlohmann::json::parse_error& e) {
     throw SkillError(fmt::format("{}: not valid JSON (at byte {})", where(), e.byte));
+  } catch (const nlohmann::json::exception&) {
+    throw SkillError(fmt::format("{}: not valid JSON (a number is out of range)", where()));
   }
   if (!json.is_object()) throw SkillError(fmt::format("{}: must be a JSON object", where()));
   for (const char* secret : {"password", "url", "connection_string", "database_url"}) {

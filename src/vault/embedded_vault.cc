@@ -134,6 +134,13 @@ class EmbeddedVault final : public VaultImpl {
         if (!constant_time_equal(record->owner_tag, owner_tag(user.user_id)) && !user.is_admin()) {
           unauthorized(user);
         }
+        // The id index is not authenticated: an entry pointed at another
+        // credential must not make that one answer for this id.
+        if (open_record(*record).credential_id != ref) {
+          throw DecryptionFailedError(
+              "decryption failed: the credential id index was altered; run `credential_manager "
+              "verify` and restore the vault from a backup");
+        }
         return {std::move(*record), ""};
       }
     }
@@ -217,6 +224,13 @@ class EmbeddedVault final : public VaultImpl {
                        body.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
   }
 
+
+  // last_used is kept to the minute: rewriting it on every read would add a
+  // page write to each get for information nobody needs to the microsecond.
+  static bool stale_last_used(const StoredRecord& record) {
+    constexpr std::int64_t kGranularity = 60'000'000;  // µs
+    return now().time_since_epoch().count() - record.last_used >= kGranularity;
+  }
 
   static Credential from_input(const UserContext& user, NewCredential input) {
     Credential c;
@@ -386,7 +400,7 @@ class EmbeddedVault final : public VaultImpl {
       owner = located.owner_hint;
       Credential c = open_record(located.record);
       owner = c.owner;
-      used = located.record.lookup;
+      if (stale_last_used(located.record)) used = located.record.lookup;
       return c;
     }, &used);
   }
@@ -399,7 +413,7 @@ class EmbeddedVault final : public VaultImpl {
       authorize_namespace(user, owner);
       auto record = store_->current_record(lookup_tag(owner, name));
       if (!record) not_found(user, name);
-      used = record->lookup;
+      if (stale_last_used(*record)) used = record->lookup;
       return open_record(*record);
     }, &used);
   }
@@ -733,7 +747,11 @@ class EmbeddedVault final : public VaultImpl {
       if (!lookups.count(record.lookup)) report.problems.push_back("a credential row has no current version");
     }
     for (const auto& [id, lookup] : store_->all_credential_ids()) {
-      if (!lookups.count(lookup)) report.problems.push_back("an id index entry points at no credential");
+      if (!lookups.count(lookup)) {
+        report.problems.push_back("an id index entry points at no credential");
+      } else if (!store_->current_record(lookup)) {
+        report.problems.push_back("a credential's current version is missing");
+      }
     }
     const auto audit = verify_audit_chain(*store_, *keys_);
     report.audit = {audit.ok, audit.events, audit.first_bad_seq, audit.problem};

@@ -15,6 +15,42 @@ bool is_identifier_char(char c) {
          c == '_' || c == '@' || c == '-';
 }
 
+// Well-formed UTF-8 (RFC 3629: no overlong forms, no surrogates, nothing past
+// U+10FFFF). Written here because none of the project's libraries exposes a
+// validator; it is small and fuzzed through the record and CLI targets.
+bool is_utf8(std::string_view text) {
+  const auto* p = reinterpret_cast<const unsigned char*>(text.data());
+  const auto* end = p + text.size();
+  while (p < end) {
+    const unsigned char c = *p;
+    int extra = 0;
+    unsigned char min2 = 0x80, max2 = 0xbf;  // allowed range of the second byte
+    if (c < 0x80) {
+      ++p;
+      continue;
+    } else if (c >= 0xc2 && c <= 0xdf) {
+      extra = 1;
+    } else if (c >= 0xe0 && c <= 0xef) {
+      extra = 2;
+      if (c == 0xe0) min2 = 0xa0;  // overlong
+      if (c == 0xed) max2 = 0x9f;  // surrogates
+    } else if (c >= 0xf0 && c <= 0xf4) {
+      extra = 3;
+      if (c == 0xf0) min2 = 0x90;  // overlong
+      if (c == 0xf4) max2 = 0x8f;  // beyond U+10FFFF
+    } else {
+      return false;
+    }
+    if (end - p <= extra) return false;
+    if (p[1] < min2 || p[1] > max2) return false;
+    for (int i = 2; i <= extra; ++i) {
+      if (p[i] < 0x80 || p[i] > 0xbf) return false;
+    }
+    p += extra + 1;
+  }
+  return true;
+}
+
 // Free text fields may hold any printable UTF-8 but no control characters:
 // a NUL or a newline in a host name is a mistake or an attack, never data.
 void validate_text(std::string_view text, std::string_view what, std::size_t max) {
@@ -26,6 +62,7 @@ void validate_text(std::string_view text, std::string_view what, std::size_t max
       throw InvalidArgumentError(fmt::format("{} must not contain control characters", what));
     }
   }
+  if (!is_utf8(text)) throw InvalidArgumentError(fmt::format("{} must be valid UTF-8", what));
 }
 
 constexpr std::array<std::string_view, 5> kDbTypes = {"postgres", "mysql", "mongodb", "redis",

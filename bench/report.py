@@ -1,0 +1,569 @@
+#!/usr/bin/env python3
+"""Writes docs/PERFORMANCE.md from the JSON that bench/run leaves in <build>/results.
+
+Usage: python3 bench/report.py build-bench/results > docs/PERFORMANCE.md
+Standard library only (Debian's python3).
+"""
+import json
+import os
+import re
+import statistics
+import sys
+
+RESULTS = sys.argv[1] if len(sys.argv) > 1 else "build-bench/results"
+SIZES = [1000, 10000, 100000]
+UNIT_US = {"ns": 1e-3, "us": 1.0, "ms": 1e3, "s": 1e6}
+
+
+def load(name):
+    path = os.path.join(RESULTS, name)
+    if not os.path.exists(path):
+        return None
+    with open(path) as f:
+        return json.load(f)
+
+
+# --- Google Benchmark results: {run_name: {"median": us, "cv": frac, ...}} -----------
+bench = {}
+errors = {}
+for file in ("floors_bench.json", "vault_bench.json", "skills_bench.json"):
+    doc = load(file)
+    if not doc:
+        continue
+    for b in doc.get("benchmarks", []):
+        # Names carry "/iterations:1/repeats:3" when a benchmark fixes them; drop those.
+        run = re.sub(r"/(iterations|repeats):\d+", "", b.get("run_name", b["name"]))
+        if b.get("error_occurred"):
+            errors[run] = b.get("error_message", "error")
+            continue
+        entry = bench.setdefault(run, {"counters": {}})
+        t = b["real_time"] * UNIT_US[b.get("time_unit", "ns")]
+        agg = b.get("aggregate_name")
+        if agg in ("median", "mean", "stddev", "min", "max"):
+            entry[agg] = t
+            entry[agg + "_cpu"] = b["cpu_time"] * UNIT_US[b.get("time_unit", "ns")]
+        elif agg == "cv":
+            entry["cv"] = b["real_time"]  # a fraction
+        elif b.get("run_type") == "iteration":
+            entry.setdefault("runs", []).append(t)
+            entry.setdefault("cpu_runs", []).append(b["cpu_time"] * UNIT_US[b.get("time_unit", "ns")])
+        for k in ("rss_delta_kb", "records", "sealed_bytes", "value_bytes", "items_per_second"):
+            if k in b and (agg in (None, "median")):
+                entry["counters"][k] = b[k]
+for entry in bench.values():
+    if "median" not in entry and entry.get("runs"):
+        entry["median"] = statistics.median(entry["runs"])
+        entry["median_cpu"] = statistics.median(entry["cpu_runs"])
+        entry["min"], entry["max"] = min(entry["runs"]), max(entry["runs"])
+        if len(entry["runs"]) > 1:
+            entry["cv"] = statistics.stdev(entry["runs"]) / statistics.mean(entry["runs"])
+
+
+# Notes for figures a run could not produce (results/notes.json, written by hand:
+# {"BM_ImportLegacy/credentials:100000/real_time": "stopped after 6 min"}).
+notes = load("notes.json") or {}
+
+
+def g(run):
+    """Median in microseconds of a benchmark run name, or None."""
+    e = bench.get(run)
+    return e.get("median") if e else None
+
+
+def cpu(run):
+    e = bench.get(run)
+    return e.get("median_cpu") if e else None
+
+
+def spread(run):
+    e = bench.get(run)
+    if not e or e.get("cv") is None:
+        return ""
+    return f"±{e['cv'] * 100:.0f}%"
+
+
+def counter(run, key):
+    e = bench.get(run)
+    return e["counters"].get(key) if e else None
+
+
+# --- hyperfine (or the python fallback) for the CLI -----------------------------------
+def cli(name):
+    doc = load(name)
+    if not doc:
+        return None
+    r = doc["results"][0]
+    times = [t * 1e6 for t in r["times"]]
+    med = statistics.median(times)
+    cv = statistics.stdev(times) / statistics.mean(times) if len(times) > 1 else None
+    return {"median": med, "cv": cv, "min": min(times), "max": max(times), "n": len(times)}
+
+
+def fmt_time(us):
+    if us is None:
+        return "–"
+    if us < 1:
+        return f"{us * 1000:.0f} ns"
+    if us < 1000:
+        return f"{us:.1f} µs" if us < 100 else f"{us:.0f} µs"
+    if us < 1e6:
+        return f"{us / 1000:.2f} ms" if us < 1e4 else f"{us / 1000:.0f} ms"
+    return f"{us / 1e6:.2f} s"
+
+
+def ratio(value, floor):
+    if value is None or not floor:
+        return "–"
+    r = value / floor
+    return f"{r:.1f}×" if r < 100 else f"{r:.0f}×"
+
+
+# --- floors ---------------------------------------------------------------------------
+aead = g("BM_AeadDecryptRecord/real_time")
+hmac = g("BM_HmacLookupTag/real_time")
+fsync_full = g("BM_Sync4KiB/fdatasync:0/real_time")
+# SQLite syncs its WAL with fdatasync on Linux: that is the durable-write floor.
+fsync = g("BM_Sync4KiB/fdatasync:1/real_time") or fsync_full
+libpq = g("BM_LibpqRoundTrip/real_time")
+commit_nosync = g("BM_SqliteWriteTransaction/durable:0/real_time")
+commit_sync = g("BM_SqliteWriteTransaction/durable:1/real_time")
+
+
+def lookup(size):
+    return g(f"BM_SqlitePointLookup/rows:{size}/real_time")
+
+
+def sum_or_none(*xs):
+    return None if any(x is None for x in xs) else sum(xs)
+
+
+def vb(name, size):
+    return f"BM_{name}/credentials:{size}/real_time"
+
+
+machine = load("machine-start.json") or {}
+machine_end = load("machine-end.json") or {}
+sizes = [s for s in SIZES if g(vb("GetCredential", s)) is not None] or [1000]
+big = sizes[-1]
+
+# Each row: label, run name or value per size, floor per size, floor label,
+# the Python figure per size, the target (predicate on the 100k value).
+rows = []
+
+
+def row(label, values, floors, floor_label, python=None, note=""):
+    rows.append((label, values, floors, floor_label, python or {}, note))
+
+
+get_floor = {s: sum_or_none(lookup(s), aead) for s in sizes}
+row("`get_credential` (decrypt + authorization + audit event)",
+    {s: vb("GetCredential", s) for s in sizes}, get_floor, "SQLite lookup + AES-GCM decrypt")
+row("`get_credential`, vault opened with audit off",
+    {s: vb("GetCredentialWithoutAuditEvent", s) for s in sizes}, get_floor,
+    "SQLite lookup + AES-GCM decrypt")
+row("`get_credential` + `build_connection_string`",
+    {s: vb("GetConnectionString", s) for s in sizes}, get_floor, "SQLite lookup + AES-GCM decrypt",
+    {1000: 77, 10000: 1400, 100000: 8300})
+row("`list_credentials` (user holding 100)",
+    {s: vb("ListCredentials100", s) for s in sizes},
+    {s: sum_or_none(lookup(s), 100 * aead if aead else None) for s in sizes},
+    "SQLite lookup + 100 AES-GCM decrypts")
+row("`store_credential` (durable)", {s: vb("StoreCredential", s) for s in sizes},
+    {s: fsync for s in sizes}, "fdatasync (4 KiB write + fdatasync)", {1000: 38000, 10000: 387000, 100000: 4.3e6})
+row("`update_password` (durable)", {s: vb("UpdatePassword", s) for s in sizes},
+    {s: fsync for s in sizes}, "fdatasync (4 KiB write + fdatasync)")
+row("`store_credentials`, 100 in one transaction", {s: vb("StoreCredentialsBatch100", s) for s in sizes},
+    {s: sum_or_none(fsync, 100 * aead if aead else None) for s in sizes}, "fdatasync + 100 AES-GCM")
+row("open vault + first `get_credential` (in-process)", {s: vb("OpenAndFirstGet", s) for s in sizes},
+    get_floor, "SQLite lookup + AES-GCM decrypt", {1000: 19000, 10000: 198000, 100000: 2.5e6})
+row("`rotate_master_key` (raw 44-character key)", {s: vb("RotateMasterKey", s) for s in sizes},
+    {s: fsync for s in sizes}, "fdatasync")
+row("`rotate_master_key` (passphrase: Argon2id 64 MiB)",
+    {s: vb("RotateMasterKeyPassphrase", s) for s in sizes}, {s: fsync for s in sizes}, "fdatasync")
+
+
+def per_record_floor(size, per_record, batch=None):
+    if aead is None or fsync is None:
+        return None
+    n = size + (100 if size else 0)
+    return n * per_record * aead + (max(1, n // batch) if batch else 1) * fsync
+
+
+row("`reencrypt` of every record", {s: vb("Reencrypt", s) for s in sizes},
+    {s: per_record_floor(s, 2, 500) for s in sizes},
+    "N × 2 AES-GCM + one fdatasync per 500")
+row("`import_legacy` of a Python vault", {s: vb("ImportLegacy", s) for s in sizes},
+    {s: (s * aead + fsync) if aead and fsync else None for s in sizes}, "N × AES-GCM + fdatasync")
+
+cli_rows = {s: cli(f"cli-list-{s}.json") for s in sizes}
+cli_floor = cli("cli-version.json")
+
+
+def value_of(v):
+    """A row cell's value: a run name, or a dict from the CLI."""
+    if isinstance(v, str):
+        return g(v), spread(v)
+    if isinstance(v, dict):
+        return v["median"], (f"±{v['cv'] * 100:.0f}%" if v.get("cv") is not None else "")
+    return None, ""
+
+
+# --- targets at the largest size ------------------------------------------------------
+def at(run_name):
+    return g(run_name)
+
+
+get_big = at(vb("GetCredential", big))
+store_big, store_small = at(vb("StoreCredential", big)), at(vb("StoreCredential", 1000))
+upd_big, upd_small = at(vb("UpdatePassword", big)), at(vb("UpdatePassword", 1000))
+open_big = at(vb("OpenAndFirstGet", big))
+rss = load(f"rss-{big}.json") or {}
+cli_big = cli_rows.get(big)
+cli_rss = load(f"cli-rss-{big}.json") or {}
+rotate_big = at(vb("RotateMasterKey", big))
+reenc_big = at(vb("Reencrypt", big))
+import_big = at(vb("ImportLegacy", big))
+skill_pg = g("BM_SkillPostgresWarmPool/real_time")
+raw_prep = g("BM_RawLibpqPrepared/real_time")
+raw_params = g("BM_RawLibpqExecParams/real_time")
+new_conn = g("BM_NewConnectionPerExecution/real_time")
+skill_lite = g("BM_SkillSqliteWarmPool/real_time")
+raw_lite = g("BM_RawSqlitePrepared/real_time")
+
+
+def check(value, limit):
+    if value is None:
+        return None
+    return value <= limit
+
+
+targets = [
+    ("get", "`get_credential` median ≤ 10 µs", fmt_time(get_big), check(get_big, 10)),
+    ("store", "`store_credential` median ≤ 2 ms and ≤ 1.5× its 1,000 figure",
+     f"{fmt_time(store_big)} ({ratio(store_big, store_small)} of 1,000)",
+     None if store_big is None or store_small is None else (store_big <= 2000 and store_big <= 1.5 * store_small)),
+    ("update", "`update_password` median ≤ 2 ms and ≤ 1.5× its 1,000 figure",
+     f"{fmt_time(upd_big)} ({ratio(upd_big, upd_small)} of 1,000)",
+     None if upd_big is None or upd_small is None else (upd_big <= 2000 and upd_big <= 1.5 * upd_small)),
+    ("open", "open + first get ≤ 10 ms", fmt_time(open_big), check(open_big, 10000)),
+    ("memory", "memory with the vault open ≤ 50 MB",
+     f"{rss.get('rss_kb', 0) / 1024:.1f} MB RSS (library process); "
+     f"{cli_rss.get('max_rss_kb', 0) / 1024:.1f} MB peak (CLI `list`)" if rss else "–",
+     (max(rss.get("rss_kb", 0), cli_rss.get("max_rss_kb", 0)) <= 50 * 1024) if rss else None),
+    ("cli", "`credential_manager list --user U` (100) as a process ≤ 15 ms",
+     fmt_time(cli_big["median"]) if cli_big else "–", check(cli_big["median"] if cli_big else None, 15000)),
+    ("rotate", "`rotate-master-key` ≤ 50 ms", fmt_time(rotate_big), check(rotate_big, 50000)),
+    ("reencrypt", "`reencrypt` of every record ≤ 10 s", fmt_time(reenc_big), check(reenc_big, 10e6)),
+    ("import", "`import-legacy` of 100,000 ≤ 15 s",
+     notes.get(vb("ImportLegacy", big), fmt_time(import_big)),
+     False if vb("ImportLegacy", big) in notes else check(import_big, 15e6)),
+    ("skill", "`execute_skill` warm pool ≤ 1.15× raw libpq prepared",
+     f"{ratio(skill_pg, raw_prep)} ({fmt_time(skill_pg)} vs {fmt_time(raw_prep)})",
+     None if skill_pg is None or raw_prep is None else skill_pg <= 1.15 * raw_prep),
+]
+
+# Why a target is missed and what would close it: from reading the code paths
+# the benchmarks drive (src/vault/embedded_vault.cc, src/store/sqlite_store.cc,
+# src/skills/skill_runner.cc, src/db/). Shown only for targets missed in this run.
+WHY = {
+    "get": """Every read is also a write. `audited_read` runs the read and then
+`record_locked`: a SQLite write transaction (`BEGIN IMMEDIATE`, synchronous=NORMAL)
+that appends the sealed, HMAC-chained audit event and updates the credential's
+`last_used`, then commits to the WAL. The decrypt and the lookup are a few µs
+(the floor column); the transaction is the rest: compare the "write transaction,
+no fsync" floor below, and the row with audit off (which still has the
+transaction, for `last_used`). The event's JSON, its AES-GCM seal and three
+HMACs (lookup, owner, chain) add a few µs more. The write lock also serialises
+readers across processes.
+*What would close it:* take the audit append off the read's critical path
+without giving up fail-closed: (1) group commit — queue events in memory and
+let one writer commit many per transaction, the reader waiting only for "its"
+batch (amortises the transaction across concurrent readers); or (2) append the
+sealed event to an `O_APPEND` audit log file (one `write(2)`, ~2 µs, no
+B-tree, no lock), chained exactly as now, and fold it into SQLite in the
+background; (3) keep `last_used` as an in-memory counter flushed with the next
+write or every few seconds (issue 5 allows "a counter that does not turn every
+read into a slow write"). Without (1)–(3) a read cannot get below the
+no-fsync transaction floor.""",
+    "store": """A durable write is one `BEGIN IMMEDIATE` … `COMMIT` with
+synchronous=FULL in WAL mode: one `fdatasync` of the WAL at commit, plus the
+encryption, three HMAC tags and B-tree inserts. The floor column is one
+`fdatasync` on this file system (SQLite's own sync call; a full `fsync` is in
+the floors table); the figure cannot go below it. If that floor alone is near
+or above 2 ms the disk misses the target for any durable store. The rest is
+SQLite's page writes (WAL frames for the credentials, versions, ids, keys and
+audit tables and their indexes; `add_encryptions` rewrites the keys row on
+every write) and a WAL checkpoint every ~1,000 pages, which syncs the database
+file too — those are the slow outliers in the spread.
+*What would close it:* fewer WAL pages per write (fold `credential_ids` into
+`credentials`, count encryptions per batch instead of per record); checkpoints
+in the background (`wal_autocheckpoint=0` + a checkpoint thread) so no commit
+pays for one; a disk with a faster sync.""",
+    "open": """Opening derives the KEK (HKDF for a raw key; Argon2id, 64 MiB, for a
+passphrase — by design about 0.1–1 s), unwraps the keys, opens SQLite and
+serves one audited read. Nothing proportional to the vault is loaded, so the
+figure does not grow with the size. What dominates is I/O, not CPU (compare
+the CPU time in the raw JSON): the first audited read is the process's first
+write, and when no other connection holds the WAL open, SQLite creates the
+`-wal` file and syncs its header and the directory (`strace` shows
+`fdatasync` of the WAL, of the directory, of the WAL again) — three to four
+syncs, each at the fsync floor. A process that closes the vault last also
+checkpoints (two more syncs), which the CLI pays on exit.
+*What would close it:* do not make the first read a write: with the audit
+append moved off the read path (see `get_credential`) an open + first get is
+a few hundred µs plus the KDF. Keeping the WAL file between processes
+(`PRAGMA journal_size_limit` with `SQLITE_FCNTL_PERSIST_WAL`) avoids the
+creation syncs. With a passphrase, Argon2id stays by design: use the raw key
+format for processes that open often.""",
+    "memory": """The resident set includes the SQLite page cache (2 MB default),
+the libraries (OpenSSL, libpq, libsodium, yaml-cpp) and, after a passphrase
+unlock, Argon2id's 64 MiB work area.
+*What would close it:* the raw key format (no Argon2), `PRAGMA cache_size`.""",
+    "cli": """A CLI `list` is process start-up (the `credential_manager --version`
+row: dynamic loading of libcredentials, OpenSSL, libpq, SQLite, yaml-cpp,
+fmt, CLI11 set-up), then opening the vault, decrypting 100 records, and one
+audited write transaction. Being the only connection, that first write
+creates the `-wal` file (sync of the WAL header, of the directory, of the
+WAL: three syncs), and closing the last connection checkpoints and deletes
+it (two more syncs): about five syncs per command, i.e. five times the
+fdatasync floor, on top of start-up. The memory table's "open + first get in
+a fresh process" column shows the same effect in-library.
+*What would close it:* (1) keep the WAL between processes
+(`SQLITE_FCNTL_PERSIST_WAL`, and no checkpoint-on-close for read-mostly
+verbs) so a read-only verb does no sync at all; (2) take the audit append
+off the read path (see `get_credential`); (3) cut start-up: static linking
+(`-DBUILD_SHARED_LIBS=OFF`), `-Wl,--as-needed`, and not loading libpq /
+yaml-cpp for verbs that do not use them. On a quiet machine the start-up
+floor is a few ms; the syncs then dominate.""",
+    "rotate": """Rotation re-wraps the three-or-more stored keys in one durable
+transaction: one fsync (floor column) plus KEK derivation. With a passphrase
+as the new key, Argon2id (64 MiB, 2 passes) dominates by design.
+*What would close it:* nothing for passphrases short of weaker KDF
+parameters (not recommended); with raw keys it is fsync-bound.""",
+    "reencrypt": """Re-encryption is quadratic in the vault size: each batch of 500 is
+fetched with `SELECT … FROM versions … WHERE v.key_id <> ?1 LIMIT 500`
+(`SqliteStore::versions_not_under`), which has no index on `key_id` and no
+resume point, so batch *k* first walks past the k × 500 versions already
+moved. At 100,000 versions that is ~200 batches × up to 100,000 rows visited
+(compare the 10,000 and 100,000 figures: ×10 in size, far more than ×10 in
+time). The crypto itself (the floor column) is a small part.
+*What would close it:* keyset pagination — resume each batch after the last
+(lookup, version) seen (`WHERE (lookup, version) > (?, ?) AND key_id <> ?
+ORDER BY lookup, version LIMIT ?`), or an index on `versions(key_id)`. That
+makes it linear; larger batches then cut the number of syncs, and the
+decrypt/re-seal can run on both cores.""",
+    "import": """The import grows faster than linearly with the vault. The legacy
+reader parses the decrypted JSON into `nlohmann::ordered_json`
+(`src/legacy/legacy_vault.cc`, to keep the Python dict's order), whose
+object is a vector searched linearly on every insert: parsing N credentials
+costs O(N²) key comparisons. Per credential it then decrypts one Fernet token
+(HMAC-SHA256 + AES-128-CBC), probes the id index and the name index, seals the
+record (AES-GCM + three HMAC tags), and bumps the data key's encryption
+counter — all in one transaction, so one sync in total.
+*What would close it:* parse with `nlohmann::json` (a map) plus a SAX pass, or
+`json::parse` with a callback, that records the top-level key order in a
+vector (the order is only needed for duplicate names); count encryptions once
+per import instead of per record; decrypt the Fernet tokens on both cores.""",
+    "skill": """A warm skill execution is the statement itself (the raw libpq
+rows) plus: `current_version` (a locked index lookup that decrypts nothing),
+the pool lease, binding, building the JSON result, and the skill's audit
+event — one SQLite write transaction without fsync, as for `get`. The
+PostgreSQL round trip is tens of µs, so the audit transaction alone can be
+more than the 15 % allowance. The runner also sends the statement with
+`PQexecParams` (parse + plan on every execution) where the comparator uses a
+prepared statement: the `PQexecParams` row isolates that part.
+The SQLite driver likewise calls `sqlite3_prepare_v2` on every execution.
+*What would close it:* cache prepared statements per pooled connection
+(`PQprepare` / `sqlite3_prepare_v3(SQLITE_PREPARE_PERSISTENT)` once per skill
+and connection), and take the audit event off the critical path as for `get`
+(group commit or an append-only log).""",
+}
+
+# --- the document -----------------------------------------------------------------------
+out = []
+w = out.append
+w("# Performance")
+w("")
+w("Generated by `bench/run` (which runs `bench/*_bench` and `bench/report.py`); do not edit by")
+w("hand — rerun `bench/run` on a quiet machine and commit the result. Raw Google Benchmark")
+w("JSON is left in `build-bench/results/`.")
+w("")
+load_start = machine.get("loadavg", ["?"] * 3)
+load_end = machine_end.get("loadavg", ["?"] * 3)
+w(f"- Run: {machine.get('date', '?')}, commit {machine.get('git', '?')}; "
+  f"{machine.get('cpu', '?')}, {machine.get('cores', '?')} cores; vault file system "
+  f"{machine.get('filesystem', '?')}; PostgreSQL {machine.get('pg', '?')} (pg_virtualenv, TCP to localhost).")
+w(f"- Load average (1/5/15 min) at start {' / '.join(load_start)}, at end {' / '.join(load_end)}.")
+try:
+    if float(load_start[0]) > 0.5 * (machine.get("cores") or 1) or float(load_end[0]) > 0.5 * (machine.get("cores") or 1):
+        w("- **These figures were taken on a loaded machine** (other builds and tests were running):")
+        w("  absolute times are inflated and noisy, the ratios to floors measured in the same run")
+        w("  less so. Rerun `bench/run` on a quiet machine for figures to quote.")
+except ValueError:
+    pass
+if notes.get("_run"):
+    w(f"- {notes['_run']}")
+if machine.get("quick"):
+    w("- **Quick run** (CREDENTIALS_BENCH_QUICK=1): the smallest size only.")
+w("- Release build; wall-clock medians over repetitions (5 for the per-operation figures, 3 for")
+w("  the whole-vault operations, 50 runs for the CLI); spread is the coefficient of variation")
+w("  (standard deviation / mean) across those repetitions.")
+w("- Dataset at size N: 1,000 users × N/1,000 credentials, plus one user holding 100 (the `list`")
+w("  figures); each credential a realistic record (postgres, host, database, user, 24-character")
+w("  password, description, sslmode).")
+w("")
+
+w("## Targets (issue 8, at 100,000 credentials)")
+w("")
+w("| target | measured | met |")
+w("|---|---|---|")
+for key, text, measured, ok in targets:
+    w(f"| {text} | {measured} | {'yes' if ok else ('**no**' if ok is False else '–')} |")
+w("")
+
+w("## Figures per size, with their floors")
+w("")
+w("Each cell: wall-clock median, spread, and in brackets the ratio to the floor measured in the")
+w("same run and the CPU time of the calling thread (wall minus CPU is waiting: fsync, locks, or,")
+w("on a loaded machine, the scheduler).")
+w("The Python version's figures (issue 8, same machine class) are given where it had them.")
+w("")
+header = "| operation | floor | " + " | ".join(f"{s:,}" for s in sizes) + " | Python (" + ", ".join(f"{s:,}" for s in sizes) + ") |"
+w(header)
+w("|" + "---|" * (len(sizes) + 3))
+for label, values, floors, floor_label, python, note in rows:
+    cells = []
+    for s in sizes:
+        v, sp = value_of(values.get(s))
+        if v is None:
+            key = values.get(s) if isinstance(values.get(s), str) else None
+            err = errors.get(key) if key else None
+            cells.append(notes[key] if key in notes else (f"skipped: {err}" if err else "–"))
+            continue
+        c = cpu(values.get(s)) if isinstance(values.get(s), str) else None
+        cpu_txt = f"; CPU {fmt_time(c)}" if c is not None else ""
+        cells.append(f"{fmt_time(v)} {sp} ({ratio(v, floors.get(s))}{cpu_txt})")
+    floor_txt = f"{floor_label}: " + " / ".join(fmt_time(floors.get(s)) for s in sizes)
+    py = " / ".join(fmt_time(python.get(s)) for s in sizes) if python else "–"
+    w(f"| {label} | {floor_txt} | " + " | ".join(cells) + f" | {py} |")
+# The CLI rows.
+cells = []
+for s in sizes:
+    c = cli_rows.get(s)
+    cells.append(f"{fmt_time(c['median'])} ±{c['cv'] * 100:.0f}% ({ratio(c['median'], cli_floor['median'] if cli_floor else None)})" if c else "–")
+w(f"| `credential_manager list --user U` (holds 100), whole process | `credential_manager --version`: "
+  f"{fmt_time(cli_floor['median']) if cli_floor else '–'} | " + " | ".join(cells) + " | ~500 ms (any command) |")
+w("")
+w("Memory of a process with the vault open (a fresh process opens the vault and serves one get):")
+w("")
+w("| size | RSS after open + first get | open + first get in that fresh process | peak RSS of `credential_manager list` |")
+w("|---|---|---|---|")
+for s in sizes:
+    r = load(f"rss-{s}.json") or {}
+    c = load(f"cli-rss-{s}.json") or {}
+    w(f"| {s:,} | {r.get('rss_kb', 0) / 1024:.1f} MB (before open {r.get('rss_kb_before_open', 0) / 1024:.1f} MB) "
+      f"| {fmt_time(r.get('open_first_get_us'))} (one sample; it creates the WAL: see below) "
+      f"| {c.get('max_rss_kb', 0) / 1024:.1f} MB |")
+w("")
+
+w("## Skills: `execute_skill` against a local database")
+w("")
+w("| what | median | spread | CPU | ratio to raw prepared |")
+w("|---|---|---|---|---|")
+for label, run, base in [
+    ("skill on a warm pool, PostgreSQL", "BM_SkillPostgresWarmPool/real_time", raw_prep),
+    ("raw libpq, prepared statement, open connection (the comparator)", "BM_RawLibpqPrepared/real_time", raw_prep),
+    ("raw libpq, `PQexecParams` (unprepared, as the runner sends it)", "BM_RawLibpqExecParams/real_time", raw_prep),
+    ("raw libpq `SELECT 1` round trip (floor)", "BM_LibpqRoundTrip/real_time", raw_prep),
+    ("new connection per execution (the Python version's way)", "BM_NewConnectionPerExecution/real_time", raw_prep),
+    ("skill on a warm pool, SQLite", "BM_SkillSqliteWarmPool/real_time", raw_lite),
+    ("raw sqlite3 prepared statement (SQLite comparator)", "BM_RawSqlitePrepared/real_time", raw_lite),
+]:
+    v = g(run)
+    if v is None and run in errors:
+        w(f"| {label} | skipped: {errors[run]} | | | |")
+        continue
+    w(f"| {label} | {fmt_time(v)} | {spread(run)} | {fmt_time(cpu(run))} | {ratio(v, base)} |")
+if skill_pg and new_conn:
+    w("")
+    w(f"A new connection per execution costs {fmt_time(new_conn)}: the warm-pool skill is "
+      f"{new_conn / skill_pg:.0f}× faster than the Python version's way of running a skill.")
+w("")
+
+w("## The floors")
+w("")
+w("| floor | median | spread | CPU |")
+w("|---|---|---|---|")
+sealed = counter("BM_AeadDecryptRecord/real_time", "sealed_bytes")
+for label, run in [
+    (f"AES-256-GCM decrypt of one record ({int(sealed) if sealed else '?'} bytes sealed)", "BM_AeadDecryptRecord/real_time"),
+    ("HMAC-SHA256 of one lookup tag", "BM_HmacLookupTag/real_time"),
+    *[(f"SQLite point lookup, WITHOUT ROWID blob key, {s:,} rows", f"BM_SqlitePointLookup/rows:{s}/real_time") for s in sizes],
+    ("SQLite write transaction, WAL, no fsync (synchronous=NORMAL)", "BM_SqliteWriteTransaction/durable:0/real_time"),
+    ("SQLite write transaction, WAL, durable (synchronous=FULL)", "BM_SqliteWriteTransaction/durable:1/real_time"),
+    ("fsync: 4 KiB write + fsync in the vault's file system", "BM_Sync4KiB/fdatasync:0/real_time"),
+    ("fdatasync: 4 KiB overwrite + fdatasync (SQLite's WAL sync)", "BM_Sync4KiB/fdatasync:1/real_time"),
+    ("libpq round trip (`SELECT 1`, open connection)", "BM_LibpqRoundTrip/real_time"),
+]:
+    v = g(run)
+    if v is None and run in errors:
+        w(f"| {label} | skipped: {errors[run]} | | |")
+        continue
+    w(f"| {label} | {fmt_time(v)} | {spread(run)} | {fmt_time(cpu(run))} |")
+w("")
+
+w("## Observations")
+w("")
+growth = []
+for label, values, *_ in rows:
+    steps = [value_of(values.get(x))[0] for x in sizes]
+    if len(sizes) > 1 and all(steps):
+        growth.append(f"{label}: " + ", ".join(f"×{b / a:.1f}" for a, b in zip(steps, steps[1:])))
+if growth:
+    w("- Growth per ×10 in size (" + " → ".join(f"{x:,}" for x in sizes) + "); the Python version "
+      "grew ×10. Per-credential operations should stay near ×1 (the SQLite B-tree gets one level "
+      "deeper: see the point-lookup floor), whole-vault operations near ×10:")
+    for line in growth:
+        w(f"  - {line}")
+w("""- `reencrypt` and `import_legacy` grow faster than linearly: each `reencrypt` batch rescans
+  the versions table from the start, and the legacy reader's JSON object parse is
+  quadratic; see below.
+- Durable writes sync once per transaction (checked with `strace -e fdatasync` on
+  `update_password`: one `fdatasync` of the WAL per call, plus checkpoints).
+  Sync latency on a shared virtual disk varies from run to run (4–20 ms were seen on the
+  machine of the first run), so compare a write with the floor of the same run only.
+- A process whose first vault access is also the first connection pays for creating the
+  WAL (three syncs) and, at exit, for checkpointing it (two): see the fresh-process column
+  in the memory table and the CLI row. In a long-running process (the in-process open
+  row) opening is well under a millisecond.""")
+w("")
+
+missed = [(k, t) for k, t, _, ok in targets if ok is False]
+w("## Missed targets: why, and what would close them")
+w("")
+if not missed:
+    w("Every target with a figure in this run is met.")
+for key, text in missed:
+    w(f"### {text}")
+    w("")
+    w(WHY.get(key, "(no analysis written yet)"))
+    w("")
+met_notes = [(k, t) for k, t, _, ok in targets if ok is None]
+if met_notes:
+    w("Targets without a figure in this run: " + "; ".join(t for _, t in met_notes) + ".")
+    w("")
+
+w("## How to run")
+w("")
+w("```bash")
+w("bench/run                               # build, populate (cached), run, write this file")
+w("CREDENTIALS_BENCH_QUICK=1 bench/run     # smallest size only (a smoke run)")
+w("build-bench/vault_bench --benchmark_filter=GetCredential   # one family, by hand")
+w("```")
+w("")
+w("Populated vaults are cached in `build-bench/vaults/<size>/` with their test master key")
+w("beside them, and reused while they open with the current build (delete the folder to")
+w("repopulate). Benchmarks that write work on a scratch copy. CI builds the benchmarks and")
+w("runs each once at the smallest size (`CREDENTIALS_BENCH_QUICK=1`) to prove they work;")
+w("it does not produce these figures.")
+print("\n".join(out))
