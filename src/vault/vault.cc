@@ -142,6 +142,15 @@ const std::filesystem::path& Vault::directory() const { return impl_->directory(
 
 namespace {
 
+// Removes a scratch directory when the operation ends, also by exception.
+struct RemoveOnExit {
+  std::filesystem::path path;
+  ~RemoveOnExit() {
+    std::error_code ignored;
+    std::filesystem::remove_all(path, ignored);
+  }
+};
+
 bool holds_vault(const std::filesystem::path& directory) {
   std::error_code ec;
   return std::filesystem::exists(directory / "vault.db", ec);
@@ -170,13 +179,7 @@ VerifyReport verify_backup(const std::filesystem::path& backup, const SecretStri
   char pattern[] = "/tmp/credentials-verify-XXXXXX";
   if (!::mkdtemp(pattern)) throw DatabaseError("cannot create a scratch directory to verify the backup");
   const std::filesystem::path scratch = pattern;
-  struct Cleanup {
-    std::filesystem::path path;
-    ~Cleanup() {
-      std::error_code ignored;
-      std::filesystem::remove_all(path, ignored);
-    }
-  } cleanup{scratch};
+  const RemoveOnExit cleanup{scratch};
   copy_backup(backup, scratch);
   Vault vault = Vault::open({.directory = scratch, .master_key = master_key.clone(),
                              .create_if_missing = false});
@@ -193,13 +196,7 @@ void restore_vault(const std::filesystem::path& backup, const std::filesystem::p
   // Check the backup with the key in a scratch copy beside the target, then
   // move the checked file into place with one rename.
   const std::filesystem::path scratch = directory.string() + ".restore-" + std::to_string(::getpid());
-  struct Cleanup {
-    std::filesystem::path path;
-    ~Cleanup() {
-      std::error_code ignored;
-      std::filesystem::remove_all(path, ignored);
-    }
-  } cleanup{scratch};
+  const RemoveOnExit cleanup{scratch};
   copy_backup(backup, scratch);
   {
     Vault vault = Vault::open({.directory = scratch, .master_key = master_key.clone(),
