@@ -64,9 +64,10 @@ struct PgDatabase {
   // Runs SQL in the database as the role; returns the first value ("" when none).
   std::string exec(const std::string& sql) const {
     PostgresServer& server = PostgresServer::instance();
+    const std::string host = server.host();  // by value: keep it alive for the call
     const std::string port = std::to_string(server.port());
     const char* keys[] = {"host", "port", "dbname", "user", "password", "passfile", nullptr};
-    const char* values[] = {server.host().c_str(), port.c_str(), database.c_str(), role.c_str(),
+    const char* values[] = {host.c_str(), port.c_str(), database.c_str(), role.c_str(),
                             password.c_str(),      "/dev/null",  nullptr};
     PGconn* conn = PQconnectdbParams(keys, values, 0);
     if (PQstatus(conn) != CONNECTION_OK) {
