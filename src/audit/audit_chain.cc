@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 
+#include "audit/read_journal.h"
 #include "credentials/errors.h"
 
 namespace credentials::internal {
@@ -85,8 +86,14 @@ ChainVerification verify_audit_chain(RecordStore& store, const Keyring& keys) {
       if (!constant_time_equal(mac, row.mac)) {
         return fail(row.seq, fmt::format("event {} was altered, inserted or reordered", row.seq));
       }
-      if (!open_audit_event(keys, row)) {
+      const auto text = open_audit_event(keys, row);
+      if (!text) {
         return fail(row.seq, fmt::format("event {} does not decrypt", row.seq));
+      }
+      if (text->find(fmt::format(R"("action":"{}")", kJournalDamagedAction)) != std::string::npos) {
+        return fail(row.seq, fmt::format("event {} records a read journal that was altered before its "
+                                         "events reached the chain: read events of one process are lost",
+                                         row.seq));
       }
       previous = mac;
       ++expected;

@@ -579,6 +579,10 @@ void PostgresStore::put_meta(std::string_view key, ByteView value) {
             {key, value});
 }
 
+void PostgresStore::delete_meta(std::string_view key) {
+  (void)run("DELETE FROM {s}.meta WHERE key = $1", {key});
+}
+
 std::vector<std::pair<std::string, Bytes>> PostgresStore::all_meta() {
   Result r = run("SELECT key, value FROM {s}.meta ORDER BY key", {});
   std::vector<std::pair<std::string, Bytes>> out;

@@ -64,6 +64,7 @@ class PostgresStore final : public RecordStore {
 
   [[nodiscard]] std::optional<Bytes> get_meta(std::string_view key) override;
   void put_meta(std::string_view key, ByteView value) override;
+  void delete_meta(std::string_view key) override;
   [[nodiscard]] std::vector<std::pair<std::string, Bytes>> all_meta() override;
 
   [[nodiscard]] std::vector<StoredKey> load_keys() override;

@@ -80,6 +80,7 @@ class RecordStore {
 
   [[nodiscard]] virtual std::optional<Bytes> get_meta(std::string_view key) = 0;
   virtual void put_meta(std::string_view key, ByteView value) = 0;
+  virtual void delete_meta(std::string_view key) = 0;
   // Every meta row, by key (a verbatim copy of a vault: migrate, backup).
   [[nodiscard]] virtual std::vector<std::pair<std::string, Bytes>> all_meta() = 0;
 

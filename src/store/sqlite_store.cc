@@ -252,6 +252,11 @@ void SqliteStore::put_meta(std::string_view key, ByteView value) {
   q->bind(1, key).bind(2, value).run();
 }
 
+void SqliteStore::delete_meta(std::string_view key) {
+  Use q(prepare("DELETE FROM meta WHERE key = ?1"));
+  q->bind(1, key).run();
+}
+
 std::vector<std::pair<std::string, Bytes>> SqliteStore::all_meta() {
   Use q(prepare("SELECT key, value FROM meta ORDER BY key"));
   std::vector<std::pair<std::string, Bytes>> out;

@@ -29,6 +29,7 @@ class SqliteStore final : public RecordStore {
 
   [[nodiscard]] virtual std::optional<Bytes> get_meta(std::string_view key) override;
   virtual void put_meta(std::string_view key, ByteView value) override;
+  void delete_meta(std::string_view key) override;
   [[nodiscard]] virtual std::vector<std::pair<std::string, Bytes>> all_meta() override;
 
   [[nodiscard]] virtual std::vector<StoredKey> load_keys() override;

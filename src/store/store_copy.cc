@@ -17,7 +17,11 @@ void copy_store(RecordStore& from, RecordStore& to) {
         "the target already holds a vault: copy into an empty directory or an unused schema");
   }
   to.create_schema();
-  for (const auto& [key, value] : from.all_meta()) to.put_meta(key, value);
+  for (const auto& [key, value] : from.all_meta()) {
+    // Fold positions of read journals belong to the source's directory.
+    if (key.starts_with("journal/")) continue;
+    to.put_meta(key, value);
+  }
   for (const auto& key : from.load_keys()) to.insert_key(key);
 
   std::map<Bytes, std::vector<Bytes>> ids;  // lookup -> id tags

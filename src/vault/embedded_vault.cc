@@ -11,6 +11,7 @@
 #include <set>
 
 #include "audit/audit_chain.h"
+#include "audit/read_journal.h"
 #include "credentials/errors.h"
 #include "legacy/legacy_vault.h"
 #include "store/store_factory.h"
@@ -83,9 +84,32 @@ std::string outcome_of(const std::exception& e) {
 
 class EmbeddedVault final : public VaultImpl {
  public:
+  // `journal_directory`: where read events are journaled (the embedded
+  // store); empty: each read commits its event in a transaction (the shared
+  // store, whose clients on other hosts could not fold a local journal).
   EmbeddedVault(std::unique_ptr<RecordStore> store, std::unique_ptr<Keyring> keys, int history_depth,
-                bool audit)
-      : store_(std::move(store)), keys_(std::move(keys)), history_depth_(history_depth), audit_(audit) {}
+                bool audit, std::filesystem::path journal_directory)
+      : store_(std::move(store)),
+        keys_(std::move(keys)),
+        history_depth_(history_depth),
+        audit_(audit),
+        journal_directory_(audit ? std::move(journal_directory) : std::filesystem::path()) {}
+
+  // The handle's journaled read events go into the chain before it closes,
+  // and its journal is removed. On failure the journal stays, and the next
+  // process to open the vault folds it.
+  ~EmbeddedVault() override {
+    if (!journal_) return;
+    try {
+      {
+        auto txn = store_->begin_write(/*durable=*/false);
+        journal_->fold(*store_, *keys_);
+        txn.commit();
+      }
+      journal_->retire(*store_);
+    } catch (const Error&) {
+    }
+  }
 
  private:
 
@@ -147,18 +171,52 @@ class EmbeddedVault final : public VaultImpl {
     not_found(user, ref);
   }
 
-  Bytes record_aad(ByteView lookup, std::uint64_t version, std::int64_t key_id) const {
+  // A version is sealed as current when it is written, and resealed as
+  // superseded in the transaction that writes the next one. So a kept older
+  // version cannot be made to read as the current one by editing the index
+  // (pointing the current version back at it, deleting the newer rows): it
+  // fails to decrypt as current.
+  enum class Standing : std::uint8_t { kCurrent = 'C', kSuperseded = 'S' };
+
+  Bytes record_aad(ByteView lookup, std::uint64_t version, std::int64_t key_id, Standing standing) const {
     Bytes aad(kRecordLabel.begin(), kRecordLabel.end());
     aad.insert(aad.end(), keys_->vault_id().begin(), keys_->vault_id().end());
     aad.insert(aad.end(), lookup.begin(), lookup.end());
     append_u64(aad, version);
     append_u64(aad, static_cast<std::uint64_t>(key_id));
+    aad.push_back(static_cast<std::uint8_t>(standing));
     return aad;
   }
 
   // REQUIRES: inside a write transaction (the newest data key is read there,
   // so a key added by another process is used at once).
   StoredRecord seal(const Credential& c, ByteView lookup, ByteView owner) {
+    return seal_plain(encode_record(c), lookup, owner, c.version, Standing::kCurrent);
+  }
+
+  // The current version `record` resealed as superseded, before a newer
+  // version is added. REQUIRES: inside a write transaction.
+  StoredRecord superseded(const StoredRecord& record) {
+    auto plain = aead_decrypt(keys_->data_key(*store_, record.key_id), record.sealed,
+                              record_aad(record.lookup, record.version, record.key_id, Standing::kCurrent));
+    if (!plain) {
+      throw DecryptionFailedError(
+          "decryption failed: a credential record was altered or moved; restore the vault from a "
+          "backup");
+    }
+    return seal_plain(std::move(*plain), record.lookup, record.owner_tag, record.version,
+                      Standing::kSuperseded);
+  }
+
+  // Adds `next` as the current version of the credential whose current
+  // version is `current`. REQUIRES: inside a write transaction.
+  void add_version(const StoredRecord& current, const StoredRecord& next) {
+    store_->reseal_version(superseded(current));
+    store_->add_version(next, history_depth_);
+  }
+
+  StoredRecord seal_plain(const SecretBytes& plain, ByteView lookup, ByteView owner,
+                          std::uint64_t version, Standing standing) {
     const std::int64_t key_id = store_->newest_key_id("data");
     if (store_->key_encryptions(key_id) >= kMaxEncryptionsPerKey) {
       throw DatabaseError(
@@ -168,11 +226,10 @@ class EmbeddedVault final : public VaultImpl {
     StoredRecord record;
     record.lookup.assign(lookup.begin(), lookup.end());
     record.owner_tag.assign(owner.begin(), owner.end());
-    record.version = c.version;
+    record.version = version;
     record.key_id = key_id;
-    SecretBytes plain = encode_record(c);
     record.sealed = aead_encrypt(keys_->data_key(*store_, key_id), plain.span(),
-                                 record_aad(lookup, c.version, key_id));
+                                 record_aad(lookup, version, key_id, standing));
     store_->add_encryptions(key_id, 1);
     return record;
   }
@@ -180,9 +237,10 @@ class EmbeddedVault final : public VaultImpl {
   // Decrypts a record and checks that it belongs where it is stored: a record
   // copied to another row fails the AEAD (its lookup is in the associated
   // data), and an owner tag edited in the index is caught here.
-  Credential open_record(const StoredRecord& record) {
+  Credential open_record(const StoredRecord& record, Standing standing = Standing::kCurrent) {
     const SecretBytes& key = keys_->data_key(*store_, record.key_id);
-    auto plain = aead_decrypt(key, record.sealed, record_aad(record.lookup, record.version, record.key_id));
+    auto plain = aead_decrypt(key, record.sealed,
+                              record_aad(record.lookup, record.version, record.key_id, standing));
     if (!plain) {
       throw DecryptionFailedError(
           "decryption failed: a credential record was altered or moved; restore the vault from a "
@@ -209,8 +267,7 @@ class EmbeddedVault final : public VaultImpl {
     for (const auto& id : extra_ids) store_->insert_credential_id(id_tag(id), lookup);
   }
 
-  void append_event(const UserContext& actor, const AuditRecord& event) {
-    if (!audit_) return;
+  static std::string event_json(const UserContext& actor, const AuditRecord& event) {
     nlohmann::json roles = nlohmann::json::array();
     for (const auto& role : actor.roles) roles.push_back(role);
     nlohmann::json body = {
@@ -219,9 +276,56 @@ class EmbeddedVault final : public VaultImpl {
         {"outcome", event.outcome},        {"error", event.error_kind}, {"pid", ::getpid()}};
     if (!event.skill.empty()) body["skill"] = event.skill;
     if (!event.query_sha256.empty()) body["query_sha256"] = event.query_sha256;
-    const Bytes tag = is_valid_identifier(event.owner) ? owner_tag(event.owner) : Bytes();
-    append_audit_event(*store_, *keys_, tag,
-                       body.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
+    return body.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+  }
+  Bytes event_owner_tag(const AuditRecord& event) const {
+    return is_valid_identifier(event.owner) ? owner_tag(event.owner) : Bytes();
+  }
+
+  // REQUIRES: inside a write transaction.
+  void append_event(const UserContext& actor, const AuditRecord& event) {
+    if (!audit_) return;
+    append_audit_event(*store_, *keys_, event_owner_tag(event), event_json(actor, event));
+  }
+
+  // Moves this handle's journaled read events into the chain, so that they
+  // precede the write about to be recorded. REQUIRES: inside a write
+  // transaction.
+  void fold_own_journal() {
+    if (journal_ && journal_->has_unfolded()) journal_->fold(*store_, *keys_);
+  }
+
+  // Folds this handle's journal in a transaction of its own, if it has
+  // anything to fold; best effort (the events are safe in the journal).
+  void fold_own_journal_now() {
+    if (!journal_ || !journal_->has_unfolded()) return;
+    try {
+      auto txn = store_->begin_write(/*durable=*/false);
+      journal_->fold(*store_, *keys_);
+      txn.commit();
+    } catch (const Error&) {
+    }
+  }
+
+  // Every journal in the vault folded into the chain: before the chain is
+  // read whole (audit, verify, head, backup). With `live` false only those
+  // of processes that died (at open).
+  void fold_journals(bool live) {
+    if (journal_directory_.empty()) return;
+    if (live ? !journal_ && !journals_present(journal_directory_)
+             : !orphan_journals_present(journal_directory_)) {
+      return;
+    }
+    FoldedOrphans orphans;
+    {
+      // Durable: an orphan's file is removed once this has committed.
+      auto txn = store_->begin_write(/*durable=*/true);
+      if (live) fold_own_journal();
+      orphans = fold_other_journals(journal_directory_, journal_ ? journal_->path() : std::filesystem::path(),
+                                    *store_, *keys_, live);
+      txn.commit();
+    }
+    orphans.remove(*store_);
   }
 
 
@@ -307,6 +411,7 @@ class EmbeddedVault final : public VaultImpl {
     const UserContext actor = system_actor();
     try {
       auto txn = store_->begin_write(/*durable=*/true);
+      fold_own_journal();
       try {
         body();
       } catch (const DryRunDone&) {
@@ -346,6 +451,7 @@ class EmbeddedVault final : public VaultImpl {
     std::lock_guard lock(mutex_);
     try {
       auto txn = store_->begin_write(/*durable=*/true);
+      fold_own_journal();
       auto result = body();
       append_event(user, {std::string(action), owner_out ? *owner_out : std::string(owner),
                           std::string(name), "ok", "", "", ""});
@@ -361,6 +467,16 @@ class EmbeddedVault final : public VaultImpl {
   // non-durable transaction (see RecordStore::begin_write).
   void record_locked(const UserContext& actor, const AuditRecord& event,
                      const Bytes* used_lookup = nullptr) {
+    if (!audit_) return;
+    if (!journal_directory_.empty()) {
+      if (!journal_) journal_ = ReadJournal::create(journal_directory_, *keys_);
+      journal_->append(*keys_, event_owner_tag(event), used_lookup ? ByteView(*used_lookup) : ByteView(),
+                       event_json(actor, event), now().time_since_epoch().count());
+      // The event is already safe in the journal: a fold that cannot run
+      // now (the vault busy, the disk full) runs at the next chance.
+      if (journal_->fold_due()) fold_own_journal_now();
+      return;
+    }
     auto txn = store_->begin_write(/*durable=*/false);
     append_event(actor, event);
     if (used_lookup && !used_lookup->empty()) {
@@ -421,6 +537,9 @@ class EmbeddedVault final : public VaultImpl {
   std::vector<CredentialInfo> list_credentials(const UserContext& user) override {
     return audited_read(user, "list", "", [&](std::string& owner) {
       validate_identifier(user.user_id, "user id");
+      // Last-used times come with folded events: this handle's own reads
+      // show at once, other processes' within a second.
+      fold_own_journal_now();
       owner = user.is_admin() ? "" : user.user_id;
       auto records = user.is_admin() ? store_->all_current_records()
                                      : store_->current_records_of_owner(owner_tag(user.user_id));
@@ -471,8 +590,7 @@ class EmbeddedVault final : public VaultImpl {
       validate_fields(c, c.password);
       c.version += 1;
       c.updated_at = now();
-      StoredRecord record = seal(c, located.record.lookup, located.record.owner_tag);
-      store_->add_version(record, history_depth_);
+      add_version(located.record, seal(c, located.record.lookup, located.record.owner_tag));
       return c.version;
     }, &owner);
   }
@@ -494,9 +612,7 @@ class EmbeddedVault final : public VaultImpl {
 
   void record_event(const UserContext& actor, const AuditRecord& event) override {
     std::lock_guard lock(mutex_);
-    auto txn = store_->begin_write(/*durable=*/false);
-    append_event(actor, event);
-    txn.commit();
+    record_locked(actor, event);
   }
 
   const std::filesystem::path& directory() const override { return store_->directory(); }
@@ -527,7 +643,9 @@ class EmbeddedVault final : public VaultImpl {
       owner = open_record(located.record).owner;
       std::vector<CredentialVersion> out;
       for (const auto& record : store_->versions_of(located.record.lookup)) {
-        const Credential c = open_record(record);
+        const Credential c = open_record(record, record.version == located.record.version
+                                                     ? Standing::kCurrent
+                                                     : Standing::kSuperseded);
         out.push_back({c.version, c.updated_at, record.key_id, c.version == located.record.version});
       }
       return out;
@@ -546,16 +664,21 @@ class EmbeddedVault final : public VaultImpl {
             "version {} of credential '{}' is not kept: see `credential_manager history`", version,
             current.name));
       }
-      Credential c = open_record(*old);
+      Credential c = open_record(*old, version == current.version ? Standing::kCurrent
+                                                                  : Standing::kSuperseded);
       c.version = current.version + 1;
       c.created_at = current.created_at;
       c.updated_at = now();
-      store_->add_version(seal(c, located.record.lookup, located.record.owner_tag), history_depth_);
+      add_version(located.record, seal(c, located.record.lookup, located.record.owner_tag));
       return c.version;
     }, &owner);
   }
 
   std::vector<AuditEvent> audit_events(const UserContext& user, const AuditQuery& query) override {
+    {
+      std::lock_guard lock(mutex_);
+      fold_journals(/*live=*/true);
+    }
     return audited_read(user, "audit", "", [&](std::string& owner) {
       validate_identifier(user.user_id, "user id");
       owner = user.is_admin() ? query.owner.value_or("") : user.user_id;
@@ -587,6 +710,7 @@ class EmbeddedVault final : public VaultImpl {
 
   AuditVerification verify_audit() override {
     std::lock_guard lock(mutex_);
+    fold_journals(/*live=*/true);
     auto txn = store_->begin_read();
     const ChainVerification internal = verify_audit_chain(*store_, *keys_);
     return {internal.ok, internal.events, internal.first_bad_seq, internal.problem};
@@ -594,6 +718,7 @@ class EmbeddedVault final : public VaultImpl {
 
   AuditHead audit_head() override {
     std::lock_guard lock(mutex_);
+    fold_journals(/*live=*/true);
     auto txn = store_->begin_read();
     const ChainVerification internal = verify_audit_chain(*store_, *keys_);
     if (!internal.ok) {
@@ -662,16 +787,24 @@ class EmbeddedVault final : public VaultImpl {
           after_lookup = record.lookup;
           after_version = record.version;
           if (record.key_id == target) continue;
+          // Resealed with the standing it authenticates under: never promoted.
           const SecretBytes& old_key = keys_->data_key(*store_, record.key_id);
+          Standing standing = Standing::kCurrent;
           auto plain = aead_decrypt(old_key, record.sealed,
-                                    record_aad(record.lookup, record.version, record.key_id));
+                                    record_aad(record.lookup, record.version, record.key_id, standing));
+          if (!plain) {
+            standing = Standing::kSuperseded;
+            plain = aead_decrypt(old_key, record.sealed,
+                                 record_aad(record.lookup, record.version, record.key_id, standing));
+          }
           if (!plain) {
             throw DecryptionFailedError(
                 "decryption failed: a credential record was altered; run `credential_manager verify`");
           }
           StoredRecord resealed = record;
           resealed.key_id = target;
-          resealed.sealed = aead_encrypt(key, plain->span(), record_aad(record.lookup, record.version, target));
+          resealed.sealed =
+              aead_encrypt(key, plain->span(), record_aad(record.lookup, record.version, target, standing));
           store_->reseal_version(resealed);
           ++moved;
         }
@@ -704,15 +837,18 @@ class EmbeddedVault final : public VaultImpl {
 
   void backup(const std::filesystem::path& out) override {
     std::lock_guard lock(mutex_);
+    fold_journals(/*live=*/true);
     store_->backup_to(out);
     record_locked(system_actor(), {"backup", "", "", "ok", "", "", ""});
   }
 
   VerifyReport verify() override {
     std::lock_guard lock(mutex_);
+    fold_journals(/*live=*/true);
     auto txn = store_->begin_read();
     VerifyReport report;
     std::set<Bytes> lookups;
+    std::uint64_t current_version = 0;  // of the credential being walked
     Bytes after_lookup;
     std::uint64_t after_version = 0;
     constexpr std::int64_t kBatch = 2048;
@@ -727,9 +863,14 @@ class EmbeddedVault final : public VaultImpl {
           continue;
         }
         const bool first_version = lookups.insert(record.lookup).second;
-        if (first_version) ++report.credentials;
+        if (first_version) {
+          ++report.credentials;
+          current_version = store_->current_version(record.lookup).value_or(0);
+        }
         try {
-          const Credential c = open_record(record);
+          const Credential c = open_record(record, record.version == current_version
+                                                       ? Standing::kCurrent
+                                                       : Standing::kSuperseded);
           if (first_version) {
             auto by_id = store_->lookup_by_id(id_tag(c.credential_id));
             if (!by_id || *by_id != record.lookup) {
@@ -819,6 +960,15 @@ class EmbeddedVault final : public VaultImpl {
   std::unique_ptr<Keyring> keys_;
   int history_depth_;
   bool audit_;
+  std::filesystem::path journal_directory_;
+  std::unique_ptr<ReadJournal> journal_;  // created at the first read event
+
+ public:
+  // At open: the journals of processes that died are folded.
+  void fold_orphan_journals() {
+    std::lock_guard lock(mutex_);
+    fold_journals(/*live=*/false);
+  }
 };
 
 KeyDerivation read_derivation(RecordStore& store) {
@@ -877,8 +1027,12 @@ std::unique_ptr<VaultImpl> open_vault(VaultOptions options) {
   KeyDerivation derivation = read_derivation(*store);
   auto keys = std::make_unique<Keyring>(derivation.vault_id, derive_kek(material, derivation));
   keys->load(*store);
-  return std::make_unique<EmbeddedVault>(std::move(store), std::move(keys), options.history_depth,
-                                         options.audit);
+  std::filesystem::path journal_directory;
+  if (!store->directory().empty()) journal_directory = store->directory() / "journal";
+  auto vault = std::make_unique<EmbeddedVault>(std::move(store), std::move(keys), options.history_depth,
+                                               options.audit, std::move(journal_directory));
+  vault->fold_orphan_journals();
+  return vault;
 }
 
 }  // namespace credentials::internal

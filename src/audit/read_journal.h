@@ -1,0 +1,120 @@
+// The read journal: how a read's audit event costs a few microseconds instead
+// of a write transaction (docs/FORMAT.md, "Read journal").
+//
+// Writes commit their event in their own transaction. A read cannot afford
+// one (tens of microseconds per get), so each vault handle on the embedded
+// store appends its read events to a journal file of its own, one write(2)
+// per event, before the result is returned (fail closed: if the append fails
+// the read fails). An entry is sealed like a chain event and chained to the
+// entry before it:
+//   mac_i = HMAC(audit_mac_key, "journal" ‖ mac_{i-1} ‖ entry_i without mac)
+// with mac_{-1} = HMAC(audit_mac_key, "journal-genesis" ‖ vault id ‖ journal id),
+// so an entry cannot be edited, forged, dropped from the middle or reordered.
+//
+// Folding moves entries into the main audit chain, inside a write
+// transaction that also records how far the journal is folded (meta row
+// "journal/<id>"), so a crash never folds an entry twice or loses one.
+// A handle folds its own journal at each of its writes, every second or 1,024
+// events of reading, and when it closes; `audit`, `verify`, `backup` fold
+// every journal first; the next opener folds the journal of a process that
+// died. The owner holds flock(LOCK_EX) on its journal for its lifetime: a
+// journal nobody holds is an orphan.
+//
+// What the journal cannot prove (docs/THREAT_MODEL.md): a journal deleted or
+// cut short before it is folded, by someone who can write the vault
+// directory. Its events are at most a second old, or those of a process
+// that has not written or closed since.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <filesystem>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "crypto/primitives.h"
+#include "store/record_store.h"
+#include "vault/keyring.h"
+
+namespace credentials::internal {
+
+class ReadJournal {
+ public:
+  // Creates a new journal in `directory` (made 0700), file 0600, locked.
+  // Throws DatabaseError when it cannot.
+  static std::unique_ptr<ReadJournal> create(const std::filesystem::path& directory,
+                                             const Keyring& keys);
+  ~ReadJournal();
+  ReadJournal(const ReadJournal&) = delete;
+  ReadJournal& operator=(const ReadJournal&) = delete;
+
+  // Appends one event (a JSON text without secrets) with the owner tag of its
+  // namespace and, when the read used a credential, that credential's lookup
+  // tag (for its last-used time). Durable against a crash of this process
+  // once it returns. Throws DatabaseError when the entry cannot be written;
+  // the journal then stays as it was.
+  void append(const Keyring& keys, ByteView owner_tag, ByteView used_lookup,
+              std::string_view event_json, std::int64_t time_micros);
+
+  // True when enough unfolded events have gathered to fold them now.
+  [[nodiscard]] bool fold_due() const;
+  [[nodiscard]] bool has_unfolded() const { return appended_ != folded_hint_; }
+  // Folds this journal. REQUIRES: inside a write transaction on `store`.
+  void fold(RecordStore& store, const Keyring& keys);
+  // After the vault handle's last fold has committed: removes the file and
+  // its meta row (the latter in a transaction of its own).
+  void retire(RecordStore& store);
+
+  [[nodiscard]] const std::filesystem::path& path() const { return path_; }
+
+ private:
+  ReadJournal(std::filesystem::path path, int fd, Bytes journal_id, Bytes genesis);
+
+  std::filesystem::path path_;
+  int fd_;
+  Bytes journal_id_;
+  Bytes last_mac_;
+  std::uint64_t next_index_ = 0;
+  std::uint64_t appended_ = 0;     // bytes written
+  std::uint64_t folded_hint_ = 0;  // bytes known folded (others may have folded more)
+  std::chrono::steady_clock::time_point first_unfolded_{};
+  std::uint64_t unfolded_events_ = 0;
+};
+
+// The action of the chain event that records a damaged journal: its
+// entries from the first one that does not authenticate were not folded.
+// `audit verify` reports it.
+inline constexpr std::string_view kJournalDamagedAction = "audit_journal_damaged";
+
+// Journals of processes that died, folded, still locked by us until removed.
+class FoldedOrphans {
+ public:
+  FoldedOrphans();
+  ~FoldedOrphans();
+  FoldedOrphans(FoldedOrphans&&) noexcept;
+  FoldedOrphans& operator=(FoldedOrphans&&) noexcept;
+  // Once the folding transaction has committed: removes the files and their
+  // meta rows (in a transaction of its own).
+  void remove(RecordStore& store);
+
+ private:
+  friend FoldedOrphans fold_other_journals(const std::filesystem::path&, const std::filesystem::path&,
+                                           RecordStore&, const Keyring&, bool);
+  struct File;
+  std::vector<File> files_;
+};
+
+// Folds every journal in `directory` except `own`: orphans to their end,
+// and, when `live`, those of running processes as far as their complete
+// entries go. REQUIRES: inside a write transaction on `store`.
+[[nodiscard]] FoldedOrphans fold_other_journals(const std::filesystem::path& directory,
+                                                const std::filesystem::path& own, RecordStore& store,
+                                                const Keyring& keys, bool live);
+// True when `directory` holds any journal file (a cheap check before folding).
+[[nodiscard]] bool journals_present(const std::filesystem::path& directory);
+// True when a journal in `directory` belongs to no running process.
+[[nodiscard]] bool orphan_journals_present(const std::filesystem::path& directory);
+
+}  // namespace credentials::internal

@@ -1,0 +1,270 @@
+// The audit trail under many processes, crashes, a damaged read journal and
+// a storage that refuses writes (issue #5; docs/FORMAT.md "Read journal").
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+#include <map>
+
+#include "credentials/credentials.h"
+#include "reliability/reliability.h"
+#include "support/temp_dir.h"
+
+namespace credentials {
+namespace {
+
+namespace fs = std::filesystem;
+using testing::TempDir;
+
+const UserContext kAdmin{"admin", "admin", {"admin"}};
+UserContext user_of(int n) { return {"u" + std::to_string(n), "u" + std::to_string(n), {"user"}}; }
+
+class AuditTrailTest : public ::testing::Test {
+ protected:
+  Vault open_vault() { return Vault::open({.directory = vault_dir(), .master_key = key_.clone()}); }
+  fs::path vault_dir() const { return dir_.path() / "vault"; }
+  fs::path journal_dir() const { return vault_dir() / "journal"; }
+
+  std::vector<fs::path> journals() const {
+    std::vector<fs::path> out;
+    std::error_code ec;
+    for (const auto& entry : fs::directory_iterator(journal_dir(), ec)) out.push_back(entry.path());
+    return out;
+  }
+
+  // Runs `body` in a child process and returns its wait status.
+  template <typename F>
+  static pid_t spawn(F body) {
+    const pid_t pid = ::fork();
+    if (pid == 0) {
+      int code = 0;
+      try {
+        code = body();
+      } catch (const std::exception& e) {
+        std::fprintf(stderr, "child failed: %s\n", e.what());
+        code = 1;
+      }
+      std::_Exit(code);
+    }
+    return pid;
+  }
+  static int wait_status(pid_t pid) {
+    int status = 0;
+    ::waitpid(pid, &status, 0);
+    return status;
+  }
+
+  TempDir dir_;
+  SecretString key_{generate_master_key()};
+};
+
+// 16 processes × 100 operations (stores, gets, lists, updates) give 1,600
+// events and one chain that verifies. Half of the processes are killed
+// with SIGKILL after their last operation, before they can close the vault:
+// the read events they journaled are folded by the next process to open it.
+TEST_F(AuditTrailTest, SixteenProcessesTimesAHundredOperationsGiveSixteenHundredEvents) {
+  { (void)open_vault(); }
+  constexpr int kProcesses = 16;
+  constexpr int kOperations = 100;
+  std::vector<pid_t> children;
+  for (int p = 0; p < kProcesses; ++p) {
+    children.push_back(spawn([&, p] {
+      auto vault = open_vault();
+      const UserContext user = user_of(p);
+      for (int i = 0; i < kOperations; ++i) {
+        const std::string name = "db" + std::to_string(i / 4);
+        switch (i % 4) {
+          case 0: vault.store_credential(user, {.name = name, .host = "h", .password = "canary-pw-1"}); break;
+          case 1: (void)vault.get_credential(user, name); break;
+          case 2: (void)vault.list_credentials(user); break;
+          case 3: (void)vault.update_password(user, name, SecretString("canary-pw-2")); break;
+        }
+      }
+      if (p % 2 == 1) ::kill(::getpid(), SIGKILL);  // no close: the journal stays behind
+      return 0;
+    }));
+  }
+  int killed = 0;
+  for (pid_t pid : children) {
+    const int status = wait_status(pid);
+    if (WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL) {
+      ++killed;
+    } else {
+      EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << "status " << status;
+    }
+  }
+  EXPECT_EQ(killed, kProcesses / 2);
+  // The killed processes' journals; those that died before a sibling
+  // opened the vault were folded by that sibling already.
+  const std::size_t orphans = journals().size();
+  EXPECT_GE(orphans, 1u);
+  EXPECT_LE(orphans, static_cast<std::size_t>(kProcesses / 2));
+
+  auto vault = open_vault();  // folds the orphaned journals
+  EXPECT_TRUE(journals().empty());
+  AuditQuery query;
+  query.limit = 100'000;
+  std::map<std::string, int> per_user;
+  std::map<std::string, int> per_action;
+  for (const AuditEvent& event : vault.audit_events(kAdmin, query)) {
+    if (event.actor.rfind('u', 0) != 0) continue;
+    EXPECT_EQ(event.outcome, "ok") << event.actor << " " << event.action;
+    ++per_user[event.actor];
+    ++per_action[event.action];
+  }
+  int total = 0;
+  for (const auto& [user, count] : per_user) {
+    EXPECT_EQ(count, kOperations) << user;
+    total += count;
+  }
+  EXPECT_EQ(total, kProcesses * kOperations);
+  EXPECT_EQ(per_action["get"], kProcesses * kOperations / 4);
+  EXPECT_EQ(per_action["list"], kProcesses * kOperations / 4);
+  const AuditVerification verification = vault.verify_audit();
+  EXPECT_TRUE(verification.ok) << verification.problem;
+  EXPECT_GE(verification.events, kProcesses * kOperations);
+  testing::print_figures("audit-processes",
+                         fmt::format("{} processes x {} operations = {} events, {} processes killed ({} "
+                                     "journals left for the next opener), chain of {} events verifies",
+                                     kProcesses, kOperations, total, killed, orphans, verification.events));
+}
+
+// A journal altered after its process died is reported by `audit verify`,
+// naming the event that records it; the reads before the damage are kept.
+TEST_F(AuditTrailTest, AlteredJournalOfADeadProcessIsReported) {
+  {
+    auto vault = open_vault();
+    vault.store_credential(user_of(1), {.name = "db", .host = "h", .password = "pw"});
+  }
+  const pid_t pid = spawn([&] {
+    auto vault = open_vault();
+    for (int i = 0; i < 3; ++i) (void)vault.get_credential(user_of(1), "db");
+    ::kill(::getpid(), SIGKILL);
+    return 0;
+  });
+  ASSERT_TRUE(WIFSIGNALED(wait_status(pid)));
+  const auto files = journals();
+  ASSERT_EQ(files.size(), 1u);
+  std::string bytes = testing::read_file(files[0]);
+  ASSERT_GT(bytes.size(), 100u);
+  bytes[bytes.size() - 40] ^= 0x01;  // inside the last entry
+  std::ofstream(files[0], std::ios::binary | std::ios::trunc) << bytes;
+
+  auto vault = open_vault();
+  const AuditVerification verification = vault.verify_audit();
+  EXPECT_FALSE(verification.ok);
+  EXPECT_NE(verification.problem.find("journal"), std::string::npos) << verification.problem;
+  int gets = 0;
+  for (const AuditEvent& event : vault.audit_events(kAdmin, {})) gets += event.action == "get";
+  EXPECT_EQ(gets, 2);
+}
+
+// A journal cut at a torn entry (a crash in the middle of its append) loses
+// only that entry's read, which never returned; the chain verifies.
+TEST_F(AuditTrailTest, TornLastJournalEntryIsDroppedQuietly) {
+  {
+    auto vault = open_vault();
+    vault.store_credential(user_of(1), {.name = "db", .host = "h", .password = "pw"});
+  }
+  const pid_t pid = spawn([&] {
+    auto vault = open_vault();
+    for (int i = 0; i < 3; ++i) (void)vault.get_credential(user_of(1), "db");
+    ::kill(::getpid(), SIGKILL);
+    return 0;
+  });
+  ASSERT_TRUE(WIFSIGNALED(wait_status(pid)));
+  const auto files = journals();
+  ASSERT_EQ(files.size(), 1u);
+  fs::resize_file(files[0], fs::file_size(files[0]) - 10);
+
+  auto vault = open_vault();
+  const AuditVerification verification = vault.verify_audit();
+  EXPECT_TRUE(verification.ok) << verification.problem;
+  int gets = 0;
+  for (const AuditEvent& event : vault.audit_events(kAdmin, {})) gets += event.action == "get";
+  EXPECT_EQ(gets, 2);
+}
+
+TEST_F(AuditTrailTest, JournalIsPrivateAndHoldsNoSecret) {
+  auto vault = open_vault();
+  vault.store_credential(user_of(1), {.name = "db", .host = "h", .password = "canary-journal-pw"});
+  (void)vault.get_credential(user_of(1), "db");
+  struct stat st {};
+  ASSERT_EQ(::stat(journal_dir().c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0700u);
+  const auto files = journals();
+  ASSERT_EQ(files.size(), 1u);
+  ASSERT_EQ(::stat(files[0].c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0600u);
+  const std::string bytes = testing::read_file(files[0]);
+  EXPECT_EQ(bytes.find("canary-journal-pw"), std::string::npos);
+  EXPECT_EQ(bytes.find("\"get\""), std::string::npos) << "events are sealed";
+}
+
+// A handle folds its journal when it closes and removes it.
+TEST_F(AuditTrailTest, ClosingFoldsAndRemovesTheJournal) {
+  {
+    auto vault = open_vault();
+    vault.store_credential(user_of(1), {.name = "db", .host = "h", .password = "pw"});
+    (void)vault.get_credential(user_of(1), "db");
+    EXPECT_EQ(journals().size(), 1u);
+  }
+  EXPECT_TRUE(journals().empty());
+  auto vault = open_vault();
+  int gets = 0;
+  for (const AuditEvent& event : vault.audit_events(kAdmin, {})) gets += event.action == "get";
+  EXPECT_EQ(gets, 1);
+}
+
+// Fail closed: when the storage refuses writes (here RLIMIT_FSIZE, a real
+// EFBIG from write(2), as a full disk gives ENOSPC), a read whose event
+// cannot be recorded returns nothing, and a write does not happen.
+TEST_F(AuditTrailTest, SimulatedWriteFailureRefusesTheOperation) {
+  {
+    auto vault = open_vault();
+    vault.store_credential(user_of(1), {.name = "db", .host = "h", .password = "before"});
+  }
+  const pid_t pid = spawn([&] {
+    auto vault = open_vault();
+    ::signal(SIGXFSZ, SIG_IGN);
+    const rlimit limit{1, 1};  // no file may grow beyond one byte
+    if (::setrlimit(RLIMIT_FSIZE, &limit) != 0) return 10;
+    int refused = 0;
+    try {
+      (void)vault.get_credential(user_of(1), "db");
+    } catch (const DatabaseError& e) {
+      if (std::string(e.what()).find("audit event") != std::string::npos) refused |= 1;
+    }
+    try {
+      (void)vault.update_password(user_of(1), "db", SecretString("after"));
+    } catch (const Error&) {
+      refused |= 2;
+    }
+    try {
+      (void)vault.list_credentials(user_of(1));
+    } catch (const DatabaseError&) {
+      refused |= 4;
+    }
+    return refused == 7 ? 0 : 20 + refused;
+  });
+  const int status = wait_status(pid);
+  ASSERT_TRUE(WIFEXITED(status)) << status;
+  EXPECT_EQ(WEXITSTATUS(status), 0) << "20 + bits of the operations that were refused (1 get, 2 update, 4 list)";
+
+  auto vault = open_vault();
+  const Credential c = vault.get_credential(user_of(1), "db");
+  EXPECT_EQ(c.password.reveal(), "before");
+  EXPECT_EQ(c.version, 1u);
+  EXPECT_TRUE(vault.verify_audit().ok);
+  for (const AuditEvent& event : vault.audit_events(kAdmin, {})) {
+    EXPECT_FALSE(event.action == "update_password" && event.outcome == "ok");
+  }
+}
+
+}  // namespace
+}  // namespace credentials
