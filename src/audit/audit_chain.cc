@@ -50,18 +50,35 @@ Bytes head_value(const Keyring& keys, std::int64_t seq, ByteView mac) {
 
 }  // namespace
 
+AuditAppender::AuditAppender(RecordStore& store, const Keyring& keys) : store_(store), keys_(keys) {
+  const auto last = store.last_audit_row();
+  seq_ = last ? last->seq : 0;
+  mac_ = last ? last->mac : genesis_mac(keys);
+}
+
+std::int64_t AuditAppender::append(ByteView owner_tag, std::string_view event_json) {
+  AuditRow row;
+  row.seq = seq_ + 1;
+  row.owner_tag.assign(owner_tag.begin(), owner_tag.end());
+  row.sealed = aead_encrypt(keys_.audit_seal_key(), as_bytes(event_json), seal_aad(keys_, row.seq));
+  row.mac = chain_mac(keys_, mac_, row.seq, row.owner_tag, row.sealed);
+  store_.insert_audit_row(row);
+  seq_ = row.seq;
+  mac_ = std::move(row.mac);
+  appended_ = true;
+  return seq_;
+}
+
+void AuditAppender::finish() {
+  if (appended_) store_.put_meta("audit_head", head_value(keys_, seq_, mac_));
+  appended_ = false;
+}
+
 std::int64_t append_audit_event(RecordStore& store, const Keyring& keys, ByteView owner_tag,
                                 std::string_view event_json) {
-  const auto last = store.last_audit_row();
-  const std::int64_t seq = last ? last->seq + 1 : 1;
-  const Bytes previous = last ? last->mac : genesis_mac(keys);
-  AuditRow row;
-  row.seq = seq;
-  row.owner_tag.assign(owner_tag.begin(), owner_tag.end());
-  row.sealed = aead_encrypt(keys.audit_seal_key(), as_bytes(event_json), seal_aad(keys, seq));
-  row.mac = chain_mac(keys, previous, seq, row.owner_tag, row.sealed);
-  store.insert_audit_row(row);
-  store.put_meta("audit_head", head_value(keys, seq, row.mac));
+  AuditAppender appender(store, keys);
+  const std::int64_t seq = appender.append(owner_tag, event_json);
+  appender.finish();
   return seq;
 }
 

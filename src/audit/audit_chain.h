@@ -24,6 +24,24 @@ namespace credentials::internal {
 std::int64_t append_audit_event(RecordStore& store, const Keyring& keys, ByteView owner_tag,
                                 std::string_view event_json);
 
+// Appends many events in one transaction: the chain's end is read once and
+// the head written once (folding a read journal).
+class AuditAppender {
+ public:
+  // REQUIRES: inside a write transaction on `store`, until finish().
+  AuditAppender(RecordStore& store, const Keyring& keys);
+  std::int64_t append(ByteView owner_tag, std::string_view event_json);
+  // Writes the head; without it the appended events fail verification.
+  void finish();
+
+ private:
+  RecordStore& store_;
+  const Keyring& keys_;
+  std::int64_t seq_ = 0;  // of the last event
+  Bytes mac_;             // of the last event
+  bool appended_ = false;
+};
+
 struct ChainVerification {
   bool ok = true;
   std::int64_t events = 0;

@@ -124,6 +124,7 @@ bool fold_file(int fd, ByteView journal_id, Liveness liveness, RecordStore& stor
   FoldState state = read_state(store, keys, journal_id);
   const Bytes data = read_from(fd, state.offset);
   std::map<Bytes, std::int64_t> last_used;
+  AuditAppender chain(store, keys);
   std::size_t pos = 0;
   bool damaged = false;
   while (data.size() - pos >= 4) {
@@ -162,7 +163,7 @@ bool fold_file(int fd, ByteView journal_id, Liveness liveness, RecordStore& stor
       damaged = true;
       break;
     }
-    append_audit_event(store, keys, owner, text->as_chars());
+    chain.append(owner, text->as_chars());
     if (!used.empty()) {
       auto& slot = last_used[Bytes(used.begin(), used.end())];
       slot = std::max(slot, time);
@@ -176,9 +177,10 @@ bool fold_file(int fd, ByteView journal_id, Liveness liveness, RecordStore& stor
     const std::string event = fmt::format(
         R"({{"action":"{}","actor":"","name":"{}","outcome":"error","error":"IntegrityError"}})",
         kJournalDamagedAction, hex_encode(journal_id));
-    append_audit_event(store, keys, {}, event);
+    chain.append({}, event);
     state.offset += data.size() - pos;  // the rest is skipped
   }
+  chain.finish();
   for (const auto& [lookup, time] : last_used) store.touch_last_used(lookup, time);
   if (pos > 0 || damaged) write_state(store, journal_id, state);
   return damaged;
@@ -291,11 +293,24 @@ void ReadJournal::fold(RecordStore& store, const Keyring& keys) {
   unfolded_events_ = 0;
 }
 
-void ReadJournal::retire(RecordStore& store) {
-  if (::unlink(path_.c_str()) != 0) return;
-  auto txn = store.begin_write(/*durable=*/false);
-  store.delete_meta(meta_key(journal_id_));
-  txn.commit();
+void ReadJournal::close(RecordStore& store, const Keyring& keys) {
+  {
+    auto txn = store.begin_write(/*durable=*/false);
+    fold(store, keys);
+    // A fold position is kept until the journal's file is gone: removing
+    // the row first would let a crash in between fold the journal again.
+    // So each closer drops the rows of the journals removed before it.
+    const std::string own = meta_key(journal_id_);
+    for (const auto& [key, value] : store.all_meta()) {
+      if (!key.starts_with("journal/") || key == own) continue;
+      std::error_code ec;
+      if (!fs::exists(path_.parent_path() / (key.substr(8) + std::string(kSuffix)), ec) && !ec) {
+        store.delete_meta(key);
+      }
+    }
+    txn.commit();
+  }
+  ::unlink(path_.c_str());
 }
 
 struct FoldedOrphans::File {

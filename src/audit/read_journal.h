@@ -63,9 +63,10 @@ class ReadJournal {
   [[nodiscard]] bool has_unfolded() const { return appended_ != folded_hint_; }
   // Folds this journal. REQUIRES: inside a write transaction on `store`.
   void fold(RecordStore& store, const Keyring& keys);
-  // After the vault handle's last fold has committed: removes the file and
-  // its meta row (the latter in a transaction of its own).
-  void retire(RecordStore& store);
+  // When the vault handle closes: folds the journal, drops the meta rows of
+  // journals already removed (the previous closers'), and, once that has
+  // committed, removes the file. One transaction, not fsynced.
+  void close(RecordStore& store, const Keyring& keys);
 
   [[nodiscard]] const std::filesystem::path& path() const { return path_; }
 

@@ -11,9 +11,9 @@
 #include <vector>
 
 #include <fmt/format.h>
-#include <libpq-fe.h>
 
 #include "credentials/errors.h"
+#include "db/libpq.h"
 #include "db/connection.h"
 
 namespace credentials::internal {
@@ -93,7 +93,7 @@ nlohmann::json to_json(Oid type, std::string_view text) {
 }
 
 struct ResultDeleter {
-  void operator()(PGresult* r) const { PQclear(r); }
+  void operator()(PGresult* r) const { pq::PQclear(r); }
 };
 using Result = std::unique_ptr<PGresult, ResultDeleter>;
 
@@ -103,7 +103,7 @@ class PostgresConnection final : public Connection {
  public:
   PostgresConnection(PGconn* conn, SecretString password)
       : conn_(conn), password_(std::move(password)) {}
-  ~PostgresConnection() override { PQfinish(conn_); }
+  ~PostgresConnection() override { pq::PQfinish(conn_); }
   PostgresConnection(const PostgresConnection&) = delete;
   PostgresConnection& operator=(const PostgresConnection&) = delete;
 
@@ -141,25 +141,25 @@ class PostgresConnection final : public Connection {
                                                                          : texts[i].c_str());
     }
 
-    Result result(PQexecParams(conn_, sql.c_str(), static_cast<int>(params.size()), types.data(),
+    Result result(pq::PQexecParams(conn_, sql.c_str(), static_cast<int>(params.size()), types.data(),
                                values.data(), nullptr, nullptr, /*resultFormat=*/0));
     const ExecStatusType status =
-        result != nullptr ? PQresultStatus(result.get()) : PGRES_FATAL_ERROR;
+        result != nullptr ? pq::PQresultStatus(result.get()) : PGRES_FATAL_ERROR;
     if (status == PGRES_TUPLES_OK) {
-      const int rows = PQntuples(result.get());
-      const int columns = PQnfields(result.get());
+      const int rows = pq::PQntuples(result.get());
+      const int columns = pq::PQnfields(result.get());
       nlohmann::json out = nlohmann::json::array();
       for (int r = 0; r < rows; ++r) {
         nlohmann::json row = nlohmann::json::object();
         for (int c = 0; c < columns; ++c) {
-          const char* name = PQfname(result.get(), c);
-          if (PQgetisnull(result.get(), r, c)) {
+          const char* name = pq::PQfname(result.get(), c);
+          if (pq::PQgetisnull(result.get(), r, c)) {
             row[name] = nullptr;
           } else {
             row[name] = to_json(
-                PQftype(result.get(), c),
-                std::string_view(PQgetvalue(result.get(), r, c),
-                                 static_cast<std::size_t>(PQgetlength(result.get(), r, c))));
+                pq::PQftype(result.get(), c),
+                std::string_view(pq::PQgetvalue(result.get(), r, c),
+                                 static_cast<std::size_t>(pq::PQgetlength(result.get(), r, c))));
           }
         }
         out.push_back(std::move(row));
@@ -167,7 +167,7 @@ class PostgresConnection final : public Connection {
       return {{"query_result", std::move(out)}, {"row_count", rows}};
     }
     if (status == PGRES_COMMAND_OK) {
-      const char* affected = PQcmdTuples(result.get());
+      const char* affected = pq::PQcmdTuples(result.get());
       std::int64_t count = 0;
       if (affected != nullptr && *affected != '\0') count = std::atoll(affected);
       return {{"affected_rows", count}};
@@ -190,14 +190,14 @@ class PostgresConnection final : public Connection {
     // An idle connection has nothing to read. Anything readable is the
     // server's goodbye (a FATAL message, EOF) or unsolicited state: either
     // way, do not run a statement on it.
-    pollfd fd{PQsocket(conn_), POLLIN, 0};
+    pollfd fd{pq::PQsocket(conn_), POLLIN, 0};
     return ::poll(&fd, 1, 0) == 0;
   }
 
   [[nodiscard]] bool healthy() const override {
     // A connection left inside a transaction (the skill ran BEGIN, or a
     // statement failed inside one) is not handed to the next execution.
-    return PQstatus(conn_) == CONNECTION_OK && PQtransactionStatus(conn_) == PQTRANS_IDLE;
+    return pq::PQstatus(conn_) == CONNECTION_OK && pq::PQtransactionStatus(conn_) == PQTRANS_IDLE;
   }
 
  private:
@@ -205,8 +205,8 @@ class PostgresConnection final : public Connection {
     const std::int64_t wanted = timeout ? std::max<std::int64_t>(timeout->count(), 1) : 0;
     if (wanted == statement_timeout_ms_) return;
     // A formatted integer: nothing from outside reaches this SQL text.
-    Result result(PQexec(conn_, fmt::format("SET statement_timeout = {}", wanted).c_str()));
-    if (result == nullptr || PQresultStatus(result.get()) != PGRES_COMMAND_OK) {
+    Result result(pq::PQexec(conn_, fmt::format("SET statement_timeout = {}", wanted).c_str()));
+    if (result == nullptr || pq::PQresultStatus(result.get()) != PGRES_COMMAND_OK) {
       throw query_error(result.get(), {});
     }
     statement_timeout_ms_ = wanted;
@@ -218,10 +218,10 @@ class PostgresConnection final : public Connection {
     std::string message;
     std::string sqlstate;
     if (result != nullptr) {
-      message = trimmed(PQresultErrorField(result, PG_DIAG_MESSAGE_PRIMARY));
-      sqlstate = trimmed(PQresultErrorField(result, PG_DIAG_SQLSTATE));
+      message = trimmed(pq::PQresultErrorField(result, PG_DIAG_MESSAGE_PRIMARY));
+      sqlstate = trimmed(pq::PQresultErrorField(result, PG_DIAG_SQLSTATE));
     }
-    if (message.empty()) message = trimmed(PQerrorMessage(conn_));
+    if (message.empty()) message = trimmed(pq::PQerrorMessage(conn_));
     if (sqlstate == "57014") message += " (the skill's timeout)";
     message = scrub_inputs(scrub(std::move(message), {password_.reveal()}), params);
     return DatabaseError(sqlstate.empty()
@@ -272,15 +272,15 @@ std::unique_ptr<Connection> connect_postgres(const ConnectionParams& params) {
   keys.push_back(nullptr);
   values.push_back(nullptr);
 
-  PGconn* conn = PQconnectdbParams(keys.data(), values.data(), /*expand_dbname=*/0);
+  PGconn* conn = pq::PQconnectdbParams(keys.data(), values.data(), /*expand_dbname=*/0);
   if (conn == nullptr) throw DatabaseError("PostgreSQL: out of memory while connecting");
-  if (PQstatus(conn) != CONNECTION_OK) {
-    std::string message = scrub(trimmed(PQerrorMessage(conn)), {params.password.reveal()});
-    PQfinish(conn);
+  if (pq::PQstatus(conn) != CONNECTION_OK) {
+    std::string message = scrub(trimmed(pq::PQerrorMessage(conn)), {params.password.reveal()});
+    pq::PQfinish(conn);
     throw DatabaseError(fmt::format("PostgreSQL: cannot connect to {}:{} as {}: {}", params.host,
                                     port, params.username, message));
   }
-  PQsetNoticeProcessor(conn, &ignore_notice, nullptr);
+  pq::PQsetNoticeProcessor(conn, &ignore_notice, nullptr);
   return std::make_unique<PostgresConnection>(conn, params.password.clone());
 }
 

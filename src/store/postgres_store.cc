@@ -2,7 +2,6 @@
 
 #include <fcntl.h>
 #include <fmt/format.h>
-#include <libpq-fe.h>
 #include <openssl/crypto.h>
 #include <sqlite3.h>
 #include <sys/stat.h>
@@ -14,6 +13,7 @@
 #include <cstring>
 
 #include "credentials/errors.h"
+#include "db/libpq.h"
 #include "store/sqlite_store.h"
 #include "store/store_copy.h"
 
@@ -192,23 +192,23 @@ class PostgresStore::Result {
   explicit Result(PGresult* result) : result_(result) {}
   Result(Result&& other) noexcept : result_(std::exchange(other.result_, nullptr)) {}
   Result& operator=(Result&&) = delete;
-  ~Result() { PQclear(result_); }
+  ~Result() { pq::PQclear(result_); }
 
-  [[nodiscard]] int rows() const { return PQntuples(result_); }
-  [[nodiscard]] int columns() const { return PQnfields(result_); }
-  [[nodiscard]] bool null(int row, int column) const { return PQgetisnull(result_, row, column); }
+  [[nodiscard]] int rows() const { return pq::PQntuples(result_); }
+  [[nodiscard]] int columns() const { return pq::PQnfields(result_); }
+  [[nodiscard]] bool null(int row, int column) const { return pq::PQgetisnull(result_, row, column); }
   [[nodiscard]] Bytes bytes(int row, int column) const {
-    const auto* data = reinterpret_cast<const std::uint8_t*>(PQgetvalue(result_, row, column));
-    return Bytes(data, data + PQgetlength(result_, row, column));
+    const auto* data = reinterpret_cast<const std::uint8_t*>(pq::PQgetvalue(result_, row, column));
+    return Bytes(data, data + pq::PQgetlength(result_, row, column));
   }
   [[nodiscard]] std::string text(int row, int column) const {
-    return std::string(PQgetvalue(result_, row, column), PQgetlength(result_, row, column));
+    return std::string(pq::PQgetvalue(result_, row, column), pq::PQgetlength(result_, row, column));
   }
   [[nodiscard]] std::int64_t int64(int row, int column) const {
     if (null(row, column)) return 0;
-    const auto* data = reinterpret_cast<const std::uint8_t*>(PQgetvalue(result_, row, column));
-    const int n = PQgetlength(result_, row, column);
-    const Oid type = PQftype(result_, column);
+    const auto* data = reinterpret_cast<const std::uint8_t*>(pq::PQgetvalue(result_, row, column));
+    const int n = pq::PQgetlength(result_, row, column);
+    const Oid type = pq::PQftype(result_, column);
     if (type != kInt8Oid && type != kInt4Oid && type != kInt2Oid) {
       throw DatabaseError("vault storage (PostgreSQL): a column has an unexpected type");
     }
@@ -217,8 +217,8 @@ class PostgresStore::Result {
     return static_cast<std::int64_t>(v);
   }
   [[nodiscard]] bool boolean(int row, int column) const {
-    return !null(row, column) && PQftype(result_, column) == kBoolOid &&
-           PQgetlength(result_, row, column) == 1 && PQgetvalue(result_, row, column)[0] != 0;
+    return !null(row, column) && pq::PQftype(result_, column) == kBoolOid &&
+           pq::PQgetlength(result_, row, column) == 1 && pq::PQgetvalue(result_, row, column)[0] != 0;
   }
 
  private:
@@ -275,11 +275,11 @@ std::unique_ptr<PostgresStore> PostgresStore::open(std::string_view url, bool cr
         "'_' and not with 'pg_'");
   }
   char* error = nullptr;
-  PQconninfoOption* options = PQconninfoParse(libpq_url.c_str(), &error);
+  PQconninfoOption* options = pq::PQconninfoParse(libpq_url.c_str(), &error);
   OPENSSL_cleanse(libpq_url.data(), libpq_url.size());
   if (!options) {
     const std::string message = error ? without_quoted(trimmed(error)) : "out of memory";
-    PQfreemem(error);
+    pq::PQfreemem(error);
     throw InvalidArgumentError(fmt::format("the vault URL is not a valid PostgreSQL URL: {}", message));
   }
   auto params = std::make_unique<ConnectParams>();
@@ -295,7 +295,7 @@ std::unique_ptr<PostgresStore> PostgresStore::open(std::string_view url, bool cr
     params->values.emplace_back(o->val);
     OPENSSL_cleanse(o->val, std::strlen(o->val));
   }
-  PQconninfoFree(options);
+  pq::PQconninfoFree(options);
   if (!have_app) {
     params->keywords.emplace_back("application_name");
     params->values.emplace_back("credentials-vault");
@@ -321,7 +321,7 @@ PostgresStore::PostgresStore(std::unique_ptr<ConnectParams> params, std::string 
 }
 
 PostgresStore::~PostgresStore() {
-  if (conn_) PQfinish(conn_);
+  if (conn_) pq::PQfinish(conn_);
 }
 
 std::string PostgresStore::scrub(std::string message) const {
@@ -337,17 +337,17 @@ void PostgresStore::connect() {
   }
   keys.push_back(nullptr);
   values.push_back(nullptr);
-  conn_ = PQconnectdbParams(keys.data(), values.data(), /*expand_dbname=*/0);
+  conn_ = pq::PQconnectdbParams(keys.data(), values.data(), /*expand_dbname=*/0);
   if (!conn_) throw DatabaseError("cannot connect to the vault database: out of memory");
-  if (PQstatus(conn_) != CONNECTION_OK) {
-    const std::string message = scrub(trimmed(PQerrorMessage(conn_)));
-    PQfinish(conn_);
+  if (pq::PQstatus(conn_) != CONNECTION_OK) {
+    const std::string message = scrub(trimmed(pq::PQerrorMessage(conn_)));
+    pq::PQfinish(conn_);
     conn_ = nullptr;
     throw DatabaseError(fmt::format("cannot connect to the vault database: {}", message));
   }
-  PQsetNoticeProcessor(conn_, [](void*, const char*) {}, nullptr);
-  description_ = fmt::format("{}:{}/{} (schema {})", PQhost(conn_), PQport(conn_), PQdb(conn_), schema_);
-  if (params_->user.empty()) params_->user = PQuser(conn_);
+  pq::PQsetNoticeProcessor(conn_, [](void*, const char*) {}, nullptr);
+  description_ = fmt::format("{}:{}/{} (schema {})", pq::PQhost(conn_), pq::PQport(conn_), pq::PQdb(conn_), schema_);
+  if (params_->user.empty()) params_->user = pq::PQuser(conn_);
 }
 
 void PostgresStore::ensure_connected() {
@@ -355,27 +355,27 @@ void PostgresStore::ensure_connected() {
     connect();
     return;
   }
-  if (PQstatus(conn_) == CONNECTION_OK) return;
+  if (pq::PQstatus(conn_) == CONNECTION_OK) return;
   // The server restarted (or the network failed) since the last use.
   prepared_.clear();
-  PQreset(conn_);
-  if (PQstatus(conn_) != CONNECTION_OK) {
+  pq::PQreset(conn_);
+  if (pq::PQstatus(conn_) != CONNECTION_OK) {
     throw DatabaseError(fmt::format(
         "the vault database {} is unreachable: {}. Nothing was written; retry when the server is "
         "back",
-        description_, scrub(trimmed(PQerrorMessage(conn_)))));
+        description_, scrub(trimmed(pq::PQerrorMessage(conn_)))));
   }
-  PQsetNoticeProcessor(conn_, [](void*, const char*) {}, nullptr);
+  pq::PQsetNoticeProcessor(conn_, [](void*, const char*) {}, nullptr);
 }
 
 void PostgresStore::fail(std::string_view what, PGresult* result) {
-  const char* state = result ? PQresultErrorField(result, PG_DIAG_SQLSTATE) : nullptr;
+  const char* state = result ? pq::PQresultErrorField(result, PG_DIAG_SQLSTATE) : nullptr;
   const std::string sqlstate = state ? state : "";
-  std::string message = scrub(trimmed(result && PQresultErrorMessage(result)[0]
-                                          ? PQresultErrorMessage(result)
-                                          : PQerrorMessage(conn_)));
-  PQclear(result);
-  if (!conn_ || PQstatus(conn_) != CONNECTION_OK) {
+  std::string message = scrub(trimmed(result && pq::PQresultErrorMessage(result)[0]
+                                          ? pq::PQresultErrorMessage(result)
+                                          : pq::PQerrorMessage(conn_)));
+  pq::PQclear(result);
+  if (!conn_ || pq::PQstatus(conn_) != CONNECTION_OK) {
     throw DatabaseError(fmt::format(
         "the connection to the vault database {} was lost ({}): the operation was not completed "
         "and its transaction was rolled back; retry when the server is back",
@@ -397,10 +397,10 @@ void PostgresStore::fail(std::string_view what, PGresult* result) {
 
 void PostgresStore::exec(const std::string& sql) {
   if (!in_transaction_) ensure_connected();
-  PGresult* result = PQexec(conn_, replace_all(sql, "{s}", quoted_schema_).c_str());
-  const auto status = PQresultStatus(result);
+  PGresult* result = pq::PQexec(conn_, replace_all(sql, "{s}", quoted_schema_).c_str());
+  const auto status = pq::PQresultStatus(result);
   if (status != PGRES_COMMAND_OK && status != PGRES_TUPLES_OK) fail("statement", result);
-  PQclear(result);
+  pq::PQclear(result);
 }
 
 PostgresStore::Result PostgresStore::run(const char* sql, std::initializer_list<Param> params) {
@@ -419,22 +419,22 @@ PostgresStore::Result PostgresStore::run(const char* sql, std::initializer_list<
     auto it = prepared_.find(sql);
     if (it == prepared_.end()) {
       std::string name = fmt::format("cv_{}", prepared_.size() + 1);
-      result = PQprepare(conn_, name.c_str(), replace_all(sql, "{s}", quoted_schema_).c_str(), n,
+      result = pq::PQprepare(conn_, name.c_str(), replace_all(sql, "{s}", quoted_schema_).c_str(), n,
                          types.data());
-      if (PQresultStatus(result) == PGRES_COMMAND_OK) {
-        PQclear(result);
+      if (pq::PQresultStatus(result) == PGRES_COMMAND_OK) {
+        pq::PQclear(result);
         result = nullptr;
         it = prepared_.emplace(sql, std::move(name)).first;
       }
     }
     if (!result) {
-      result = PQexecPrepared(conn_, it->second.c_str(), n, values.data(), lengths.data(),
+      result = pq::PQexecPrepared(conn_, it->second.c_str(), n, values.data(), lengths.data(),
                               formats.data(), /*resultFormat=*/1);
     }
-    const auto status = PQresultStatus(result);
+    const auto status = pq::PQresultStatus(result);
     if (status == PGRES_COMMAND_OK || status == PGRES_TUPLES_OK) return Result(result);
-    if (attempt == 0 && !in_transaction_ && is_read(sql) && PQstatus(conn_) != CONNECTION_OK) {
-      PQclear(result);
+    if (attempt == 0 && !in_transaction_ && is_read(sql) && pq::PQstatus(conn_) != CONNECTION_OK) {
+      pq::PQclear(result);
       continue;  // reconnect and read again
     }
     fail("query", result);
@@ -446,16 +446,16 @@ PostgresStore::Result PostgresStore::run(const char* sql, std::initializer_list<
 void PostgresStore::begin(const char* sql) {
   for (int attempt = 0;; ++attempt) {
     ensure_connected();
-    PGresult* result = PQexec(conn_, sql);
-    if (PQresultStatus(result) == PGRES_COMMAND_OK) {
-      PQclear(result);
+    PGresult* result = pq::PQexec(conn_, sql);
+    if (pq::PQresultStatus(result) == PGRES_COMMAND_OK) {
+      pq::PQclear(result);
       in_transaction_ = true;
       return;
     }
     // BEGIN on a connection the server closed: nothing was done, so it is
     // safe to reconnect once and begin again.
-    if (attempt == 0 && PQstatus(conn_) != CONNECTION_OK) {
-      PQclear(result);
+    if (attempt == 0 && pq::PQstatus(conn_) != CONNECTION_OK) {
+      pq::PQclear(result);
       continue;
     }
     fail("begin", result);
@@ -482,10 +482,10 @@ void PostgresStore::start_read() { begin("BEGIN ISOLATION LEVEL REPEATABLE READ 
 
 void PostgresStore::commit_transaction() {
   in_transaction_ = false;
-  PGresult* result = PQexec(conn_, "COMMIT");
-  if (PQresultStatus(result) != PGRES_COMMAND_OK) {
-    if (PQstatus(conn_) != CONNECTION_OK) {
-      PQclear(result);
+  PGresult* result = pq::PQexec(conn_, "COMMIT");
+  if (pq::PQresultStatus(result) != PGRES_COMMAND_OK) {
+    if (pq::PQstatus(conn_) != CONNECTION_OK) {
+      pq::PQclear(result);
       throw DatabaseError(fmt::format(
           "the connection to the vault database {} was lost while committing: the last write may "
           "or may not have been saved; read it back before retrying",
@@ -494,15 +494,15 @@ void PostgresStore::commit_transaction() {
     fail("commit", result);
   }
   // COMMIT of a transaction in which a statement failed rolls back.
-  const bool rolled_back = std::strcmp(PQcmdStatus(result), "ROLLBACK") == 0;
-  PQclear(result);
+  const bool rolled_back = std::strcmp(pq::PQcmdStatus(result), "ROLLBACK") == 0;
+  pq::PQclear(result);
   if (rolled_back) throw DatabaseError("vault storage (PostgreSQL): the transaction was rolled back");
 }
 
 void PostgresStore::rollback_transaction() noexcept {
   if (!in_transaction_) return;
   in_transaction_ = false;
-  if (conn_ && PQstatus(conn_) == CONNECTION_OK) PQclear(PQexec(conn_, "ROLLBACK"));
+  if (conn_ && pq::PQstatus(conn_) == CONNECTION_OK) pq::PQclear(pq::PQexec(conn_, "ROLLBACK"));
 }
 
 // --- schema --------------------------------------------------------------------

@@ -149,6 +149,11 @@ std::unique_ptr<SqliteStore> SqliteStore::open(const fs::path& directory, bool c
   }
   std::unique_ptr<SqliteStore> store(new SqliteStore(directory, db));
   sqlite3_busy_timeout(db, kBusyTimeoutMs);
+  // No checkpoint when the last connection closes: it would fsync the
+  // database on the exit of every short-lived process (a CLI `list`). The
+  // write-ahead log stays beside the database, is checkpointed as it grows
+  // (every 1,000 pages), and is part of the vault (docs/FORMAT.md).
+  sqlite3_db_config(db, SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, 1, nullptr);
   sqlite3_extended_result_codes(db, 1);
   // secure_delete: deleted versions are overwritten, not left in free pages.
   // temp_store=MEMORY: no temporary files outside the vault directory.

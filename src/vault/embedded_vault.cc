@@ -82,6 +82,32 @@ std::string outcome_of(const std::exception& e) {
       ref, user.user_id, user.user_id));
 }
 
+// A JSON string literal. Text that is not UTF-8 (a credential reference
+// as given) goes through nlohmann::json, which replaces invalid bytes.
+void append_json_string(std::string& out, std::string_view text) {
+  if (!is_utf8(text)) {
+    out += nlohmann::json(std::string(text)).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+    return;
+  }
+  out += '"';
+  for (const char ch : text) {
+    switch (ch) {
+      case '"': out += "\\\""; break;
+      case '\\': out += "\\\\"; break;
+      case '\n': out += "\\n"; break;
+      case '\t': out += "\\t"; break;
+      case '\r': out += "\\r"; break;
+      default:
+        if (static_cast<unsigned char>(ch) < 0x20) {
+          fmt::format_to(std::back_inserter(out), "\\u{:04x}", static_cast<unsigned>(ch));
+        } else {
+          out += ch;
+        }
+    }
+  }
+  out += '"';
+}
+
 class EmbeddedVault final : public VaultImpl {
  public:
   // `journal_directory`: where read events are journaled (the embedded
@@ -101,12 +127,7 @@ class EmbeddedVault final : public VaultImpl {
   ~EmbeddedVault() override {
     if (!journal_) return;
     try {
-      {
-        auto txn = store_->begin_write(/*durable=*/false);
-        journal_->fold(*store_, *keys_);
-        txn.commit();
-      }
-      journal_->retire(*store_);
+      journal_->close(*store_, *keys_);
     } catch (const Error&) {
     }
   }
@@ -267,16 +288,36 @@ class EmbeddedVault final : public VaultImpl {
     for (const auto& id : extra_ids) store_->insert_credential_id(id_tag(id), lookup);
   }
 
+  // Written directly rather than through a JSON object: it is on the path
+  // of every read, where building an nlohmann::json object cost more than
+  // the read's decryption.
   static std::string event_json(const UserContext& actor, const AuditRecord& event) {
-    nlohmann::json roles = nlohmann::json::array();
-    for (const auto& role : actor.roles) roles.push_back(role);
-    nlohmann::json body = {
-        {"time", format_timestamp(now())}, {"actor", actor.user_id}, {"roles", roles},
-        {"action", event.action},          {"owner", event.owner},   {"name", event.name},
-        {"outcome", event.outcome},        {"error", event.error_kind}, {"pid", ::getpid()}};
-    if (!event.skill.empty()) body["skill"] = event.skill;
-    if (!event.query_sha256.empty()) body["query_sha256"] = event.query_sha256;
-    return body.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+    std::string out;
+    out.reserve(256);
+    auto field = [&](std::string_view key, std::string_view value) {
+      out += out.empty() ? "{\"" : ",\"";
+      out += key;
+      out += "\":";
+      append_json_string(out, value);
+    };
+    field("time", format_timestamp(now()));
+    field("actor", actor.user_id);
+    out += ",\"roles\":[";
+    for (std::size_t i = 0; i < actor.roles.size(); ++i) {
+      if (i) out += ',';
+      append_json_string(out, actor.roles[i]);
+    }
+    out += ']';
+    field("action", event.action);
+    field("owner", event.owner);
+    field("name", event.name);
+    field("outcome", event.outcome);
+    field("error", event.error_kind);
+    fmt::format_to(std::back_inserter(out), ",\"pid\":{}", ::getpid());
+    if (!event.skill.empty()) field("skill", event.skill);
+    if (!event.query_sha256.empty()) field("query_sha256", event.query_sha256);
+    out += '}';
+    return out;
   }
   Bytes event_owner_tag(const AuditRecord& event) const {
     return is_valid_identifier(event.owner) ? owner_tag(event.owner) : Bytes();

@@ -15,6 +15,8 @@ bool is_identifier_char(char c) {
          c == '_' || c == '@' || c == '-';
 }
 
+}  // namespace
+
 // Well-formed UTF-8 (RFC 3629: no overlong forms, no surrogates, nothing past
 // U+10FFFF). Written here because none of the project's libraries exposes a
 // validator; it is small and fuzzed through the record and CLI targets.
@@ -50,6 +52,8 @@ bool is_utf8(std::string_view text) {
   }
   return true;
 }
+
+namespace {
 
 // Free text fields may hold any printable UTF-8 but no control characters:
 // a NUL or a newline in a host name is a mistake or an attack, never data.
