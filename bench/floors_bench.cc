@@ -7,7 +7,9 @@
 //   - one raw libpq round trip (SELECT 1 on an open connection; needs PGHOST)
 // and, to explain the composite figures: HMAC-SHA256 of a lookup tag, and
 // one small SQLite write transaction with and without fsync (WAL mode,
-// synchronous=NORMAL / FULL, as the vault runs reads' and writes' transactions).
+// synchronous=NORMAL / FULL, as the vault runs reads' and writes' transactions),
+// and the same on PostgreSQL (synchronous_commit off / on, as the shared
+// store runs them).
 #include <fcntl.h>
 #include <unistd.h>
 
@@ -238,6 +240,61 @@ void BM_LibpqRoundTrip(benchmark::State& state) {
   PQfinish(conn);
 }
 BENCHMARK(BM_LibpqRoundTrip)->UseRealTime()->Unit(benchmark::kMicrosecond);
+
+// One small write transaction on an open connection, three round trips
+// (BEGIN; INSERT ~200 bytes with PQexecParams; COMMIT): durable=1 waits at
+// COMMIT for the server's WAL flush (synchronous_commit=on, as the shared
+// store's writes), durable=0 does not (synchronous_commit=off, as its reads'
+// audit events). The floor of the shared store's writes (pgstore_bench).
+void BM_LibpqWriteTransaction(benchmark::State& state) {
+  const char* host = std::getenv("PGHOST");
+  if (host == nullptr || *host == '\0') {
+    state.SkipWithError("PGHOST is not set: run under pg_virtualenv (bench/run does)");
+    for (auto _ : state) {
+    }
+    return;
+  }
+  PGconn* conn = PQconnectdb("");
+  const std::string table = fmt::format("bench_floor_commit_{}", ::getpid());
+  auto exec = [&](const std::string& sql) {
+    PGresult* r = PQexec(conn, sql.c_str());
+    const bool ok = PQresultStatus(r) == PGRES_COMMAND_OK;
+    PQclear(r);
+    return ok;
+  };
+  if (PQstatus(conn) != CONNECTION_OK ||
+      !exec(state.range(0) ? "SET synchronous_commit = on" : "SET synchronous_commit = off") ||
+      !exec(fmt::format("CREATE TABLE {} (seq bigserial PRIMARY KEY, v bytea NOT NULL)", table))) {
+    state.SkipWithError("cannot connect to PostgreSQL or create a table with the PG* environment");
+    PQfinish(conn);
+    for (auto _ : state) {
+    }
+    return;
+  }
+  const std::string insert = fmt::format("INSERT INTO {}(v) VALUES($1)", table);
+  const Bytes value = internal::random_bytes(200);
+  const char* values[] = {reinterpret_cast<const char*>(value.data())};
+  const int lengths[] = {static_cast<int>(value.size())};
+  const int formats[] = {1};
+  for (auto _ : state) {
+    bool ok = exec("BEGIN");
+    PGresult* r = PQexecParams(conn, insert.c_str(), 1, nullptr, values, lengths, formats, 1);
+    ok = ok && PQresultStatus(r) == PGRES_COMMAND_OK;
+    PQclear(r);
+    if (!(exec("COMMIT") && ok)) {
+      state.SkipWithError("the write transaction failed");
+      break;
+    }
+  }
+  exec("DROP TABLE " + table);
+  PQfinish(conn);
+}
+BENCHMARK(BM_LibpqWriteTransaction)
+    ->Arg(0)
+    ->Arg(1)
+    ->ArgName("durable")
+    ->UseRealTime()
+    ->Unit(benchmark::kMicrosecond);
 
 }  // namespace
 }  // namespace credentials::bench
