@@ -381,6 +381,13 @@ void PostgresStore::fail(std::string_view what, PGresult* result) {
         "and its transaction was rolled back; retry when the server is back",
         description_, message));
   }
+  if (sqlstate == "42501" && message.find("permission denied for database") != std::string::npos) {
+    throw DatabaseError(fmt::format(
+        "the PostgreSQL role '{}' may not create the vault schema '{}' ({}): run "
+        "`credential_manager init` as a role with CREATE on the database, or have its owner run "
+        "GRANT CREATE ON DATABASE ... TO {} (see docs/POSTGRES.md)",
+        params_->user, schema_, message, params_->user));
+  }
   if (sqlstate == "42501") {
     throw DatabaseError(fmt::format(
         "the PostgreSQL role '{}' has no rights on the vault schema '{}' ({}): the schema's owner "

@@ -24,7 +24,9 @@ namespace credentials::internal {
 namespace {
 
 constexpr std::string_view kRecordLabel = "credentials/v1/record";
-constexpr std::int64_t kFormatVersion = 1;
+// 2: records carry their standing (current or superseded) in their
+// associated data, and read events go through the read journal.
+constexpr std::int64_t kFormatVersion = 2;
 // AES-GCM with random 96-bit nonces stays within NIST SP 800-38D's collision
 // bound up to 2^32 encryptions per key; refuse well before that.
 constexpr std::int64_t kMaxEncryptionsPerKey = std::int64_t{1} << 31;
@@ -1062,8 +1064,17 @@ std::unique_ptr<VaultImpl> open_vault(VaultOptions options) {
     }
   }
   auto version = store->get_meta("format_version");
-  if (!version || from_bytes(*version) != kFormatVersion) {
+  if (!version || from_bytes(*version) > kFormatVersion) {
     throw DatabaseError("this vault was written by a newer version of credentials: upgrade");
+  }
+  if (from_bytes(*version) < kFormatVersion) {
+    // Format 1 was written only by development builds before the first
+    // release (records had no current/superseded standing): no migration.
+    throw DatabaseError(fmt::format(
+        "this vault has format {}, written by a pre-release build; this build reads format {}. "
+        "Export the credentials with that build (credential_manager show --reveal) and store them "
+        "again",
+        from_bytes(*version), kFormatVersion));
   }
   KeyDerivation derivation = read_derivation(*store);
   auto keys = std::make_unique<Keyring>(derivation.vault_id, derive_kek(material, derivation));
