@@ -267,25 +267,22 @@ targets = [
 # the benchmarks drive (src/vault/embedded_vault.cc, src/store/sqlite_store.cc,
 # src/skills/skill_runner.cc, src/db/). Shown only for targets missed in this run.
 WHY = {
-    "get": """Every read is also a write. `audited_read` runs the read and then
-`record_locked`: a SQLite write transaction (`BEGIN IMMEDIATE`, synchronous=NORMAL)
-that appends the sealed, HMAC-chained audit event and updates the credential's
-`last_used`, then commits to the WAL. The decrypt and the lookup are a few µs
-(the floor column); the transaction is the rest: compare the "write transaction,
-no fsync" floor below, and the row with audit off (which still has the
-transaction, for `last_used`). The event's JSON, its AES-GCM seal and three
-HMACs (lookup, owner, chain) add a few µs more. The write lock also serialises
-readers across processes.
-*What would close it:* take the audit append off the read's critical path
-without giving up fail-closed: (1) group commit — queue events in memory and
-let one writer commit many per transaction, the reader waiting only for "its"
-batch (amortises the transaction across concurrent readers); or (2) append the
-sealed event to an `O_APPEND` audit log file (one `write(2)`, ~2 µs, no
-B-tree, no lock), chained exactly as now, and fold it into SQLite in the
-background; (3) keep `last_used` as an in-memory counter flushed with the next
-write or every few seconds (issue 5 allows "a counter that does not turn every
-read into a slow write"). Without (1)–(3) a read cannot get below the
-no-fsync transaction floor.""",
+    "get": """A get is the lookup and decrypt (the floor column: one SQLite point
+lookup, one AES-GCM decrypt) plus its audit event. The event no longer costs a
+write transaction: it is sealed, HMAC-chained and appended to the handle's read
+journal with one `write(2)` before the value is returned (docs/FORMAT.md, "Read
+journal"), and folded into the chain in batches of up to 1,024 (one
+transaction for the batch). What remains per read: building the event's JSON,
+one AES-GCM seal with a fresh nonce from the OS (`getrandom(2)`, about 1.2 µs
+on this virtual machine), its HMAC, the `write(2)` (a system call costs 1–3 µs
+here), and the fold's share: a decrypt, a re-seal under the chain sequence
+number (another `getrandom`), the chain HMAC and one row insert per event.
+Compare the "without audit event" row: the difference is the audit's price.
+*What would close it:* fold journaled events into the chain without re-sealing
+them (store the journal's sealed bytes, bound to journal id and index, as the
+chain row), which removes a decrypt, a seal and a `getrandom` per event;
+cache the owner tags (one HMAC each) per handle; on a machine with cheaper
+system calls the same code is several µs faster.""",
     "store": """A durable write is one `BEGIN IMMEDIATE` … `COMMIT` with
 synchronous=FULL in WAL mode: one `fdatasync` of the WAL at commit, plus the
 encryption, three HMAC tags and B-tree inserts. The floor column is one
@@ -294,90 +291,66 @@ the floors table); the figure cannot go below it. If that floor alone is near
 or above 2 ms the disk misses the target for any durable store. The rest is
 SQLite's page writes (WAL frames for the credentials, versions, ids, keys and
 audit tables and their indexes; `add_encryptions` rewrites the keys row on
-every write) and a WAL checkpoint every ~1,000 pages, which syncs the database
-file too — those are the slow outliers in the spread.
+every write; an update also reseals the superseded version) and a WAL
+checkpoint every ~1,000 pages, which syncs the database file too — those are
+the slow outliers in the spread.
 *What would close it:* fewer WAL pages per write (fold `credential_ids` into
 `credentials`, count encryptions per batch instead of per record); checkpoints
 in the background (`wal_autocheckpoint=0` + a checkpoint thread) so no commit
 pays for one; a disk with a faster sync.""",
     "open": """Opening derives the KEK (HKDF for a raw key; Argon2id, 64 MiB, for a
 passphrase — by design about 0.1–1 s), unwraps the keys, opens SQLite and
-serves one audited read. Nothing proportional to the vault is loaded, so the
-figure does not grow with the size. What dominates is I/O, not CPU (compare
-the CPU time in the raw JSON): the first audited read is the process's first
-write, and when no other connection holds the WAL open, SQLite creates the
-`-wal` file and syncs its header and the directory (`strace` shows
-`fdatasync` of the WAL, of the directory, of the WAL again) — three to four
-syncs, each at the fsync floor. A process that closes the vault last also
-checkpoints (two more syncs), which the CLI pays on exit.
-*What would close it:* do not make the first read a write: with the audit
-append moved off the read path (see `get_credential`) an open + first get is
-a few hundred µs plus the KDF. Keeping the WAL file between processes
-(`PRAGMA journal_size_limit` with `SQLITE_FCNTL_PERSIST_WAL`) avoids the
-creation syncs. With a passphrase, Argon2id stays by design: use the raw key
-format for processes that open often.""",
+serves one audited read (a journal file is created for it: `open`, `flock`,
+`rename`). Nothing proportional to the vault is loaded. The write-ahead log is
+kept between processes (no checkpoint when the last connection closes), so the
+first connection rebuilds its index by reading the log (up to ~4 MB, the
+auto-checkpoint size) instead of paying syncs.
+*What would close it:* a smaller `wal_autocheckpoint` bounds the log to read;
+with a passphrase, Argon2id stays by design: use the raw key format for
+processes that open often.""",
     "memory": """The resident set includes the SQLite page cache (2 MB default),
-the libraries (OpenSSL, libpq, libsodium, yaml-cpp) and, after a passphrase
-unlock, Argon2id's 64 MiB work area.
+the libraries (OpenSSL, libsodium, yaml-cpp; libpq only once PostgreSQL is
+used) and, after a passphrase unlock, Argon2id's 64 MiB work area.
 *What would close it:* the raw key format (no Argon2), `PRAGMA cache_size`.""",
     "cli": """A CLI `list` is process start-up (the `credential_manager --version`
-row: dynamic loading of libcredentials, OpenSSL, libpq, SQLite, yaml-cpp,
-fmt, CLI11 set-up), then opening the vault, decrypting 100 records, and one
-audited write transaction. Being the only connection, that first write
-creates the `-wal` file (sync of the WAL header, of the directory, of the
-WAL: three syncs), and closing the last connection checkpoints and deletes
-it (two more syncs): about five syncs per command, i.e. five times the
-fdatasync floor, on top of start-up. The memory table's "open + first get in
-a fresh process" column shows the same effect in-library.
-*What would close it:* (1) keep the WAL between processes
-(`SQLITE_FCNTL_PERSIST_WAL`, and no checkpoint-on-close for read-mostly
-verbs) so a read-only verb does no sync at all; (2) take the audit append
-off the read path (see `get_credential`); (3) cut start-up: static linking
-(`-DBUILD_SHARED_LIBS=OFF`), `-Wl,--as-needed`, and not loading libpq /
-yaml-cpp for verbs that do not use them. On a quiet machine the start-up
-floor is a few ms; the syncs then dominate.""",
+row: on this virtual machine a static "hello world" already takes about 3 ms;
+then dynamic loading of libcredentials, OpenSSL, SQLite, yaml-cpp, fmt,
+libstdc++ and the CLI11 set-up of every verb), then opening the vault (SQLite
+reads its write-ahead log to rebuild the index, HKDF, key unwrapping),
+decrypting 100 records, one journal append, and at exit one transaction that
+folds the journal (not fsynced). libpq and its twenty dependencies are no
+longer loaded at start-up (`src/db/libpq.h`), and nothing is synced.
+*What would close it:* a fully static executable (`-static`, with static
+OpenSSL, SQLite, libsodium, yaml-cpp, fmt and libstdc++) measured about 3 ms
+less start-up here; lazily registering CLI11 subcommands; a smaller log to
+read at open.""",
     "rotate": """Rotation re-wraps the three-or-more stored keys in one durable
 transaction: one fsync (floor column) plus KEK derivation. With a passphrase
 as the new key, Argon2id (64 MiB, 2 passes) dominates by design.
 *What would close it:* nothing for passphrases short of weaker KDF
 parameters (not recommended); with raw keys it is fsync-bound.""",
-    "reencrypt": """Re-encryption is quadratic in the vault size: each batch of 500 is
-fetched with `SELECT … FROM versions … WHERE v.key_id <> ?1 LIMIT 500`
-(`SqliteStore::versions_not_under`), which has no index on `key_id` and no
-resume point, so batch *k* first walks past the k × 500 versions already
-moved. At 100,000 versions that is ~200 batches × up to 100,000 rows visited
-(compare the 10,000 and 100,000 figures: ×10 in size, far more than ×10 in
-time). The crypto itself (the floor column) is a small part.
-*What would close it:* keyset pagination — resume each batch after the last
-(lookup, version) seen (`WHERE (lookup, version) > (?, ?) AND key_id <> ?
-ORDER BY lookup, version LIMIT ?`), or an index on `versions(key_id)`. That
-makes it linear; larger batches then cut the number of syncs, and the
-decrypt/re-seal can run on both cores.""",
-    "import": """The import grows faster than linearly with the vault. The legacy
-reader parses the decrypted JSON into `nlohmann::ordered_json`
-(`src/legacy/legacy_vault.cc`, to keep the Python dict's order), whose
-object is a vector searched linearly on every insert: parsing N credentials
-costs O(N²) key comparisons. Per credential it then decrypts one Fernet token
-(HMAC-SHA256 + AES-128-CBC), probes the id index and the name index, seals the
-record (AES-GCM + three HMAC tags), and bumps the data key's encryption
-counter — all in one transaction, so one sync in total.
-*What would close it:* parse with `nlohmann::json` (a map) plus a SAX pass, or
-`json::parse` with a callback, that records the top-level key order in a
-vector (the order is only needed for duplicate names); count encryptions once
-per import instead of per record; decrypt the Fernet tokens on both cores.""",
+    "reencrypt": """Re-encryption walks the versions once in (lookup, version) order,
+500 per transaction: per record one decrypt and one seal (the floor column is
+one decrypt), the row rewrite (a B-tree page write each), and one sync per
+batch.
+*What would close it:* larger batches (fewer syncs); decrypt and re-seal on
+both cores.""",
+    "import": """Per credential the import decrypts one Fernet token (HMAC-SHA256 +
+AES-128-CBC, after the PBKDF2 key derivation once), probes the id index and
+the name index, seals the record (AES-GCM + three HMAC tags), and bumps the
+data key's encryption counter — all in one transaction, so one sync in total.
+*What would close it:* count encryptions once per import instead of per
+record; decrypt the Fernet tokens on both cores.""",
     "skill": """A warm skill execution is the statement itself (the raw libpq
 rows) plus: `current_version` (a locked index lookup that decrypts nothing),
 the pool lease, binding, building the JSON result, and the skill's audit
-event — one SQLite write transaction without fsync, as for `get`. The
-PostgreSQL round trip is tens of µs, so the audit transaction alone can be
-more than the 15 % allowance. The runner also sends the statement with
-`PQexecParams` (parse + plan on every execution) where the comparator uses a
-prepared statement: the `PQexecParams` row isolates that part.
-The SQLite driver likewise calls `sqlite3_prepare_v2` on every execution.
+event (a read-journal append, as for `get`). The runner sends the statement
+with `PQexecParams` (parse + plan on every execution) where the comparator
+uses a prepared statement: the `PQexecParams` row isolates that part. The
+SQLite driver likewise calls `sqlite3_prepare_v2` on every execution.
 *What would close it:* cache prepared statements per pooled connection
 (`PQprepare` / `sqlite3_prepare_v3(SQLITE_PREPARE_PERSISTENT)` once per skill
-and connection), and take the audit event off the critical path as for `get`
-(group commit or an append-only log).""",
+and connection).""",
 }
 
 # --- the document -----------------------------------------------------------------------

@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <charconv>
+#include <map>
 #include <cstdlib>
 #include <memory>
 #include <string>
@@ -141,8 +142,12 @@ class PostgresConnection final : public Connection {
                                                                          : texts[i].c_str());
     }
 
-    Result result(pq::PQexecParams(conn_, sql.c_str(), static_cast<int>(params.size()), types.data(),
-                               values.data(), nullptr, nullptr, /*resultFormat=*/0));
+    const std::string& statement = prepared(sql, types);
+    Result result(statement.empty()
+                      ? pq::PQexecParams(conn_, sql.c_str(), static_cast<int>(params.size()),
+                                         types.data(), values.data(), nullptr, nullptr, /*resultFormat=*/0)
+                      : pq::PQexecPrepared(conn_, statement.c_str(), static_cast<int>(params.size()),
+                                           values.data(), nullptr, nullptr, /*resultFormat=*/0));
     const ExecStatusType status =
         result != nullptr ? pq::PQresultStatus(result.get()) : PGRES_FATAL_ERROR;
     if (status == PGRES_TUPLES_OK) {
@@ -201,6 +206,41 @@ class PostgresConnection final : public Connection {
   }
 
  private:
+  // The name of the server-side prepared statement for `sql` with these
+  // parameter types, preparing it on first use: a pooled connection then
+  // parses and plans each skill's statement once, not at every execution.
+  // Empty when the statement cannot be prepared (PREPARE takes only SELECT,
+  // INSERT, UPDATE, DELETE, MERGE and VALUES; or it fails now): it is then
+  // sent whole with PQexecParams, which reports its error if it has one.
+  const std::string& prepared(const std::string& sql, const std::vector<Oid>& types) {
+    std::string key = sql;
+    key.push_back('\0');
+    for (const Oid type : types) key += fmt::format("{},", type);
+    if (const auto it = statements_.find(key); it != statements_.end()) return it->second;
+    if (statements_.size() >= kMaxPreparedStatements) {
+      Result cleared(pq::PQexec(conn_, "DEALLOCATE ALL"));
+      if (cleared == nullptr || pq::PQresultStatus(cleared.get()) != PGRES_COMMAND_OK) {
+        throw query_error(cleared.get(), {});
+      }
+      statements_.clear();
+    }
+    std::string name = fmt::format("credentials_skill_{}", next_statement_++);
+    Result result(pq::PQprepare(conn_, name.c_str(), sql.c_str(), static_cast<int>(types.size()),
+                                types.data()));
+    if (result == nullptr || pq::PQresultStatus(result.get()) != PGRES_COMMAND_OK) {
+      // A statement PREPARE does not take is a syntax error for it (42601):
+      // remembered, so it is not offered again. Other failures (a missing
+      // table) may pass later: not remembered.
+      const char* state = result ? pq::PQresultErrorField(result.get(), PG_DIAG_SQLSTATE) : nullptr;
+      if (state && std::string_view(state) == "42601") {
+        return statements_.emplace(std::move(key), std::string()).first->second;
+      }
+      unprepared_.clear();
+      return unprepared_;
+    }
+    return statements_.emplace(std::move(key), std::move(name)).first->second;
+  }
+
   void set_statement_timeout(std::optional<std::chrono::milliseconds> timeout) {
     const std::int64_t wanted = timeout ? std::max<std::int64_t>(timeout->count(), 1) : 0;
     if (wanted == statement_timeout_ms_) return;
@@ -233,6 +273,10 @@ class PostgresConnection final : public Connection {
   // Kept only to scrub it from messages.
   SecretString password_;
   std::int64_t statement_timeout_ms_ = 0;  // 0: the server default (none)
+  static constexpr std::size_t kMaxPreparedStatements = 256;
+  std::map<std::string, std::string> statements_;  // sql ‖ NUL ‖ types -> name
+  std::uint64_t next_statement_ = 0;
+  std::string unprepared_;  // always empty
 };
 
 }  // namespace
