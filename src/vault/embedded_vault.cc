@@ -9,6 +9,7 @@
 #include <mutex>
 #include <nlohmann/json.hpp>
 #include <set>
+#include <unordered_map>
 
 #include "audit/audit_chain.h"
 #include "audit/read_journal.h"
@@ -145,12 +146,23 @@ class EmbeddedVault final : public VaultImpl {
     Bytes message{'l'};
     append_field(message, owner);
     append_field(message, name);
-    return keys_->index_mac().mac(message);
+    return cached_index_tag(message);
   }
   Bytes owner_tag(std::string_view owner) const {
     Bytes message{'o'};
     append_field(message, owner);
-    return keys_->index_mac().mac(message);
+    return cached_index_tag(message);
+  }
+  // A get computes the same lookup and owner tags three or four times (to
+  // find the record, to check it, for its audit event): the HMACs were a
+  // sixth of its cost. The tags are no secret from this process (they are
+  // the index), and the index key never changes, so they are remembered.
+  Bytes cached_index_tag(const Bytes& message) const {
+    std::string key(message.begin(), message.end());
+    std::lock_guard lock(tag_cache_mutex_);
+    if (const auto it = tag_cache_.find(key); it != tag_cache_.end()) return it->second;
+    if (tag_cache_.size() >= kTagCacheSize) tag_cache_.clear();
+    return tag_cache_.emplace(std::move(key), keys_->index_mac().mac(message)).first->second;
   }
   Bytes id_tag(std::string_view id) const {
     Bytes message{'i'};
@@ -1005,6 +1017,9 @@ class EmbeddedVault final : public VaultImpl {
   bool audit_;
   std::filesystem::path journal_directory_;
   std::unique_ptr<ReadJournal> journal_;  // created at the first read event
+  static constexpr std::size_t kTagCacheSize = 4096;
+  mutable std::mutex tag_cache_mutex_;
+  mutable std::unordered_map<std::string, Bytes> tag_cache_;  // index MAC input -> tag
 
  public:
   // At open: the journals of processes that died are folded.
