@@ -334,9 +334,15 @@ FoldedOrphans fold_other_journals(const fs::path& directory, const fs::path& own
     const fs::path path = entry.path();
     if (path == own) continue;
     if (path.extension() == ".new") {
-      // A journal its creator died before renaming: empty, unused.
-      Fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW));
-      if (fd.get() >= 0 && ::flock(fd.get(), LOCK_EX | LOCK_NB) == 0) ::unlink(path.c_str());
+      // A journal whose creator died before renaming it: empty, unused. One
+      // being created right now must not be touched (its creator's flock
+      // would fail), so only those a minute old go.
+      std::error_code ec;
+      const auto written = fs::last_write_time(path, ec);
+      if (!ec && fs::file_time_type::clock::now() - written > std::chrono::minutes(1)) {
+        Fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW));
+        if (fd.get() >= 0 && ::flock(fd.get(), LOCK_EX | LOCK_NB) == 0) ::unlink(path.c_str());
+      }
       continue;
     }
     auto id = journal_id_of(path);
@@ -367,6 +373,7 @@ bool orphan_journals_present(const fs::path& directory) {
   fs::directory_iterator it(directory, ec);
   if (ec) return false;
   for (const auto& entry : it) {
+    if (!journal_id_of(entry.path())) continue;  // not a journal, or one being created
     Fd fd(::open(entry.path().c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW));
     if (fd.get() >= 0 && ::flock(fd.get(), LOCK_EX | LOCK_NB) == 0) return true;
   }
