@@ -124,6 +124,11 @@ class RecordStore {
   [[nodiscard]] virtual std::int64_t last_used(ByteView lookup) = 0;
   // A consistent snapshot of the whole database into `file` (SQLite backup API).
   virtual void backup_to(const std::filesystem::path& file) = 0;
+  // After a delete: moves the log into the database and empties it, so the
+  // deleted rows' old page images leave the files (secure_delete overwrites
+  // them in the database itself). Best effort; stores without a log of their
+  // own do nothing.
+  virtual void compact_log() {}
 
   [[nodiscard]] virtual std::optional<AuditRow> last_audit_row() = 0;
   virtual void insert_audit_row(const AuditRow& row) = 0;

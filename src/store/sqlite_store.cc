@@ -257,6 +257,15 @@ void SqliteStore::put_meta(std::string_view key, ByteView value) {
   q->bind(1, key).bind(2, value).run();
 }
 
+void SqliteStore::compact_log() {
+  // TRUNCATE waits for readers on older snapshots; a short wait, then leave
+  // it to the next delete or the automatic checkpoints.
+  constexpr int kCompactWaitMs = 200;
+  sqlite3_busy_timeout(db_, kCompactWaitMs);
+  sqlite3_wal_checkpoint_v2(db_, nullptr, SQLITE_CHECKPOINT_TRUNCATE, nullptr, nullptr);
+  sqlite3_busy_timeout(db_, kBusyTimeoutMs);
+}
+
 void SqliteStore::delete_meta(std::string_view key) {
   Use q(prepare("DELETE FROM meta WHERE key = ?1"));
   q->bind(1, key).run();

@@ -67,6 +67,7 @@ class SqliteStore final : public RecordStore {
   virtual void touch_last_used(ByteView lookup, std::int64_t micros) override;
   [[nodiscard]] virtual std::int64_t last_used(ByteView lookup) override;
   virtual void backup_to(const std::filesystem::path& file) override;
+  void compact_log() override;
 
   [[nodiscard]] virtual std::optional<AuditRow> last_audit_row() override;
   virtual void insert_audit_row(const AuditRow& row) override;

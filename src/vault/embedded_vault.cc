@@ -658,6 +658,8 @@ class EmbeddedVault final : public VaultImpl {
       store_->delete_credential(located.record.lookup);
       return 0;
     }, &owner);
+    std::lock_guard lock(mutex_);
+    store_->compact_log();
   }
 
   std::uint64_t current_version(const UserContext& user, std::string_view ref) override {

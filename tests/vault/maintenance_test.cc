@@ -56,20 +56,48 @@ TEST_F(MaintenanceTest, HistoryKeepsVersionsAndRollbackRestoresOne) {
   EXPECT_THROW((void)vault.history(kBob, vault.get_credential(kAlice, "db").credential_id), UnauthorizedError);
 }
 
+// Nothing of a deleted credential's versions stays in the vault's files:
+// not the rows, and not their sealed bytes (in free pages, or in old page
+// images in the write-ahead log), whether or not the vault is still open.
 TEST_F(MaintenanceTest, DeleteLeavesNoVersionReadable) {
   auto vault = open_vault();
   vault.store_credential(kAlice, {.name = "db", .host = "h", .password = "v1"});
   vault.update_password(kAlice, "db", "v2");
-  vault.delete_credential(kAlice, "db");
-  EXPECT_THROW((void)vault.history(kAlice, "db"), CredentialNotFoundError);
+  vault.store_credential(kAlice, {.name = "kept", .host = "h", .password = "k"});
   sqlite3* db = nullptr;
   ASSERT_EQ(sqlite3_open((dir_.path() / "vault/vault.db").c_str(), &db), SQLITE_OK);
-  sqlite3_stmt* stmt = nullptr;
-  sqlite3_prepare_v2(db, "SELECT count(*) FROM versions", -1, &stmt, nullptr);
-  ASSERT_EQ(sqlite3_step(stmt), SQLITE_ROW);
-  EXPECT_EQ(sqlite3_column_int(stmt, 0), 0);
-  sqlite3_finalize(stmt);
+  auto sealed_versions = [&] {
+    std::vector<std::string> out;
+    sqlite3_stmt* stmt = nullptr;
+    sqlite3_prepare_v2(db, "SELECT sealed FROM versions", -1, &stmt, nullptr);
+    while (sqlite3_step(stmt) == SQLITE_ROW) {
+      out.emplace_back(static_cast<const char*>(sqlite3_column_blob(stmt, 0)),
+                       static_cast<std::size_t>(sqlite3_column_bytes(stmt, 0)));
+    }
+    sqlite3_finalize(stmt);
+    return out;
+  };
+  const std::vector<std::string> before = sealed_versions();
+  ASSERT_EQ(before.size(), 3u);
+  vault.delete_credential(kAlice, "db");
+  EXPECT_THROW((void)vault.history(kAlice, "db"), CredentialNotFoundError);
+  const std::vector<std::string> after = sealed_versions();
+  ASSERT_EQ(after.size(), 1u);
   sqlite3_close(db);
+  auto scan = [&](const char* when) {
+    for (const auto& entry : fs::recursive_directory_iterator(dir_.path() / "vault")) {
+      if (!entry.is_regular_file()) continue;
+      const std::string bytes = testing::read_file(entry.path());
+      for (const std::string& sealed : before) {
+        if (sealed == after[0]) continue;
+        EXPECT_EQ(bytes.find(sealed.substr(12, 32)), std::string::npos)
+            << when << ": a deleted version's sealed bytes are still in " << entry.path();
+      }
+    }
+  };
+  scan("vault open");
+  { auto closing = std::move(vault); }
+  scan("vault closed");
 }
 
 TEST_F(MaintenanceTest, MasterKeyRotationRewrapsKeysAndKeepsRecords) {
