@@ -168,6 +168,14 @@ SqliteStore::SqliteStore(fs::path directory, sqlite3* db)
 
 SqliteStore::~SqliteStore() {
   statements_.clear();
+  // The log is not checkpointed at close (see open), but a large one is:
+  // the next process would read all of it to rebuild its index, and, once it
+  // is past the auto-checkpoint size, copy all of it into the database again
+  // at its first commit (a new connection cannot know it was copied).
+  constexpr std::uintmax_t kLargeLogBytes = 1 << 20;
+  std::error_code ec;
+  const auto log_size = fs::file_size(directory_ / (std::string(kFileName) + "-wal"), ec);
+  if (!ec && log_size > kLargeLogBytes) compact_log();
   sqlite3_close_v2(db_);
 }
 
