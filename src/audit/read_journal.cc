@@ -121,6 +121,10 @@ enum class Liveness { kOwn, kLive, kOrphan };
 // Returns true when it found damage.
 bool fold_file(int fd, ByteView journal_id, Liveness liveness, RecordStore& store,
                const Keyring& keys) {
+  // A handle keeps the last-used times of its own reads in memory and
+  // writes them in batches (EmbeddedVault): here only those of other
+  // processes' journals are applied.
+  const bool apply_last_used = liveness != Liveness::kOwn;
   FoldState state = read_state(store, keys, journal_id);
   const Bytes data = read_from(fd, state.offset);
   std::map<Bytes, std::int64_t> last_used;
@@ -164,7 +168,7 @@ bool fold_file(int fd, ByteView journal_id, Liveness liveness, RecordStore& stor
       break;
     }
     chain.append(owner, text->as_chars());
-    if (!used.empty()) {
+    if (apply_last_used && !used.empty()) {
       auto& slot = last_used[Bytes(used.begin(), used.end())];
       slot = std::max(slot, time);
     }
@@ -293,10 +297,12 @@ void ReadJournal::fold(RecordStore& store, const Keyring& keys) {
   unfolded_events_ = 0;
 }
 
-void ReadJournal::close(RecordStore& store, const Keyring& keys) {
+void ReadJournal::close(RecordStore& store, const Keyring& keys,
+                        const std::function<void()>& also) {
   {
     auto txn = store.begin_write(/*durable=*/false);
     fold(store, keys);
+    if (also) also();
     // A fold position is kept until the journal's file is gone: removing
     // the row first would let a crash in between fold the journal again.
     // So each closer drops the rows of the journals removed before it.

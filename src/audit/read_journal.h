@@ -29,6 +29,7 @@
 #include <chrono>
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -63,10 +64,10 @@ class ReadJournal {
   [[nodiscard]] bool has_unfolded() const { return appended_ != folded_hint_; }
   // Folds this journal. REQUIRES: inside a write transaction on `store`.
   void fold(RecordStore& store, const Keyring& keys);
-  // When the vault handle closes: folds the journal, drops the meta rows of
-  // journals already removed (the previous closers'), and, once that has
-  // committed, removes the file. One transaction, not fsynced.
-  void close(RecordStore& store, const Keyring& keys);
+  // When the vault handle closes: folds the journal, runs `also`, drops the
+  // meta rows of journals already removed (the previous closers'), and, once
+  // that has committed, removes the file. One transaction, not fsynced.
+  void close(RecordStore& store, const Keyring& keys, const std::function<void()>& also);
 
   [[nodiscard]] const std::filesystem::path& path() const { return path_; }
 

@@ -130,7 +130,7 @@ class EmbeddedVault final : public VaultImpl {
   ~EmbeddedVault() override {
     if (!journal_) return;
     try {
-      journal_->close(*store_, *keys_);
+      journal_->close(*store_, *keys_, [this] { write_last_used(); });
     } catch (const Error&) {
     }
   }
@@ -351,15 +351,33 @@ class EmbeddedVault final : public VaultImpl {
   }
 
   // Folds this handle's journal in a transaction of its own, if it has
-  // anything to fold; best effort (the events are safe in the journal).
-  void fold_own_journal_now() {
-    if (!journal_ || !journal_->has_unfolded()) return;
+  // anything to fold, with the last-used times gathered so far when they
+  // are due (or `with_last_used`); best effort (the events are safe in the
+  // journal).
+  void fold_own_journal_now(bool with_last_used = false) {
+    const bool last_used_due =
+        !last_used_.empty() && (with_last_used || last_used_.size() >= kLastUsedBatch ||
+                                std::chrono::steady_clock::now() - last_used_written_ >= kLastUsedEvery);
+    if ((!journal_ || !journal_->has_unfolded()) && !last_used_due) return;
     try {
       auto txn = store_->begin_write(/*durable=*/false);
-      journal_->fold(*store_, *keys_);
+      if (journal_) journal_->fold(*store_, *keys_);
+      if (last_used_due) write_last_used();
       txn.commit();
     } catch (const Error&) {
     }
+  }
+
+  // Last-used times of this handle's reads are gathered in memory and
+  // written in one transaction a minute (or 4,096 credentials, or at list
+  // and close): written at every fold, a run of reads of different
+  // credentials turned each read into a random page write. They are
+  // informational; a crash loses at most a minute of them (the events
+  // themselves are in the journal). REQUIRES: inside a write transaction.
+  void write_last_used() {
+    for (const auto& [lookup, time] : last_used_) store_->touch_last_used(lookup, time);
+    last_used_.clear();
+    last_used_written_ = std::chrono::steady_clock::now();
   }
 
   // Every journal in the vault folded into the chain: before the chain is
@@ -525,8 +543,10 @@ class EmbeddedVault final : public VaultImpl {
     if (!audit_) return;
     if (!journal_directory_.empty()) {
       if (!journal_) journal_ = ReadJournal::create(journal_directory_, *keys_);
+      const std::int64_t time = now().time_since_epoch().count();
       journal_->append(*keys_, event_owner_tag(event), used_lookup ? ByteView(*used_lookup) : ByteView(),
-                       event_json(actor, event), now().time_since_epoch().count());
+                       event_json(actor, event), time);
+      if (used_lookup && !used_lookup->empty()) last_used_[*used_lookup] = time;
       // The event is already safe in the journal: a fold that cannot run
       // now (the vault busy, the disk full) runs at the next chance.
       if (journal_->fold_due()) fold_own_journal_now();
@@ -592,9 +612,9 @@ class EmbeddedVault final : public VaultImpl {
   std::vector<CredentialInfo> list_credentials(const UserContext& user) override {
     return audited_read(user, "list", "", [&](std::string& owner) {
       validate_identifier(user.user_id, "user id");
-      // Last-used times come with folded events: this handle's own reads
-      // show at once, other processes' within a second.
-      fold_own_journal_now();
+      // This handle's own reads show at once; other processes' within a
+      // minute (see write_last_used).
+      fold_own_journal_now(/*with_last_used=*/true);
       owner = user.is_admin() ? "" : user.user_id;
       auto records = user.is_admin() ? store_->all_current_records()
                                      : store_->current_records_of_owner(owner_tag(user.user_id));
@@ -1020,6 +1040,10 @@ class EmbeddedVault final : public VaultImpl {
   std::filesystem::path journal_directory_;
   std::unique_ptr<ReadJournal> journal_;  // created at the first read event
   static constexpr std::size_t kTagCacheSize = 4096;
+  static constexpr std::size_t kLastUsedBatch = 4096;
+  static constexpr auto kLastUsedEvery = std::chrono::minutes(1);
+  std::map<Bytes, std::int64_t> last_used_;  // lookup -> time of the last read, not yet written
+  std::chrono::steady_clock::time_point last_used_written_ = std::chrono::steady_clock::now();
   mutable std::mutex tag_cache_mutex_;
   mutable std::unordered_map<std::string, Bytes> tag_cache_;  // index MAC input -> tag
 
