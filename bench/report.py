@@ -384,7 +384,15 @@ if notes.get("_run"):
     w(f"- {notes['_run']}")
 if machine.get("quick"):
     w("- **Quick run** (CREDENTIALS_BENCH_QUICK=1): the smallest size only.")
-w("- Release build; wall-clock medians over repetitions (5 for the per-operation figures, 3 for")
+def repetitions_of(name):
+    """The repetitions the per-operation benchmarks ran with (bench/run's setting)."""
+    try:
+        with open(os.path.join(RESULTS, name)) as f:
+            runs = json.load(f).get("benchmarks", [])
+        return max((b.get("repetitions") or 0 for b in runs), default=0) or "?"
+    except (OSError, ValueError):
+        return "?"
+w(f"- Release build; wall-clock medians over repetitions ({repetitions_of('vault_bench.json')} for the per-operation figures, 3 for")
 w("  the whole-vault operations, 50 runs for the CLI); spread is the coefficient of variation")
 w("  (standard deviation / mean) across those repetitions.")
 w("- Dataset at size N: 1,000 users × N/1,000 credentials, plus one user holding 100 (the `list`")
