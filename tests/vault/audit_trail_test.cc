@@ -59,6 +59,26 @@ class AuditTrailTest : public ::testing::Test {
     return status;
   }
 
+  // Stores one credential; then a process reads it three times and is
+  // killed before it can close the vault: its journal, left behind with
+  // three unfolded events (empty path if that did not happen).
+  fs::path journal_of_a_killed_reader() {
+    {
+      auto vault = open_vault();
+      vault.store_credential(user_of(1), {.name = "db", .host = "h", .password = "pw"});
+    }
+    const pid_t pid = spawn([&] {
+      auto vault = open_vault();
+      for (int i = 0; i < 3; ++i) (void)vault.get_credential(user_of(1), "db");
+      ::kill(::getpid(), SIGKILL);
+      return 0;
+    });
+    const int status = wait_status(pid);
+    const auto files = journals();
+    if (!WIFSIGNALED(status) || files.size() != 1) return {};
+    return files[0];
+  }
+
   TempDir dir_;
   SecretString key_{generate_master_key()};
 };
@@ -137,23 +157,12 @@ TEST_F(AuditTrailTest, SixteenProcessesTimesAHundredOperationsGiveSixteenHundred
 // A journal altered after its process died is reported by `audit verify`,
 // naming the event that records it; the reads before the damage are kept.
 TEST_F(AuditTrailTest, AlteredJournalOfADeadProcessIsReported) {
-  {
-    auto vault = open_vault();
-    vault.store_credential(user_of(1), {.name = "db", .host = "h", .password = "pw"});
-  }
-  const pid_t pid = spawn([&] {
-    auto vault = open_vault();
-    for (int i = 0; i < 3; ++i) (void)vault.get_credential(user_of(1), "db");
-    ::kill(::getpid(), SIGKILL);
-    return 0;
-  });
-  ASSERT_TRUE(WIFSIGNALED(wait_status(pid)));
-  const auto files = journals();
-  ASSERT_EQ(files.size(), 1u);
-  std::string bytes = testing::read_file(files[0]);
+  const fs::path journal = journal_of_a_killed_reader();
+  ASSERT_FALSE(journal.empty());
+  std::string bytes = testing::read_file(journal);
   ASSERT_GT(bytes.size(), 100u);
   bytes[bytes.size() - 40] ^= 0x01;  // inside the last entry
-  std::ofstream(files[0], std::ios::binary | std::ios::trunc) << bytes;
+  std::ofstream(journal, std::ios::binary | std::ios::trunc) << bytes;
 
   auto vault = open_vault();
   const AuditVerification verification = vault.verify_audit();
@@ -167,20 +176,9 @@ TEST_F(AuditTrailTest, AlteredJournalOfADeadProcessIsReported) {
 // A journal cut at a torn entry (a crash in the middle of its append) loses
 // only that entry's read, which never returned; the chain verifies.
 TEST_F(AuditTrailTest, TornLastJournalEntryIsDroppedQuietly) {
-  {
-    auto vault = open_vault();
-    vault.store_credential(user_of(1), {.name = "db", .host = "h", .password = "pw"});
-  }
-  const pid_t pid = spawn([&] {
-    auto vault = open_vault();
-    for (int i = 0; i < 3; ++i) (void)vault.get_credential(user_of(1), "db");
-    ::kill(::getpid(), SIGKILL);
-    return 0;
-  });
-  ASSERT_TRUE(WIFSIGNALED(wait_status(pid)));
-  const auto files = journals();
-  ASSERT_EQ(files.size(), 1u);
-  fs::resize_file(files[0], fs::file_size(files[0]) - 10);
+  const fs::path journal = journal_of_a_killed_reader();
+  ASSERT_FALSE(journal.empty());
+  fs::resize_file(journal, fs::file_size(journal) - 10);
 
   auto vault = open_vault();
   const AuditVerification verification = vault.verify_audit();
