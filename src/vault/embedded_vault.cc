@@ -536,8 +536,11 @@ class EmbeddedVault final : public VaultImpl {
     }
   }
 
-  // The audit event of a read, and the credential's last-used time, in one
-  // non-durable transaction (see RecordStore::begin_write).
+  // Records the audit event of a read (or of a failure) before its result
+  // is returned: appended to this handle's read journal on the embedded
+  // store (docs/FORMAT.md, "Read journal"), the credential's last-used time
+  // kept for write_last_used; on the shared store, both in one non-durable
+  // transaction (see RecordStore::begin_write).
   void record_locked(const UserContext& actor, const AuditRecord& event,
                      const Bytes* used_lookup = nullptr) {
     if (!audit_) return;
