@@ -149,6 +149,24 @@ void fsync_path(const fs::path& path, int flags) {
   ::close(fd);
 }
 
+// The value of `pool_size=` in the vault URL. The message does not repeat
+// the value: it is a piece of the URL.
+int parse_pool_size(std::string_view text) {
+  int size = 0;
+  bool valid = !text.empty() && text.size() <= 2;
+  for (char ch : text) {
+    valid = valid && ch >= '0' && ch <= '9';
+    size = size * 10 + (ch - '0');
+  }
+  if (!valid || size < 1 || size > PostgresStore::kMaxPoolSize) {
+    throw InvalidArgumentError(fmt::format(
+        "invalid pool_size in the vault URL: give a whole number from 1 to {} (the most "
+        "connections a vault handle opens; default {})",
+        PostgresStore::kMaxPoolSize, PostgresStore::kDefaultPoolSize));
+  }
+  return size;
+}
+
 }  // namespace
 
 bool is_postgres_url(std::string_view url) {
@@ -244,14 +262,47 @@ bool is_read(const char* sql) { return std::strncmp(sql, "SELECT", 6) == 0; }
 
 }  // namespace
 
+// One pooled connection. Its prepared statements (name by SQL template)
+// are its own, cleared when it is reset.
+struct PostgresStore::Connection {
+  pg_conn* conn = nullptr;
+  std::unordered_map<const char*, std::string> prepared;
+  ~Connection() {
+    if (conn) pq::PQfinish(conn);
+  }
+};
+
+// The connection a statement runs on: the calling thread's transaction's,
+// or one taken from the pool for this statement and returned after it.
+class PostgresStore::Lease {
+ public:
+  Lease(PostgresStore& store, Connection& connection, bool in_transaction)
+      : store_(store), connection_(connection), in_transaction_(in_transaction) {}
+  ~Lease() {
+    if (!in_transaction_) store_.release(connection_);
+  }
+  Lease(const Lease&) = delete;
+  Lease& operator=(const Lease&) = delete;
+  [[nodiscard]] Connection& connection() const { return connection_; }
+  [[nodiscard]] pg_conn* conn() const { return connection_.conn; }
+  [[nodiscard]] bool in_transaction() const { return in_transaction_; }
+
+ private:
+  PostgresStore& store_;
+  Connection& connection_;
+  bool in_transaction_;
+};
+
 // --- opening -----------------------------------------------------------------
 
 std::unique_ptr<PostgresStore> PostgresStore::open(std::string_view url, bool create) {
   if (!is_postgres_url(url)) {
     throw InvalidArgumentError("a PostgreSQL vault URL starts with postgresql:// or postgres://");
   }
-  // `schema=` is ours, not libpq's: take it out of the query string.
+  // `schema=` and `pool_size=` are ours, not libpq's: take them out of the
+  // query string.
   std::string schema = kDefaultSchema;
+  int pool_size = kDefaultPoolSize;
   std::string libpq_url(url.substr(0, url.find('?')));
   if (const auto q = url.find('?'); q != std::string_view::npos) {
     std::string kept;
@@ -262,6 +313,8 @@ std::unique_ptr<PostgresStore> PostgresStore::open(std::string_view url, bool cr
       query = amp == std::string_view::npos ? std::string_view() : query.substr(amp + 1);
       if (part.starts_with("schema=")) {
         schema = percent_decode(part.substr(7));
+      } else if (part.starts_with("pool_size=")) {
+        pool_size = parse_pool_size(part.substr(10));
       } else if (!part.empty()) {
         kept += kept.empty() ? "" : "&";
         kept += part;
@@ -304,8 +357,15 @@ std::unique_ptr<PostgresStore> PostgresStore::open(std::string_view url, bool cr
     params->keywords.emplace_back("connect_timeout");
     params->values.emplace_back("10");
   }
-  std::unique_ptr<PostgresStore> store(new PostgresStore(std::move(params), std::move(schema)));
-  store->connect();
+  std::unique_ptr<PostgresStore> store(new PostgresStore(std::move(params), std::move(schema), pool_size));
+  // The first connection at once (a wrong URL fails here); the others when
+  // concurrent use needs them.
+  auto first = store->connect();
+  store->description_ = fmt::format("{}:{}/{} (schema {})", pq::PQhost(first->conn), pq::PQport(first->conn),
+                                    pq::PQdb(first->conn), store->schema_);
+  if (store->params_->user.empty()) store->params_->user = pq::PQuser(first->conn);
+  store->idle_.push_back(first.get());
+  store->connections_.push_back(std::move(first));
   if (!store->initialized()) {
     if (!create) return nullptr;
     return store;
@@ -314,22 +374,23 @@ std::unique_ptr<PostgresStore> PostgresStore::open(std::string_view url, bool cr
   return store;
 }
 
-PostgresStore::PostgresStore(std::unique_ptr<ConnectParams> params, std::string schema)
-    : params_(std::move(params)), schema_(std::move(schema)), lock_id_(vault_lock_id(schema_)) {
+PostgresStore::PostgresStore(std::unique_ptr<ConnectParams> params, std::string schema, int pool_size)
+    : params_(std::move(params)),
+      schema_(std::move(schema)),
+      lock_id_(vault_lock_id(schema_)),
+      pool_size_(pool_size) {
   // The name was validated (letters, digits, '_'); quoted so that case is kept.
   quoted_schema_ = "\"" + schema_ + "\"";
 }
 
-PostgresStore::~PostgresStore() {
-  if (conn_) pq::PQfinish(conn_);
-}
+PostgresStore::~PostgresStore() = default;
 
 std::string PostgresStore::scrub(std::string message) const {
   if (params_ && !params_->password.empty()) message = replace_all(std::move(message), params_->password, "***");
   return message;
 }
 
-void PostgresStore::connect() {
+std::unique_ptr<PostgresStore::Connection> PostgresStore::connect() const {
   std::vector<const char*> keys, values;
   for (std::size_t i = 0; i < params_->keywords.size(); ++i) {
     keys.push_back(params_->keywords[i].c_str());
@@ -337,45 +398,104 @@ void PostgresStore::connect() {
   }
   keys.push_back(nullptr);
   values.push_back(nullptr);
-  conn_ = pq::PQconnectdbParams(keys.data(), values.data(), /*expand_dbname=*/0);
-  if (!conn_) throw DatabaseError("cannot connect to the vault database: out of memory");
-  if (pq::PQstatus(conn_) != CONNECTION_OK) {
-    const std::string message = scrub(trimmed(pq::PQerrorMessage(conn_)));
-    pq::PQfinish(conn_);
-    conn_ = nullptr;
-    throw DatabaseError(fmt::format("cannot connect to the vault database: {}", message));
+  auto connection = std::make_unique<Connection>();
+  connection->conn = pq::PQconnectdbParams(keys.data(), values.data(), /*expand_dbname=*/0);
+  if (!connection->conn) throw DatabaseError("cannot connect to the vault database: out of memory");
+  if (pq::PQstatus(connection->conn) != CONNECTION_OK) {
+    throw DatabaseError(fmt::format("cannot connect to the vault database: {}",
+                                    scrub(trimmed(pq::PQerrorMessage(connection->conn)))));
   }
-  pq::PQsetNoticeProcessor(conn_, [](void*, const char*) {}, nullptr);
-  description_ = fmt::format("{}:{}/{} (schema {})", pq::PQhost(conn_), pq::PQport(conn_), pq::PQdb(conn_), schema_);
-  if (params_->user.empty()) params_->user = pq::PQuser(conn_);
+  pq::PQsetNoticeProcessor(connection->conn, [](void*, const char*) {}, nullptr);
+  return connection;
 }
 
-void PostgresStore::ensure_connected() {
-  if (!conn_) {
-    connect();
-    return;
-  }
-  if (pq::PQstatus(conn_) == CONNECTION_OK) return;
+void PostgresStore::ensure_connected(Connection& connection) const {
+  if (pq::PQstatus(connection.conn) == CONNECTION_OK) return;
   // The server restarted (or the network failed) since the last use.
-  prepared_.clear();
-  pq::PQreset(conn_);
-  if (pq::PQstatus(conn_) != CONNECTION_OK) {
+  connection.prepared.clear();
+  pq::PQreset(connection.conn);
+  if (pq::PQstatus(connection.conn) != CONNECTION_OK) {
     throw DatabaseError(fmt::format(
         "the vault database {} is unreachable: {}. Nothing was written; retry when the server is "
         "back",
-        description_, scrub(trimmed(pq::PQerrorMessage(conn_)))));
+        description_, scrub(trimmed(pq::PQerrorMessage(connection.conn)))));
   }
-  pq::PQsetNoticeProcessor(conn_, [](void*, const char*) {}, nullptr);
+  pq::PQsetNoticeProcessor(connection.conn, [](void*, const char*) {}, nullptr);
 }
 
-void PostgresStore::fail(std::string_view what, PGresult* result) {
+// --- the pool ----------------------------------------------------------------------
+
+PostgresStore::Connection& PostgresStore::acquire() {
+  std::unique_lock lock(pool_mutex_);
+  connection_released_.wait(lock, [&] {
+    return !idle_.empty() || static_cast<int>(connections_.size()) + connecting_ < pool_size_;
+  });
+  if (!idle_.empty()) {
+    // The most recently used: the likeliest to be warm (and the others may
+    // stay unused).
+    Connection* connection = idle_.back();
+    idle_.pop_back();
+    return *connection;
+  }
+  // Connecting takes a round trip or more: not under the mutex.
+  ++connecting_;
+  lock.unlock();
+  std::unique_ptr<Connection> made;
+  try {
+    made = connect();
+  } catch (...) {
+    lock.lock();
+    --connecting_;
+    connection_released_.notify_one();  // a waiter may try to connect in turn
+    throw;
+  }
+  lock.lock();
+  --connecting_;
+  connections_.push_back(std::move(made));
+  return *connections_.back();
+}
+
+void PostgresStore::release(Connection& connection) noexcept {
+  // Defensive: a connection goes back outside any transaction.
+  if (pq::PQstatus(connection.conn) == CONNECTION_OK &&
+      pq::PQtransactionStatus(connection.conn) != PQTRANS_IDLE) {
+    pq::PQclear(pq::PQexec(connection.conn, "ROLLBACK"));
+  }
+  {
+    std::lock_guard lock(pool_mutex_);
+    idle_.push_back(&connection);
+  }
+  connection_released_.notify_one();
+}
+
+PostgresStore::Connection* PostgresStore::transaction_connection() {
+  std::lock_guard lock(pool_mutex_);
+  const auto it = transactions_.find(std::this_thread::get_id());
+  return it == transactions_.end() ? nullptr : it->second;
+}
+
+PostgresStore::Connection* PostgresStore::unbind_transaction() noexcept {
+  std::lock_guard lock(pool_mutex_);
+  const auto it = transactions_.find(std::this_thread::get_id());
+  if (it == transactions_.end()) return nullptr;
+  Connection* connection = it->second;
+  transactions_.erase(it);
+  return connection;
+}
+
+PostgresStore::Lease PostgresStore::lease_for_statement() {
+  if (Connection* connection = transaction_connection()) return Lease(*this, *connection, true);
+  return Lease(*this, acquire(), false);
+}
+
+void PostgresStore::fail(std::string_view what, PGresult* result, PGconn* conn) const {
   const char* state = result ? pq::PQresultErrorField(result, PG_DIAG_SQLSTATE) : nullptr;
   const std::string sqlstate = state ? state : "";
   std::string message = scrub(trimmed(result && pq::PQresultErrorMessage(result)[0]
                                           ? pq::PQresultErrorMessage(result)
-                                          : pq::PQerrorMessage(conn_)));
+                                          : pq::PQerrorMessage(conn)));
   pq::PQclear(result);
-  if (!conn_ || pq::PQstatus(conn_) != CONNECTION_OK) {
+  if (!conn || pq::PQstatus(conn) != CONNECTION_OK) {
     throw DatabaseError(fmt::format(
         "the connection to the vault database {} was lost ({}): the operation was not completed "
         "and its transaction was rolled back; retry when the server is back",
@@ -403,10 +523,11 @@ void PostgresStore::fail(std::string_view what, PGresult* result) {
 }
 
 void PostgresStore::exec(const std::string& sql) {
-  if (!in_transaction_) ensure_connected();
-  PGresult* result = pq::PQexec(conn_, replace_all(sql, "{s}", quoted_schema_).c_str());
+  const Lease lease = lease_for_statement();
+  if (!lease.in_transaction()) ensure_connected(lease.connection());
+  PGresult* result = pq::PQexec(lease.conn(), replace_all(sql, "{s}", quoted_schema_).c_str());
   const auto status = pq::PQresultStatus(result);
-  if (status != PGRES_COMMAND_OK && status != PGRES_TUPLES_OK) fail("statement", result);
+  if (status != PGRES_COMMAND_OK && status != PGRES_TUPLES_OK) fail("statement", result, lease.conn());
   pq::PQclear(result);
 }
 
@@ -420,53 +541,66 @@ PostgresStore::Result PostgresStore::run(const char* sql, std::initializer_list<
     values.push_back(p.data);
     lengths.push_back(p.length);
   }
+  const Lease lease = lease_for_statement();
+  Connection& connection = lease.connection();
   for (int attempt = 0;; ++attempt) {
-    if (!in_transaction_) ensure_connected();
+    if (!lease.in_transaction()) ensure_connected(connection);
     PGresult* result = nullptr;
-    auto it = prepared_.find(sql);
-    if (it == prepared_.end()) {
-      std::string name = fmt::format("cv_{}", prepared_.size() + 1);
-      result = pq::PQprepare(conn_, name.c_str(), replace_all(sql, "{s}", quoted_schema_).c_str(), n,
-                         types.data());
+    auto it = connection.prepared.find(sql);
+    if (it == connection.prepared.end()) {
+      std::string name = fmt::format("cv_{}", connection.prepared.size() + 1);
+      result = pq::PQprepare(connection.conn, name.c_str(), replace_all(sql, "{s}", quoted_schema_).c_str(), n,
+                             types.data());
       if (pq::PQresultStatus(result) == PGRES_COMMAND_OK) {
         pq::PQclear(result);
         result = nullptr;
-        it = prepared_.emplace(sql, std::move(name)).first;
+        it = connection.prepared.emplace(sql, std::move(name)).first;
       }
     }
     if (!result) {
-      result = pq::PQexecPrepared(conn_, it->second.c_str(), n, values.data(), lengths.data(),
-                              formats.data(), /*resultFormat=*/1);
+      result = pq::PQexecPrepared(connection.conn, it->second.c_str(), n, values.data(), lengths.data(),
+                                  formats.data(), /*resultFormat=*/1);
     }
     const auto status = pq::PQresultStatus(result);
     if (status == PGRES_COMMAND_OK || status == PGRES_TUPLES_OK) return Result(result);
-    if (attempt == 0 && !in_transaction_ && is_read(sql) && pq::PQstatus(conn_) != CONNECTION_OK) {
+    if (attempt == 0 && !lease.in_transaction() && is_read(sql) &&
+        pq::PQstatus(connection.conn) != CONNECTION_OK) {
       pq::PQclear(result);
       continue;  // reconnect and read again
     }
-    fail("query", result);
+    fail("query", result, connection.conn);
   }
 }
 
 // --- transactions ---------------------------------------------------------------
 
 void PostgresStore::begin(const char* sql) {
-  for (int attempt = 0;; ++attempt) {
-    ensure_connected();
-    PGresult* result = pq::PQexec(conn_, sql);
-    if (pq::PQresultStatus(result) == PGRES_COMMAND_OK) {
-      pq::PQclear(result);
-      in_transaction_ = true;
-      return;
-    }
-    // BEGIN on a connection the server closed: nothing was done, so it is
-    // safe to reconnect once and begin again.
-    if (attempt == 0 && pq::PQstatus(conn_) != CONNECTION_OK) {
-      pq::PQclear(result);
-      continue;
-    }
-    fail("begin", result);
+  if (transaction_connection()) {
+    throw DatabaseError("vault storage (PostgreSQL): a transaction is already open on this thread");
   }
+  Connection& connection = acquire();
+  try {
+    for (int attempt = 0;; ++attempt) {
+      ensure_connected(connection);
+      PGresult* result = pq::PQexec(connection.conn, sql);
+      if (pq::PQresultStatus(result) == PGRES_COMMAND_OK) {
+        pq::PQclear(result);
+        break;
+      }
+      // BEGIN on a connection the server closed: nothing was done, so it is
+      // safe to reconnect once and begin again.
+      if (attempt == 0 && pq::PQstatus(connection.conn) != CONNECTION_OK) {
+        pq::PQclear(result);
+        continue;
+      }
+      fail("begin", result, connection.conn);
+    }
+  } catch (...) {
+    release(connection);
+    throw;
+  }
+  std::lock_guard lock(pool_mutex_);
+  transactions_.emplace(std::this_thread::get_id(), &connection);
 }
 
 void PostgresStore::start_write(bool durable) {
@@ -488,17 +622,24 @@ void PostgresStore::start_write(bool durable) {
 void PostgresStore::start_read() { begin("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"); }
 
 void PostgresStore::commit_transaction() {
-  in_transaction_ = false;
-  PGresult* result = pq::PQexec(conn_, "COMMIT");
+  Connection* connection = unbind_transaction();
+  if (!connection) throw DatabaseError("vault storage (PostgreSQL): commit without a transaction on this thread");
+  struct ReleaseAtExit {
+    PostgresStore& store;
+    Connection& connection;
+    ~ReleaseAtExit() { store.release(connection); }
+  } release_at_exit{*this, *connection};
+  pg_conn* conn = connection->conn;
+  PGresult* result = pq::PQexec(conn, "COMMIT");
   if (pq::PQresultStatus(result) != PGRES_COMMAND_OK) {
-    if (pq::PQstatus(conn_) != CONNECTION_OK) {
+    if (pq::PQstatus(conn) != CONNECTION_OK) {
       pq::PQclear(result);
       throw DatabaseError(fmt::format(
           "the connection to the vault database {} was lost while committing: the last write may "
           "or may not have been saved; read it back before retrying",
           description_));
     }
-    fail("commit", result);
+    fail("commit", result, conn);
   }
   // COMMIT of a transaction in which a statement failed rolls back.
   const bool rolled_back = std::strcmp(pq::PQcmdStatus(result), "ROLLBACK") == 0;
@@ -507,9 +648,10 @@ void PostgresStore::commit_transaction() {
 }
 
 void PostgresStore::rollback_transaction() noexcept {
-  if (!in_transaction_) return;
-  in_transaction_ = false;
-  if (conn_ && pq::PQstatus(conn_) == CONNECTION_OK) pq::PQclear(pq::PQexec(conn_, "ROLLBACK"));
+  Connection* connection = unbind_transaction();
+  if (!connection) return;
+  if (pq::PQstatus(connection->conn) == CONNECTION_OK) pq::PQclear(pq::PQexec(connection->conn, "ROLLBACK"));
+  release(*connection);
 }
 
 // --- schema --------------------------------------------------------------------

@@ -11,21 +11,34 @@
 // every earlier writer's commit. A read is REPEATABLE READ READ ONLY (one
 // snapshot). Statements outside a transaction are autocommit.
 //
-// Connection: one libpq connection, made from the vault URL with
-// PQconninfoParse + PQconnectdbParams. After a server restart the connection
-// is reset once at the start of the next transaction (or autocommit read);
-// a failure inside a transaction is a DatabaseError and nothing of it is
-// committed. The URL may hold a password: it is never logged, and error
+// Connections: a pool of libpq connections, made from the vault URL with
+// PQconninfoParse + PQconnectdbParams: the first at open, the others only
+// when more threads than are connected use the store at once, up to
+// `pool_size=N` of the URL (1..64, default 4). A transaction (begin_write,
+// begin_read) holds one connection, bound to the calling thread, until it
+// commits or rolls back: every call that thread makes meanwhile runs in that
+// transaction. A call outside a transaction holds a connection for that one
+// statement. When every connection is in use, callers wait for one. Each
+// connection has its own prepared statements, and after a server restart
+// each is reset once at the start of its next transaction (or autocommit
+// read); a failure inside a transaction is a DatabaseError and nothing of it
+// is committed. The URL may hold a password: it is never logged, and error
 // messages are scrubbed of it.
 //
-// Not thread-safe (RecordStore): the vault serialises calls. Not fork-safe:
-// a child process opens its own store.
+// Thread-safe, unlike RecordStore in general (thread_safe() is true): any
+// number of threads may call one PostgresStore at once; a thread may have
+// one transaction open at a time, and must commit or roll it back itself.
+// Not fork-safe: a child process opens its own store.
 #pragma once
 
+#include <condition_variable>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <string_view>
+#include <thread>
 #include <unordered_map>
+#include <vector>
 
 #include "store/record_store.h"
 
@@ -42,12 +55,16 @@ class PostgresStore final : public RecordStore {
   static constexpr const char* kDefaultSchema = "credential_vault";
   // The newest schema version this build writes (table schema_version).
   static constexpr int kSchemaVersion = 1;
+  // Connections per store (URL parameter `pool_size`).
+  static constexpr int kDefaultPoolSize = 4;
+  static constexpr int kMaxPoolSize = 64;
 
   // Connects to the vault at `url` (postgresql://user:password@host:port/db
-  // ?schema=name&sslmode=...; any libpq URL parameter). Applies pending
+  // ?schema=name&pool_size=n&sslmode=...; any libpq URL parameter). Applies pending
   // forward migrations to an existing vault schema. Returns nullptr when the
   // schema holds no vault and `create` is false. Throws DatabaseError (never
-  // naming the password), InvalidArgumentError for a malformed URL or schema.
+  // naming the password), InvalidArgumentError for a malformed URL, schema
+  // or pool size.
   static std::unique_ptr<PostgresStore> open(std::string_view url, bool create);
   ~PostgresStore() override;
   PostgresStore(const PostgresStore&) = delete;
@@ -56,6 +73,9 @@ class PostgresStore final : public RecordStore {
   // Where the vault is, without the password: "host:port/database schema s".
   [[nodiscard]] const std::string& description() const { return description_; }
   [[nodiscard]] const std::string& schema() const { return schema_; }
+  // The most connections this store opens (`pool_size`).
+  [[nodiscard]] int pool_size() const { return pool_size_; }
+  [[nodiscard]] bool thread_safe() const override { return true; }
 
   [[nodiscard]] bool initialized() override;
   // Creates the schema and applies every migration. REQUIRES: inside a write
@@ -122,30 +142,50 @@ class PostgresStore final : public RecordStore {
 
  private:
   struct ConnectParams;
-  PostgresStore(std::unique_ptr<ConnectParams> params, std::string schema);
-  void connect();
-  void ensure_connected();
+  struct Connection;  // one pooled libpq connection and its prepared statements
+  class Lease;        // the connection a statement runs on
+  PostgresStore(std::unique_ptr<ConnectParams> params, std::string schema, int pool_size);
+  // A new connection. Throws DatabaseError when the server cannot be reached.
+  [[nodiscard]] std::unique_ptr<Connection> connect() const;
+  void ensure_connected(Connection& connection) const;
+  // Takes an idle connection, connects a new one while fewer than
+  // pool_size_ exist, else waits for one to be released.
+  Connection& acquire();
+  void release(Connection& connection) noexcept;
+  // The calling thread's transaction's connection, or nullptr.
+  Connection* transaction_connection();
+  // Ends the binding of the calling thread's transaction: its connection,
+  // or nullptr when the thread has none.
+  Connection* unbind_transaction() noexcept;
+  Lease lease_for_statement();
   // Runs a statement (SQL with `{s}` for the quoted schema name) with
   // binary parameters and binary results. Throws DatabaseError.
   Result run(const char* sql, std::initializer_list<Param> params);
   // Runs SQL text without parameters (DDL, BEGIN, ...).
   void exec(const std::string& sql);
-  [[noreturn]] void fail(std::string_view what, pg_result* result);
+  [[noreturn]] void fail(std::string_view what, pg_result* result, pg_conn* conn) const;
   [[nodiscard]] std::string scrub(std::string message) const;
   [[nodiscard]] int stored_schema_version();
   void migrate_if_needed();
   void begin(const char* sql);
 
+  // Set at open, then only read.
   std::unique_ptr<ConnectParams> params_;
   std::string schema_;
   std::string quoted_schema_;
   std::string description_;
   std::int64_t lock_id_ = 0;
-  pg_conn* conn_ = nullptr;
-  bool in_transaction_ = false;
-  // Prepared statement name by SQL template; cleared on reconnect.
-  std::unordered_map<const char*, std::string> prepared_;
+  int pool_size_ = kDefaultPoolSize;
   std::filesystem::path directory_;
+
+  // The pool. Connections are owned by connections_ and never closed before
+  // the store is; idle_ are those no statement or transaction holds.
+  std::mutex pool_mutex_;
+  std::condition_variable connection_released_;
+  std::vector<std::unique_ptr<Connection>> connections_;
+  std::vector<Connection*> idle_;
+  int connecting_ = 0;  // new connections being made, outside the mutex
+  std::unordered_map<std::thread::id, Connection*> transactions_;  // by the thread that began it
 };
 
 }  // namespace credentials::internal

@@ -3,8 +3,9 @@
 // wrapped keys, sealed audit events; never plaintext. SqliteStore is the
 // embedded default; a shared store on PostgreSQL implements the same calls.
 //
-// Not thread-safe: the vault serialises calls with its own mutex. Every
-// implementation must be safe across processes: a write transaction
+// Not thread-safe unless thread_safe() says so (PostgresStore, with its
+// connection pool): the vault serialises calls to a store that is not with
+// its own mutex. Every implementation must be safe across processes: a write transaction
 // excludes other writers (check-and-set happens inside it), and a read sees
 // the latest committed state.
 #pragma once
@@ -137,6 +138,11 @@ class RecordStore {
                                                          std::int64_t limit) = 0;
 
   [[nodiscard]] virtual const std::filesystem::path& directory() const = 0;
+
+  // True when several threads may call this store at once, each with its
+  // own transactions (a transaction belongs to the thread that began it).
+  // SqliteStore is not: one connection.
+  [[nodiscard]] virtual bool thread_safe() const { return false; }
 
  protected:
   virtual void start_write(bool durable) = 0;
