@@ -9,6 +9,7 @@
 #include <mutex>
 #include <nlohmann/json.hpp>
 #include <set>
+#include <shared_mutex>
 #include <unordered_map>
 
 #include "audit/audit_chain.h"
@@ -177,7 +178,7 @@ class EmbeddedVault final : public VaultImpl {
   }
 
   // `ref` is a name in the caller's namespace, else a credential id.
-  // REQUIRES: mutex_ held.
+  // REQUIRES: mutex_ held (shared is enough: see ReadLock).
   Located locate(const UserContext& user, std::string_view ref) {
     validate_identifier(user.user_id, "user id");
     if (ref.empty() || ref.size() > 512) {
@@ -477,6 +478,58 @@ class EmbeddedVault final : public VaultImpl {
 
   struct DryRunDone {};
 
+  // mutex_ guards the handle's use of the store and its own state. Every
+  // write holds it exclusively, as does every call on a store that is not
+  // thread-safe (SQLite: one connection). A read (get, list, history, audit
+  // queries, verify, current_version, keys) on a thread-safe store
+  // (PostgreSQL: each thread's statements and transactions run on a pooled
+  // connection of their own) holds it shared, so that the reads of threads
+  // sharing a handle overlap their round trips to the server instead of
+  // queueing behind each other's. What such a reader touches besides the
+  // store is safe for that: the keyring has a lock of its own (a data key
+  // added by another host is loaded under it, and so is this handle's own
+  // rotation), the tag cache too, and journal_, last_used_ and the journal
+  // folds exist only on the embedded store (journal_directory_ is empty on
+  // PostgreSQL). A read's audit event is a write transaction on the server,
+  // serialised with every other writer by the vault's advisory lock, as
+  // between hosts.
+  //
+  // std::shared_mutex is glibc's rwlock, which prefers readers: a stream of
+  // overlapping reads would starve a writer of the same handle. A writer
+  // waiting here holds the turnstile, which readers pass before taking their
+  // share, so it gets the lock once the readers inside are done.
+  class WriterFirstMutex {
+   public:
+    void lock() {
+      std::lock_guard turn(turnstile_);
+      mutex_.lock();
+    }
+    void unlock() { mutex_.unlock(); }
+    void lock_shared() {
+      std::lock_guard turn(turnstile_);
+      mutex_.lock_shared();
+    }
+    void unlock_shared() { mutex_.unlock_shared(); }
+
+   private:
+    std::mutex turnstile_;
+    std::shared_mutex mutex_;
+  };
+  class ReadLock {
+   public:
+    ReadLock(WriterFirstMutex& mutex, bool shared) : mutex_(mutex), shared_(shared) {
+      shared_ ? mutex_.lock_shared() : mutex_.lock();
+    }
+    ~ReadLock() { shared_ ? mutex_.unlock_shared() : mutex_.unlock(); }
+    ReadLock(const ReadLock&) = delete;
+    ReadLock& operator=(const ReadLock&) = delete;
+
+   private:
+    WriterFirstMutex& mutex_;
+    bool shared_;
+  };
+  [[nodiscard]] ReadLock lock_for_read() { return ReadLock(mutex_, store_->thread_safe()); }
+
   // A vault-wide write: one durable transaction with its audit event.
   template <typename F>
   void vault_write(std::string_view action, F&& body) {
@@ -503,7 +556,7 @@ class EmbeddedVault final : public VaultImpl {
   template <typename F>
   auto audited_read(const UserContext& user, std::string_view action, std::string_view name, F&& body,
                     const Bytes* used_lookup = nullptr) {
-    std::lock_guard lock(mutex_);
+    const ReadLock lock = lock_for_read();
     std::string owner;
     try {
       auto result = body(owner);
@@ -686,7 +739,7 @@ class EmbeddedVault final : public VaultImpl {
   }
 
   std::uint64_t current_version(const UserContext& user, std::string_view ref) override {
-    std::lock_guard lock(mutex_);
+    const ReadLock lock = lock_for_read();
     return locate(user, ref).record.version;
   }
 
@@ -789,7 +842,7 @@ class EmbeddedVault final : public VaultImpl {
   }
 
   AuditVerification verify_audit() override {
-    std::lock_guard lock(mutex_);
+    const ReadLock lock = lock_for_read();
     fold_journals(/*live=*/true);
     auto txn = store_->begin_read();
     const ChainVerification internal = verify_audit_chain(*store_, *keys_);
@@ -797,7 +850,7 @@ class EmbeddedVault final : public VaultImpl {
   }
 
   AuditHead audit_head() override {
-    std::lock_guard lock(mutex_);
+    const ReadLock lock = lock_for_read();
     fold_journals(/*live=*/true);
     auto txn = store_->begin_read();
     const ChainVerification internal = verify_audit_chain(*store_, *keys_);
@@ -902,7 +955,7 @@ class EmbeddedVault final : public VaultImpl {
   }
 
   std::vector<KeyInfo> keys() override {
-    std::lock_guard lock(mutex_);
+    const ReadLock lock = lock_for_read();
     auto txn = store_->begin_read();
     std::map<std::int64_t, std::int64_t> records;
     for (const auto& [key_id, count] : store_->versions_per_key()) records[key_id] = count;
@@ -923,7 +976,7 @@ class EmbeddedVault final : public VaultImpl {
   }
 
   VerifyReport verify() override {
-    std::lock_guard lock(mutex_);
+    const ReadLock lock = lock_for_read();
     fold_journals(/*live=*/true);
     auto txn = store_->begin_read();
     VerifyReport report;
@@ -1035,7 +1088,7 @@ class EmbeddedVault final : public VaultImpl {
   }
 
  private:
-  std::mutex mutex_;
+  WriterFirstMutex mutex_;  // see ReadLock
   std::unique_ptr<RecordStore> store_;
   std::unique_ptr<Keyring> keys_;
   int history_depth_;

@@ -60,20 +60,31 @@ std::int64_t Keyring::create_key(RecordStore& store, std::string_view purpose,
   std::int64_t key_id = 1;
   for (const auto& key : store.load_keys()) key_id = std::max(key_id, key.key_id + 1);
   SecretBytes key = random_secret(kKeySize);
-  store.insert_key({key_id, std::string(purpose), aead_encrypt(kek_, key.span(), wrap_aad(key_id, purpose)),
-                    now_micros, 0});
+  Bytes wrapped;
+  {
+    std::shared_lock lock(mutex_);
+    wrapped = aead_encrypt(kek_, key.span(), wrap_aad(key_id, purpose));
+  }
+  store.insert_key({key_id, std::string(purpose), std::move(wrapped), now_micros, 0});
   return key_id;
 }
 
 void Keyring::load(RecordStore& store) {
-  bool have_index = false, have_audit = false;
-  for (const auto& stored : store.load_keys()) {
+  const auto stored_keys = store.load_keys();  // a round trip: not under the lock
+  std::unique_lock lock(mutex_);
+  bool have_index = have_fixed_keys_, have_audit = have_fixed_keys_;
+  for (const auto& stored : stored_keys) {
+    // A key already held is kept as it is: readers may hold references to it.
+    if (stored.purpose == "data" ? data_keys_.count(stored.key_id) != 0
+                                 : have_fixed_keys_ && (stored.purpose == "index" || stored.purpose == "audit")) {
+      continue;
+    }
     auto key = aead_decrypt(kek_, stored.wrapped, wrap_aad(stored.key_id, stored.purpose));
     if (!key) wrong_key();
     key->lock();
     if (stored.purpose == "data") {
       newest_data_key_ = std::max(newest_data_key_, stored.key_id);
-      data_keys_.insert_or_assign(stored.key_id, std::move(*key));
+      data_keys_.emplace(stored.key_id, std::move(*key));
     } else if (stored.purpose == "index") {
       index_mac_ = HmacSha256(key->span());
       have_index = true;
@@ -88,28 +99,34 @@ void Keyring::load(RecordStore& store) {
   if (!have_index || !have_audit || data_keys_.empty()) {
     throw DecryptionFailedError("the vault's key table is incomplete: restore the vault from a backup");
   }
+  have_fixed_keys_ = true;
 }
 
 const SecretBytes& Keyring::data_key(RecordStore& store, std::int64_t key_id) {
-  auto it = data_keys_.find(key_id);
+  {
+    std::shared_lock lock(mutex_);
+    if (const auto it = data_keys_.find(key_id); it != data_keys_.end()) return it->second;
+  }
+  load(store);
+  std::shared_lock lock(mutex_);
+  const auto it = data_keys_.find(key_id);
   if (it == data_keys_.end()) {
-    load(store);
-    it = data_keys_.find(key_id);
-    if (it == data_keys_.end()) {
-      throw DecryptionFailedError("a record names a data key the vault does not have");
-    }
+    throw DecryptionFailedError("a record names a data key the vault does not have");
   }
   return it->second;
 }
 
 void Keyring::rewrap(RecordStore& store, const SecretBytes& new_kek) const {
   std::vector<std::pair<std::int64_t, Bytes>> rewrapped;
-  for (const auto& stored : store.load_keys()) {
+  const auto stored_keys = store.load_keys();
+  std::shared_lock lock(mutex_);
+  for (const auto& stored : stored_keys) {
     const Bytes aad = wrap_aad(stored.key_id, stored.purpose);
     auto key = aead_decrypt(kek_, stored.wrapped, aad);
     if (!key) wrong_key();
     rewrapped.emplace_back(stored.key_id, aead_encrypt(new_kek, key->span(), aad));
   }
+  lock.unlock();
   for (const auto& [key_id, wrapped] : rewrapped) store.update_wrapped_key(key_id, wrapped);
 }
 

@@ -6,12 +6,23 @@
 //   audit key, which are stored in the `keys` table.
 //
 // Rotating the master key re-wraps those few keys; records are untouched.
-// Not thread-safe: owned by the vault and used under its mutex.
+//
+// Thread-safety: the vault lets reads on a thread-safe store (PostgreSQL)
+// run in parallel, and a read may find a data key added by another host and
+// load it. So the data keys and the KEK are guarded by a mutex of the
+// keyring's own, and a data key once loaded is never replaced or removed:
+// the references data_key returns stay valid while the keyring lives. The
+// index and audit keys are set by the first load() and never change after
+// (a vault has one of each; a master-key rotation re-wraps them, same
+// bytes), so readers use them without a lock. create_key and rewrap
+// REQUIRE the vault's exclusive lock (they run in write transactions).
 #pragma once
 
 #include <cstdint>
 #include <map>
+#include <mutex>
 #include <optional>
+#include <shared_mutex>
 #include <string>
 
 #include "credentials/secret.h"
@@ -44,12 +55,16 @@ class Keyring {
 
   // Makes a new random key of `purpose`, wraps it and stores it.
   std::int64_t create_key(RecordStore& store, std::string_view purpose, std::int64_t now_micros);
-  // Unwraps every stored key. Throws DecryptionFailedError if the KEK is wrong.
+  // Unwraps every stored key this keyring does not hold yet. Throws
+  // DecryptionFailedError if the KEK is wrong.
   void load(RecordStore& store);
   // Reloads when the store holds a key this keyring has not seen (a data key
   // added by another process).
   const SecretBytes& data_key(RecordStore& store, std::int64_t key_id);
-  [[nodiscard]] std::int64_t newest_data_key() const { return newest_data_key_; }
+  [[nodiscard]] std::int64_t newest_data_key() const {
+    std::shared_lock lock(mutex_);
+    return newest_data_key_;
+  }
   // Blind indexes: HMAC under the index key.
   [[nodiscard]] const HmacSha256& index_mac() const { return index_mac_; }
   // The audit chain: HMAC under the audit MAC key.
@@ -61,6 +76,7 @@ class Keyring {
   // transaction); this keyring keeps its KEK until set_kek after the commit.
   void rewrap(RecordStore& store, const SecretBytes& new_kek) const;
   void set_kek(SecretBytes kek) {
+    std::unique_lock lock(mutex_);
     kek_ = std::move(kek);
     kek_.lock();
   }
@@ -68,12 +84,14 @@ class Keyring {
  private:
   [[nodiscard]] Bytes wrap_aad(std::int64_t key_id, std::string_view purpose) const;
   Bytes vault_id_;
+  mutable std::shared_mutex mutex_;  // guards kek_, data_keys_, newest_data_key_
   SecretBytes kek_;
   std::map<std::int64_t, SecretBytes> data_keys_;
   std::int64_t newest_data_key_ = 0;
   HmacSha256 index_mac_;
   HmacSha256 audit_mac_;
   SecretBytes audit_seal_key_;
+  bool have_fixed_keys_ = false;  // index and audit keys loaded
 };
 
 }  // namespace credentials::internal
