@@ -6,6 +6,9 @@
 //   - populating a vault of N credentials through the batch path
 //     (store_credentials: one transaction of N/1,000 per user)
 //   - get_credential, with and without the audit event of the read
+//   - the same gets from 1, 2 and 4 threads sharing one handle: what the
+//     handle's connection pool (pool_size, default 4) buys an application
+//     whose threads share a Vault
 //   - update_password and store_credential (durable: synchronous_commit on)
 //
 // The server is the one the PG* environment names (PGHOST, PGPORT, PGUSER,
@@ -23,6 +26,7 @@
 
 #include <chrono>
 #include <map>
+#include <mutex>
 #include <memory>
 #include <optional>
 #include <random>
@@ -174,26 +178,39 @@ std::map<std::int64_t, std::unique_ptr<Env>>& envs() {
   return all;
 }
 
-// The vault of `size`, made (and populated) on first use; nullptr, with the
-// benchmark skipped, when there is no server or the vault cannot be made.
-Env* env(benchmark::State& state) {
-  auto fail = [&](const std::string& why) {
-    state.SkipWithError(why.c_str());
-    for (auto _ : state) {
-    }
+// The vault of `size`, made (and populated) on first use; nullptr, with
+// `why`, when there is no server or the vault cannot be made.
+Env* find_or_make_env(std::int64_t size, std::string& why) {
+  if (const auto& problem = server_problem()) {
+    why = *problem;
     return nullptr;
-  };
-  if (const auto& problem = server_problem()) return fail(*problem);
-  auto& slot = envs()[state.range(0)];
+  }
+  auto& slot = envs()[size];
   if (!slot) {
     try {
-      slot = std::make_unique<Env>(state.range(0));
+      slot = std::make_unique<Env>(size);
     } catch (const std::exception& e) {
-      envs().erase(state.range(0));
-      return fail(fmt::format("cannot make the PostgreSQL vault: {}", e.what()));
+      envs().erase(size);
+      why = fmt::format("cannot make the PostgreSQL vault: {}", e.what());
+      return nullptr;
     }
   }
   return slot.get();
+}
+
+void skip(benchmark::State& state, const std::string& why) {
+  state.SkipWithError(why.c_str());
+  for (auto _ : state) {
+  }
+}
+
+// The vault of `size`, made (and populated) on first use; nullptr, with the
+// benchmark skipped, when there is no server or the vault cannot be made.
+Env* env(benchmark::State& state) {
+  std::string why;
+  Env* e = find_or_make_env(state.range(0), why);
+  if (!e) skip(state, why);
+  return e;
 }
 
 void apply_sizes(benchmark::internal::Benchmark* b) {
@@ -271,6 +288,46 @@ void BM_PgGetCredentialWithoutAuditEvent(benchmark::State& state) {
   }
 }
 BENCHMARK(BM_PgGetCredentialWithoutAuditEvent)->Apply(apply_sizes);
+
+// Gets from several threads through one handle (->Threads): the reads run
+// in parallel on the handle's pooled connections; with the audit event,
+// each read's event is a write transaction, serialised on the server by the
+// vault's lock. items_per_second is the handle's total.
+void pg_get_from_threads(benchmark::State& state, bool audit) {
+  static std::mutex making;  // the threads of one run share the vault they make
+  Env* e = nullptr;
+  Vault* vault = nullptr;
+  std::string why;
+  {
+    // Not skipped under the lock: the state loop waits for every thread.
+    std::lock_guard lock(making);
+    e = find_or_make_env(state.range(0), why);
+    try {
+      if (e && !audit && !e->without_audit) e->without_audit.emplace(e->open(/*audit=*/false));
+    } catch (const std::exception& error) {
+      why = error.what();
+      e = nullptr;
+    }
+    if (e) vault = audit ? &*e->vault : &*e->without_audit;
+  }
+  if (!e) return skip(state, why);
+  // Each thread its own walk through the credentials (AccessPattern is not
+  // shared between threads).
+  AccessPattern pattern(e->size);
+  for (int skip = 0; skip < state.thread_index() * 997; ++skip) (void)pattern();
+  for (auto _ : state) {
+    const auto& [u, j] = pattern();
+    Credential c = vault->get_credential(e->users[u], cred_name(j));
+    benchmark::DoNotOptimize(c.password.size());
+  }
+  state.SetItemsProcessed(state.iterations());
+}
+void BM_PgGetCredentialThreads(benchmark::State& state) { pg_get_from_threads(state, /*audit=*/true); }
+BENCHMARK(BM_PgGetCredentialThreads)->Apply(apply_sizes)->Threads(1)->Threads(2)->Threads(4);
+void BM_PgGetCredentialWithoutAuditEventThreads(benchmark::State& state) {
+  pg_get_from_threads(state, /*audit=*/false);
+}
+BENCHMARK(BM_PgGetCredentialWithoutAuditEventThreads)->Apply(apply_sizes)->Threads(1)->Threads(2)->Threads(4);
 
 // --- durable writes ---------------------------------------------------------------
 
