@@ -18,7 +18,9 @@
 // begin_read) holds one connection, bound to the calling thread, until it
 // commits or rolls back: every call that thread makes meanwhile runs in that
 // transaction. A call outside a transaction holds a connection for that one
-// statement. When every connection is in use, callers wait for one. Each
+// statement. When every connection is in use, callers wait for one. The
+// write transactions of one store take turns in the process before they
+// wait for the advisory lock (one connection waits on the server). Each
 // connection has its own prepared statements, and after a server restart
 // each is reset once at the start of its next transaction (or autocommit
 // read); a failure inside a transaction is a DatabaseError and nothing of it
@@ -152,11 +154,20 @@ class PostgresStore final : public RecordStore {
   // pool_size_ exist, else waits for one to be released.
   Connection& acquire();
   void release(Connection& connection) noexcept;
+  // A transaction and the thread that began it.
+  struct BoundTransaction {
+    Connection* connection = nullptr;
+    bool write = false;  // holds writers_
+  };
   // The calling thread's transaction's connection, or nullptr.
   Connection* transaction_connection();
-  // Ends the binding of the calling thread's transaction: its connection,
-  // or nullptr when the thread has none.
-  Connection* unbind_transaction() noexcept;
+  void refuse_nested_transaction();
+  // Ends the binding of the calling thread's transaction (connection
+  // nullptr when the thread has none).
+  BoundTransaction unbind_transaction() noexcept;
+  // Returns an unbound transaction's connection to the pool, and its turn
+  // among the writers.
+  void end_transaction(const BoundTransaction& bound) noexcept;
   Lease lease_for_statement();
   // Runs a statement (SQL with `{s}` for the quoted schema name) with
   // binary parameters and binary results. Throws DatabaseError.
@@ -167,7 +178,7 @@ class PostgresStore final : public RecordStore {
   [[nodiscard]] std::string scrub(std::string message) const;
   [[nodiscard]] int stored_schema_version();
   void migrate_if_needed();
-  void begin(const char* sql);
+  void begin(const char* sql, bool write);
 
   // Set at open, then only read.
   std::unique_ptr<ConnectParams> params_;
@@ -185,7 +196,10 @@ class PostgresStore final : public RecordStore {
   std::vector<std::unique_ptr<Connection>> connections_;
   std::vector<Connection*> idle_;
   int connecting_ = 0;  // new connections being made, outside the mutex
-  std::unordered_map<std::thread::id, Connection*> transactions_;  // by the thread that began it
+  std::unordered_map<std::thread::id, BoundTransaction> transactions_;  // by the thread that began it
+  // Held by this process's write transaction from start_write to its end
+  // (locked and unlocked by the same thread).
+  std::mutex writers_;
 };
 
 }  // namespace credentials::internal

@@ -98,17 +98,41 @@ VaultOptions options_for(const std::string& url, const SecretString& key, bool c
   return o;
 }
 
-// While another handle holds the vault's write lock, every get of `vault`
-// reads its record (in parallel) and then waits for the lock to write its
-// audit event, holding a pooled connection: with `threads` gets at once,
-// the server shows pool_size of this handle's connections waiting, and no
-// more connections than that. Returns the waiting backends seen.
-// `server_url`: the vault's URL without our application_name (the blocker's
-// connection is not one of the handle's).
+// Holds an ACCESS EXCLUSIVE lock on the vault's credentials table, from a
+// connection of its own to `url`, until release(): every read of a
+// credential waits for it on the server.
+class CredentialsTableLock {
+ public:
+  explicit CredentialsTableLock(const std::string& url) : conn_(PQconnectdb(url.c_str())) {
+    PGresult* result =
+        PQexec(conn_, "BEGIN; LOCK TABLE credential_vault.credentials IN ACCESS EXCLUSIVE MODE");
+    const bool ok = PQresultStatus(result) == PGRES_COMMAND_OK;
+    const std::string message = ok ? "" : PQerrorMessage(conn_);
+    PQclear(result);
+    if (!ok) {
+      PQfinish(conn_);
+      throw std::runtime_error("cannot lock the credentials table: " + message);
+    }
+  }
+  ~CredentialsTableLock() { PQfinish(conn_); }  // rolls back, if not released
+  CredentialsTableLock(const CredentialsTableLock&) = delete;
+  CredentialsTableLock& operator=(const CredentialsTableLock&) = delete;
+  void release() { PQclear(PQexec(conn_, "COMMIT")); }
+
+ private:
+  PGconn* conn_;
+};
+
+// While the credentials table is locked, every get of `vault` waits for it
+// on the server, holding a pooled connection: with `threads` gets at once,
+// the server shows pool_size of this handle's connections waiting (reads in
+// parallel: one, were the handle's reads serialised), and no more
+// connections than that. Then the gets complete. Returns the waiting
+// backends seen. `server_url`: a URL of the server without our
+// application_name (the lock's connection is not one of the handle's).
 int waiting_gets_while_locked(Vault& vault, const std::string& server_url, const std::string& application_name,
                               int threads, int pool_size) {
-  auto blocker = internal::PostgresStore::open(server_url, /*create=*/false);
-  auto lock = blocker->begin_write();
+  CredentialsTableLock lock(server_url);
   std::atomic<int> failures{0};
   std::vector<std::thread> readers;
   for (int t = 0; t < threads; ++t) {
@@ -121,12 +145,11 @@ int waiting_gets_while_locked(Vault& vault, const std::string& server_url, const
       }
     });
   }
-  int waiting = 0;
-  (void)eventually([&] { return (waiting = backends_of(server_url, application_name, true)) >= pool_size; });
+  (void)eventually([&] { return backends_of(server_url, application_name, true) >= pool_size; });
   std::this_thread::sleep_for(300ms);  // time for a connection beyond the pool to appear, were there one
-  waiting = backends_of(server_url, application_name, true);
+  const int waiting = backends_of(server_url, application_name, true);
   EXPECT_EQ(backends_of(server_url, application_name), pool_size);
-  lock.commit();
+  lock.release();
   for (auto& reader : readers) reader.join();
   EXPECT_EQ(failures.load(), 0);
   return waiting;
