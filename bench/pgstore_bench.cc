@@ -128,6 +128,7 @@ struct Env {
     settle(schema);
   }
   ~Env() {
+    by_audit_and_pool_size.clear();
     without_audit.reset();
     vault.reset();
     drop_schema(schema);
@@ -154,10 +155,12 @@ struct Env {
         std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   }
 
-  [[nodiscard]] Vault open(bool audit = true) const {
+  // `pool_size` 0: the URL leaves it out (the default, 4).
+  [[nodiscard]] Vault open(bool audit = true, std::int64_t pool_size = 0) const {
     VaultOptions options;
     // No host, user or database in the URL: libpq takes them from PG*.
     options.url = "postgresql://?schema=" + schema;
+    if (pool_size) options.url += fmt::format("&pool_size={}", pool_size);
     options.master_key = SecretString(key);
     options.audit = audit;
     return Vault::open(std::move(options));
@@ -170,6 +173,7 @@ struct Env {
   std::vector<UserContext> users;
   std::optional<Vault> vault;
   std::optional<Vault> without_audit;
+  std::map<std::pair<bool, std::int64_t>, Vault> by_audit_and_pool_size;  // the threaded gets' handles
   double populate_seconds = 0;
 };
 
@@ -289,8 +293,9 @@ void BM_PgGetCredentialWithoutAuditEvent(benchmark::State& state) {
 }
 BENCHMARK(BM_PgGetCredentialWithoutAuditEvent)->Apply(apply_sizes);
 
-// Gets from several threads through one handle (->Threads): the reads run
-// in parallel on the handle's pooled connections; with the audit event,
+// Gets from several threads through one handle (->Threads), opened with
+// pool_size 1 (the threads take turns on one connection) or 4: the reads
+// run in parallel on the handle's pooled connections; with the audit event,
 // each read's event is a write transaction, serialised on the server by the
 // vault's lock. items_per_second is the handle's total.
 void pg_get_from_threads(benchmark::State& state, bool audit) {
@@ -303,12 +308,18 @@ void pg_get_from_threads(benchmark::State& state, bool audit) {
     std::lock_guard lock(making);
     e = find_or_make_env(state.range(0), why);
     try {
-      if (e && !audit && !e->without_audit) e->without_audit.emplace(e->open(/*audit=*/false));
+      if (e) {
+        const auto key = std::make_pair(audit, state.range(1));
+        auto it = e->by_audit_and_pool_size.find(key);
+        if (it == e->by_audit_and_pool_size.end()) {
+          it = e->by_audit_and_pool_size.emplace(key, e->open(audit, state.range(1))).first;
+        }
+        vault = &it->second;
+      }
     } catch (const std::exception& error) {
       why = error.what();
       e = nullptr;
     }
-    if (e) vault = audit ? &*e->vault : &*e->without_audit;
   }
   if (!e) return skip(state, why);
   // Each thread its own walk through the credentials (AccessPattern is not
@@ -322,12 +333,21 @@ void pg_get_from_threads(benchmark::State& state, bool audit) {
   }
   state.SetItemsProcessed(state.iterations());
 }
+void apply_sizes_pools_threads(benchmark::internal::Benchmark* b) {
+  b->ArgsProduct({sizes(), {1, 4}})
+      ->ArgNames({"credentials", "pool_size"})
+      ->UseRealTime()
+      ->Unit(benchmark::kMicrosecond)
+      ->Threads(1)
+      ->Threads(2)
+      ->Threads(4);
+}
 void BM_PgGetCredentialThreads(benchmark::State& state) { pg_get_from_threads(state, /*audit=*/true); }
-BENCHMARK(BM_PgGetCredentialThreads)->Apply(apply_sizes)->Threads(1)->Threads(2)->Threads(4);
+BENCHMARK(BM_PgGetCredentialThreads)->Apply(apply_sizes_pools_threads);
 void BM_PgGetCredentialWithoutAuditEventThreads(benchmark::State& state) {
   pg_get_from_threads(state, /*audit=*/false);
 }
-BENCHMARK(BM_PgGetCredentialWithoutAuditEventThreads)->Apply(apply_sizes)->Threads(1)->Threads(2)->Threads(4);
+BENCHMARK(BM_PgGetCredentialWithoutAuditEventThreads)->Apply(apply_sizes_pools_threads);
 
 // --- durable writes ---------------------------------------------------------------
 
