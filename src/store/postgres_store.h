@@ -29,7 +29,8 @@
 //
 // Thread-safe, unlike RecordStore in general (thread_safe() is true): any
 // number of threads may call one PostgresStore at once; a thread may have
-// one transaction open at a time, and must commit or roll it back itself.
+// one transaction open at a time (a second is refused with a DatabaseError),
+// and must commit or roll it back itself.
 // Not fork-safe: a child process opens its own store.
 #pragma once
 
