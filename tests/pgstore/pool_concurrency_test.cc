@@ -231,6 +231,44 @@ TEST_F(PostgresPoolConcurrencyTest, ReadsOfOneHandleRunInParallelOnAtMostPoolSiz
   EXPECT_EQ(waiting_gets_while_locked(vault, server_url(), application_name_, 8, 4), 4);
 }
 
+// Another host adds a data key and re-encrypts: the reader threads of this
+// handle, reading at once under its shared lock, each meet the new key and
+// load it into the one keyring, and every read decrypts.
+TEST_F(PostgresPoolConcurrencyTest, ReaderThreadsLoadADataKeyAddedByAnotherHost) {
+  auto vault = Vault::open(options_for(url(4), key_));
+  auto other_host = Vault::open(options_for(db_.url(), key_));
+  constexpr int kCredentials = 4;
+  for (int k = 0; k < kCredentials; ++k) {
+    vault.store_credential(kAlice, {.name = fmt::format("c{}", k), .host = "h", .password = "pw-0"});
+  }
+  for (int round = 1; round <= 3; ++round) {
+    (void)other_host.rotate_data_key();
+    (void)other_host.reencrypt({}, 100);
+    const std::string password = fmt::format("pw-{}", round);
+    for (int k = 0; k < kCredentials; ++k) {
+      (void)other_host.update_password(kAlice, fmt::format("c{}", k), SecretString(password));
+    }
+    std::atomic<int> ready{0}, failures{0};
+    std::vector<std::thread> readers;
+    for (int t = 0; t < 8; ++t) {
+      readers.emplace_back([&, t] {
+        ++ready;
+        while (ready.load() < 8) std::this_thread::yield();  // all start at once
+        try {
+          const auto got = vault.get_credential(kAlice, fmt::format("c{}", t % kCredentials));
+          if (got.password.reveal() != password) ++failures;
+        } catch (const std::exception& e) {
+          std::cerr << "get failed: " << e.what() << "\n";
+          ++failures;
+        }
+      });
+    }
+    for (auto& reader : readers) reader.join();
+    EXPECT_EQ(failures.load(), 0) << "round " << round;
+  }
+  EXPECT_TRUE(vault.verify().ok());
+}
+
 class PostgresPoolConcurrencyPoolSizeTest : public PostgresPoolConcurrencyTest,
                                             public ::testing::WithParamInterface<int> {};
 
