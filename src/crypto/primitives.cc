@@ -21,10 +21,6 @@ struct CipherCtxFree {
 };
 using CipherCtx = std::unique_ptr<EVP_CIPHER_CTX, CipherCtxFree>;
 
-struct KdfCtxFree {
-  void operator()(EVP_KDF_CTX* c) const { EVP_KDF_CTX_free(c); }
-};
-
 void ensure_sodium() {
   static const bool ready = [] { return sodium_init() >= 0; }();
   if (!ready) fatal("libsodium failed to initialise");
@@ -41,12 +37,6 @@ const EVP_CIPHER* aes128_cbc() {
   static EVP_CIPHER* cipher = EVP_CIPHER_fetch(nullptr, "AES-128-CBC", nullptr);
   if (!cipher) fatal("OpenSSL has no AES-128-CBC");
   return cipher;
-}
-
-EVP_KDF* fetch_kdf(const char* name) {
-  EVP_KDF* kdf = EVP_KDF_fetch(nullptr, name, nullptr);
-  if (!kdf) fatal("OpenSSL KDF unavailable");
-  return kdf;
 }
 
 }  // namespace
@@ -73,113 +63,152 @@ SecretBytes random_secret(std::size_t n) {
   return out;
 }
 
+// AES-256-GCM comes from libsodium where the CPU has AES-NI and PCLMULQDQ
+// (libsodium has no portable AES), else from OpenSSL. Why not OpenSSL
+// everywhere: OpenSSL 3's first cipher fetch constructs every cipher its
+// provider offers, ~3.4 million instructions and their heap pages, which
+// was a third of a whole `credential_manager list`. Both produce standard
+// AES-256-GCM, so either opens what the other sealed (tests/crypto).
+AeadEngine aead_engine() {
+  static const AeadEngine engine = [] {
+    ensure_sodium();
+    return crypto_aead_aes256gcm_is_available() ? AeadEngine::kLibsodium : AeadEngine::kOpenssl;
+  }();
+  return engine;
+}
+
 Bytes aead_encrypt(const SecretBytes& key, ByteView plaintext, ByteView associated_data) {
+  return aead_encrypt(aead_engine(), key, plaintext, associated_data);
+}
+
+std::optional<SecretBytes> aead_decrypt(const SecretBytes& key, ByteView sealed,
+                                        ByteView associated_data) {
+  return aead_decrypt(aead_engine(), key, sealed, associated_data);
+}
+
+Bytes aead_encrypt(AeadEngine engine, const SecretBytes& key, ByteView plaintext,
+                   ByteView associated_data) {
   if (key.size() != kKeySize) fatal("AES-256-GCM key must be 32 bytes");
   Bytes out(kGcmNonceSize + plaintext.size() + kGcmTagSize);
   random_fill(std::span(out.data(), kGcmNonceSize));
+  std::uint8_t* const ciphertext = out.data() + kGcmNonceSize;
+  std::uint8_t* const tag = ciphertext + plaintext.size();
+  if (engine == AeadEngine::kLibsodium) {
+    if (crypto_aead_aes256gcm_encrypt_detached(ciphertext, tag, nullptr, plaintext.data(),
+                                               plaintext.size(), associated_data.data(),
+                                               associated_data.size(), nullptr, out.data(),
+                                               key.data()) != 0) {
+      fatal("AES-256-GCM encryption failed");
+    }
+    return out;
+  }
   CipherCtx ctx(EVP_CIPHER_CTX_new());
   int len = 0;
   if (!ctx || EVP_EncryptInit_ex2(ctx.get(), aes256_gcm(), key.data(), out.data(), nullptr) != 1 ||
       EVP_EncryptUpdate(ctx.get(), nullptr, &len, associated_data.data(),
                         static_cast<int>(associated_data.size())) != 1 ||
-      EVP_EncryptUpdate(ctx.get(), out.data() + kGcmNonceSize, &len, plaintext.data(),
+      EVP_EncryptUpdate(ctx.get(), ciphertext, &len, plaintext.data(),
                         static_cast<int>(plaintext.size())) != 1 ||
-      EVP_EncryptFinal_ex(ctx.get(), out.data() + kGcmNonceSize + len, &len) != 1 ||
-      EVP_CIPHER_CTX_ctrl(ctx.get(), EVP_CTRL_GCM_GET_TAG, kGcmTagSize,
-                          out.data() + kGcmNonceSize + plaintext.size()) != 1) {
+      EVP_EncryptFinal_ex(ctx.get(), ciphertext + len, &len) != 1 ||
+      EVP_CIPHER_CTX_ctrl(ctx.get(), EVP_CTRL_GCM_GET_TAG, kGcmTagSize, tag) != 1) {
     fatal("AES-256-GCM encryption failed");
   }
   return out;
 }
 
-std::optional<SecretBytes> aead_decrypt(const SecretBytes& key, ByteView sealed,
+std::optional<SecretBytes> aead_decrypt(AeadEngine engine, const SecretBytes& key, ByteView sealed,
                                         ByteView associated_data) {
   if (key.size() != kKeySize) fatal("AES-256-GCM key must be 32 bytes");
   if (sealed.size() < kGcmNonceSize + kGcmTagSize) return std::nullopt;
   const std::size_t n = sealed.size() - kGcmNonceSize - kGcmTagSize;
+  const std::uint8_t* const ciphertext = sealed.data() + kGcmNonceSize;
+  const std::uint8_t* const tag = ciphertext + n;
   SecretBytes plain(n);
+  if (engine == AeadEngine::kLibsodium) {
+    // Verifies the tag (in constant time) before writing any plaintext.
+    if (crypto_aead_aes256gcm_decrypt_detached(plain.data(), nullptr, ciphertext, n, tag,
+                                               associated_data.data(), associated_data.size(),
+                                               sealed.data(), key.data()) != 0) {
+      return std::nullopt;
+    }
+    return plain;
+  }
   CipherCtx ctx(EVP_CIPHER_CTX_new());
   int len = 0;
-  std::uint8_t tag[kGcmTagSize];
-  std::memcpy(tag, sealed.data() + kGcmNonceSize + n, kGcmTagSize);
+  std::uint8_t tag_copy[kGcmTagSize];
+  std::memcpy(tag_copy, tag, kGcmTagSize);
   if (!ctx || EVP_DecryptInit_ex2(ctx.get(), aes256_gcm(), key.data(), sealed.data(), nullptr) != 1 ||
       EVP_DecryptUpdate(ctx.get(), nullptr, &len, associated_data.data(),
                         static_cast<int>(associated_data.size())) != 1 ||
-      EVP_DecryptUpdate(ctx.get(), plain.data(), &len, sealed.data() + kGcmNonceSize,
-                        static_cast<int>(n)) != 1 ||
-      EVP_CIPHER_CTX_ctrl(ctx.get(), EVP_CTRL_GCM_SET_TAG, kGcmTagSize, tag) != 1) {
+      EVP_DecryptUpdate(ctx.get(), plain.data(), &len, ciphertext, static_cast<int>(n)) != 1 ||
+      EVP_CIPHER_CTX_ctrl(ctx.get(), EVP_CTRL_GCM_SET_TAG, kGcmTagSize, tag_copy) != 1) {
     fatal("AES-256-GCM decryption setup failed");
   }
   if (EVP_DecryptFinal_ex(ctx.get(), plain.data() + len, &len) != 1) return std::nullopt;
   return plain;
 }
 
+// HKDF-SHA256 as RFC 5869 defines it: extract = HMAC(salt, IKM), expand =
+// HMAC(PRK, T(i-1) ‖ info ‖ i), over libsodium's HMAC (crypto_kdf_hkdf_sha256
+// does exactly this from libsodium 1.0.19; Debian 12 ships 1.0.18). Why not
+// OpenSSL's HKDF: see HmacSha256 below. Checked against RFC 5869's vectors
+// and OpenSSL's EVP_KDF in tests/crypto.
 SecretBytes hkdf_sha256(ByteView input_key, ByteView salt, std::string_view info,
                         std::size_t length) {
-  static EVP_KDF* kdf = fetch_kdf("HKDF");
-  std::unique_ptr<EVP_KDF_CTX, KdfCtxFree> ctx(EVP_KDF_CTX_new(kdf));
-  OSSL_PARAM params[] = {
-      OSSL_PARAM_construct_utf8_string(OSSL_KDF_PARAM_DIGEST, const_cast<char*>("SHA256"), 0),
-      OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_KEY, const_cast<std::uint8_t*>(input_key.data()),
-                                        input_key.size()),
-      OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_SALT, const_cast<std::uint8_t*>(salt.data()),
-                                        salt.size()),
-      OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_INFO, const_cast<char*>(info.data()), info.size()),
-      OSSL_PARAM_construct_end()};
+  constexpr std::size_t kHashSize = crypto_auth_hmacsha256_BYTES;
+  if (length == 0 || length > 255 * kHashSize) fatal("HKDF-SHA256 output length out of range");
+  ensure_sodium();
+  // RFC 5869 2.2: no salt means HashLen zero bytes.
+  const std::uint8_t zeros[kHashSize] = {};
+  const ByteView extract_key = salt.empty() ? ByteView(zeros, kHashSize) : salt;
+  const HmacSha256 extract(extract_key);
+  SecretBytes prk(kHashSize);
+  extract.mac_into({input_key}, prk.mutable_span());
+  const HmacSha256 expand(prk.span());
   SecretBytes out(length);
-  if (!ctx || EVP_KDF_derive(ctx.get(), out.data(), length, params) != 1) fatal("HKDF failed");
+  SecretBytes block(kHashSize);
+  const ByteView info_bytes(reinterpret_cast<const std::uint8_t*>(info.data()), info.size());
+  for (std::size_t offset = 0, i = 1; offset < length; offset += kHashSize, ++i) {
+    const std::uint8_t counter = static_cast<std::uint8_t>(i);
+    const ByteView previous = i == 1 ? ByteView() : block.span();
+    SecretBytes next(kHashSize);
+    expand.mac_into({previous, info_bytes, ByteView(&counter, 1)}, next.mutable_span());
+    block = std::move(next);
+    std::memcpy(out.data() + offset, block.data(), std::min(kHashSize, length - offset));
+  }
   return out;
 }
 
-// HMAC and SHA-256 come from OpenSSL (SHA-NI where the CPU has it) with the
-// algorithms fetched once: OpenSSL 3's one-shot HMAC() fetches them on every
-// call, which dominated the cost of a blind-index lookup.
-namespace {
-EVP_MAC* hmac_algorithm() {
-  static EVP_MAC* mac = EVP_MAC_fetch(nullptr, "HMAC", nullptr);
-  if (!mac) fatal("OpenSSL has no HMAC");
-  return mac;
-}
-const EVP_MD* sha256_algorithm() {
-  static EVP_MD* md = EVP_MD_fetch(nullptr, "SHA256", nullptr);
-  if (!md) fatal("OpenSSL has no SHA-256");
-  return md;
-}
-}  // namespace
-
-HmacSha256::HmacSha256(ByteView key) : keyed_(EVP_MAC_CTX_new(hmac_algorithm())) {
-  OSSL_PARAM params[] = {
-      OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, const_cast<char*>("SHA256"), 0),
-      OSSL_PARAM_construct_end()};
-  // A zero-length key needs a non-null pointer.
-  static const std::uint8_t kEmpty = 0;
-  if (!keyed_ || EVP_MAC_init(keyed_, key.empty() ? &kEmpty : key.data(), key.size(), params) != 1) {
+// HMAC-SHA256 and SHA-256 come from libsodium. OpenSSL 3 would compute
+// long messages faster (SHA-NI), but its first algorithm fetch in a process
+// builds its name map and loads its configuration, ~5.7 million
+// instructions and ~40 fresh heap pages: more than a third of a whole
+// `credential_manager list`. Our messages are short (tags, audit events of
+// a few hundred bytes), where the two cost about the same.
+HmacSha256::HmacSha256(ByteView key) : keyed_(new crypto_auth_hmacsha256_state) {
+  ensure_sodium();
+  if (crypto_auth_hmacsha256_init(keyed_.get(), key.data(), key.size()) != 0) {
     fatal("HMAC-SHA256 initialisation failed");
   }
 }
 
-HmacSha256::~HmacSha256() { EVP_MAC_CTX_free(keyed_); }
+void HmacSha256::WipeAndDelete::operator()(crypto_auth_hmacsha256_state* state) const noexcept {
+  sodium_memzero(state, sizeof(*state));
+  delete state;
+}
 
-HmacSha256::HmacSha256(HmacSha256&& other) noexcept : keyed_(std::exchange(other.keyed_, nullptr)) {}
-
-HmacSha256& HmacSha256::operator=(HmacSha256&& other) noexcept {
-  if (this != &other) {
-    EVP_MAC_CTX_free(keyed_);
-    keyed_ = std::exchange(other.keyed_, nullptr);
-  }
-  return *this;
+void HmacSha256::mac_into(std::initializer_list<ByteView> parts, std::span<std::uint8_t> out) const {
+  if (!keyed_) fatal("HMAC-SHA256 used without a key");
+  if (out.size() != crypto_auth_hmacsha256_BYTES) fatal("HMAC-SHA256 output must be 32 bytes");
+  crypto_auth_hmacsha256_state state = *keyed_;
+  for (ByteView part : parts) crypto_auth_hmacsha256_update(&state, part.data(), part.size());
+  crypto_auth_hmacsha256_final(&state, out.data());
+  sodium_memzero(&state, sizeof(state));
 }
 
 Bytes HmacSha256::mac(std::initializer_list<ByteView> parts) const {
-  if (!keyed_) fatal("HMAC-SHA256 used without a key");
-  EVP_MAC_CTX* ctx = EVP_MAC_CTX_dup(keyed_);
-  Bytes out(32);
-  std::size_t len = 0;
-  bool ok = ctx != nullptr;
-  for (ByteView part : parts) ok = ok && EVP_MAC_update(ctx, part.data(), part.size()) == 1;
-  ok = ok && EVP_MAC_final(ctx, out.data(), &len, out.size()) == 1;
-  EVP_MAC_CTX_free(ctx);
-  if (!ok || len != 32) fatal("HMAC-SHA256 failed");
+  Bytes out(crypto_auth_hmacsha256_BYTES);
+  mac_into(parts, out);
   return out;
 }
 
@@ -190,11 +219,9 @@ Bytes hmac_sha256(const SecretBytes& key, ByteView message) {
 }
 
 Bytes sha256(ByteView message) {
-  Bytes out(32);
-  unsigned int len = 0;
-  if (EVP_Digest(message.data(), message.size(), out.data(), &len, sha256_algorithm(), nullptr) != 1) {
-    fatal("SHA-256 failed");
-  }
+  ensure_sodium();
+  Bytes out(crypto_hash_sha256_BYTES);
+  crypto_hash_sha256(out.data(), message.data(), message.size());
   return out;
 }
 
@@ -257,7 +284,7 @@ std::optional<SecretBytes> aes128_cbc_decrypt(ByteView key, ByteView iv, ByteVie
 }
 
 bool constant_time_equal(ByteView a, ByteView b) {
-  return a.size() == b.size() && CRYPTO_memcmp(a.data(), b.data(), a.size()) == 0;
+  return a.size() == b.size() && sodium_memcmp(a.data(), b.data(), a.size()) == 0;
 }
 
 namespace {

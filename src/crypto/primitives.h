@@ -7,6 +7,7 @@
 
 #include <cstdint>
 #include <initializer_list>
+#include <memory>
 #include <optional>
 #include <span>
 #include <string>
@@ -15,7 +16,7 @@
 
 #include "crypto/secret_bytes.h"
 
-struct evp_mac_ctx_st;  // OpenSSL's EVP_MAC_CTX
+struct crypto_auth_hmacsha256_state;  // libsodium's keyed HMAC state
 
 namespace credentials::internal {
 
@@ -50,6 +51,16 @@ constexpr std::size_t kGcmTagSize = 16;
                                                       ByteView sealed,
                                                       ByteView associated_data);
 
+// The implementation behind aead_encrypt/aead_decrypt on this CPU. Both are
+// standard AES-256-GCM; the explicit overloads let tests check that either
+// opens what the other sealed.
+enum class AeadEngine { kLibsodium, kOpenssl };
+[[nodiscard]] AeadEngine aead_engine();
+[[nodiscard]] Bytes aead_encrypt(AeadEngine engine, const SecretBytes& key, ByteView plaintext,
+                                 ByteView associated_data);
+[[nodiscard]] std::optional<SecretBytes> aead_decrypt(AeadEngine engine, const SecretBytes& key,
+                                                      ByteView sealed, ByteView associated_data);
+
 // HKDF-SHA256 (RFC 5869).
 [[nodiscard]] SecretBytes hkdf_sha256(ByteView input_key, ByteView salt, std::string_view info,
                                       std::size_t length);
@@ -61,18 +72,23 @@ class HmacSha256 {
  public:
   explicit HmacSha256(ByteView key);
   HmacSha256() = default;
-  ~HmacSha256();
-  HmacSha256(HmacSha256&& other) noexcept;
-  HmacSha256& operator=(HmacSha256&& other) noexcept;
+  HmacSha256(HmacSha256&&) noexcept = default;
+  HmacSha256& operator=(HmacSha256&&) noexcept = default;
   HmacSha256(const HmacSha256&) = delete;
   HmacSha256& operator=(const HmacSha256&) = delete;
 
   // The MAC of the concatenation of `parts`.
   [[nodiscard]] Bytes mac(std::initializer_list<ByteView> parts) const;
   [[nodiscard]] Bytes mac(ByteView message) const { return mac({message}); }
+  // The same into `out` (32 bytes), for MACs that are secrets themselves.
+  void mac_into(std::initializer_list<ByteView> parts, std::span<std::uint8_t> out) const;
 
  private:
-  ::evp_mac_ctx_st* keyed_ = nullptr;
+  // Frees the state after wiping it: the padded-key states are as good as the key.
+  struct WipeAndDelete {
+    void operator()(::crypto_auth_hmacsha256_state* state) const noexcept;
+  };
+  std::unique_ptr<::crypto_auth_hmacsha256_state, WipeAndDelete> keyed_;
 };
 
 [[nodiscard]] Bytes hmac_sha256(const SecretBytes& key, ByteView message);

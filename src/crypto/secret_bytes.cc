@@ -1,6 +1,6 @@
 #include "crypto/secret_bytes.h"
 
-#include <openssl/crypto.h>
+#include <sodium.h>
 #include <sys/mman.h>
 
 #include <cstring>
@@ -40,13 +40,13 @@ void SecretBytes::lock() noexcept {
 
 void SecretBytes::truncate(std::size_t size) noexcept {
   if (size >= size_) return;
-  OPENSSL_cleanse(data_ + size, size_ - size);
+  sodium_memzero(data_ + size, size_ - size);
   size_ = size;
 }
 
 void SecretBytes::release() noexcept {
   if (!data_) return;
-  OPENSSL_cleanse(data_, capacity_);
+  sodium_memzero(data_, capacity_);
   if (locked_) ::munlock(data_, capacity_);
   delete[] data_;
   data_ = nullptr;

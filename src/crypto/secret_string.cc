@@ -1,4 +1,4 @@
-#include <openssl/crypto.h>
+#include <sodium.h>
 
 #include <cstring>
 #include <utility>
@@ -12,7 +12,7 @@ SecretString::SecretString(std::string_view text) { assign(text.data(), text.siz
 SecretString::SecretString(const std::string& text) { assign(text.data(), text.size()); }
 SecretString::SecretString(std::string&& text) {
   assign(text.data(), text.size());
-  OPENSSL_cleanse(text.data(), text.size());
+  sodium_memzero(text.data(), text.size());
   text.clear();
 }
 
@@ -48,7 +48,7 @@ void SecretString::append(std::string_view text) {
     char* grown = new char[capacity];
     if (size_) std::memcpy(grown, data_, size_);
     if (data_) {
-      OPENSSL_cleanse(data_, capacity_);
+      sodium_memzero(data_, capacity_);
       delete[] data_;
     }
     data_ = grown;
@@ -60,7 +60,7 @@ void SecretString::append(std::string_view text) {
 
 void SecretString::clear() noexcept {
   if (data_) {
-    OPENSSL_cleanse(data_, capacity_);
+    sodium_memzero(data_, capacity_);
     delete[] data_;
   }
   data_ = nullptr;

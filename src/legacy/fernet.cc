@@ -4,7 +4,7 @@
 #include <limits>
 #include <string>
 
-#include <openssl/crypto.h>
+#include <sodium.h>
 
 #include "credentials/errors.h"
 
@@ -42,7 +42,7 @@ std::optional<FernetKey> FernetKey::from_text(std::string_view text) {
   std::optional<Bytes> decoded = base64url_decode(urlsafe.as_chars());
   if (!decoded) return std::nullopt;
   SecretBytes key{ByteView(*decoded)};
-  OPENSSL_cleanse(decoded->data(), decoded->size());
+  sodium_memzero(decoded->data(), decoded->size());
   if (key.size() != kSize) return std::nullopt;
   return FernetKey(std::move(key));
 }

@@ -2,7 +2,7 @@
 
 #include <fcntl.h>
 #include <fmt/format.h>
-#include <openssl/crypto.h>
+#include <sodium.h>
 #include <sqlite3.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -179,8 +179,8 @@ struct PostgresStore::ConnectParams {
   std::string password;  // kept to scrub it from messages
   std::string user;
   ~ConnectParams() {
-    for (auto& value : values) OPENSSL_cleanse(value.data(), value.size());
-    OPENSSL_cleanse(password.data(), password.size());
+    for (auto& value : values) sodium_memzero(value.data(), value.size());
+    sodium_memzero(password.data(), password.size());
   }
 };
 
@@ -329,7 +329,7 @@ std::unique_ptr<PostgresStore> PostgresStore::open(std::string_view url, bool cr
   }
   char* error = nullptr;
   PQconninfoOption* options = pq::PQconninfoParse(libpq_url.c_str(), &error);
-  OPENSSL_cleanse(libpq_url.data(), libpq_url.size());
+  sodium_memzero(libpq_url.data(), libpq_url.size());
   if (!options) {
     const std::string message = error ? without_quoted(trimmed(error)) : "out of memory";
     pq::PQfreemem(error);
@@ -346,7 +346,7 @@ std::unique_ptr<PostgresStore> PostgresStore::open(std::string_view url, bool cr
     if (keyword == "user") params->user = o->val;
     params->keywords.emplace_back(o->keyword);
     params->values.emplace_back(o->val);
-    OPENSSL_cleanse(o->val, std::strlen(o->val));
+    sodium_memzero(o->val, std::strlen(o->val));
   }
   pq::PQconninfoFree(options);
   if (!have_app) {
