@@ -69,25 +69,8 @@ int run(int argc, char** argv) {
       "failed (wrong key) or the vault/audit chain does not verify, 6 already exists,\n"
       "7 could not connect, 8 no master key, 9 skill failed, 10 conflict.");
 
-  const std::vector<Command> commands = {
-      add_add_command(app, common),    add_list_command(app, common),
-      add_show_command(app, common),   add_update_command(app, common),
-      add_delete_command(app, common), add_test_command(app, common),
-      add_run_command(app, common),    add_keygen_command(app),
-      add_history_command(app, common),
-      add_rollback_command(app, common),
-      add_audit_command(app, common),
-      add_rotate_master_key_command(app, common),
-      add_rotate_data_key_command(app, common),
-      add_reencrypt_command(app, common),
-      add_keys_command(app, common),
-      add_backup_command(app, common),
-      add_restore_command(app, common),
-      add_verify_command(app, common),
-      add_import_legacy_command(app, common),
-      add_init_command(app, common),
-      add_migrate_store_command(app, common),
-  };
+  const std::vector<Command> commands =
+      add_commands(app, common, argc > 1 ? std::string_view(argv[1]) : std::string_view());
 
   try {
     app.parse(argc, argv);

@@ -29,12 +29,9 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   cli::CommonOptions common;
   CLI::App app{"fuzz", "credential_manager"};
   app.require_subcommand(1);
-  const std::vector<cli::Command> commands = {
-      cli::add_add_command(app, common),    cli::add_list_command(app, common),
-      cli::add_show_command(app, common),   cli::add_update_command(app, common),
-      cli::add_delete_command(app, common), cli::add_test_command(app, common),
-      cli::add_run_command(app, common),    cli::add_keygen_command(app),
-  };
+  // Every verb, or only the one the first argument names, as main() does.
+  const std::vector<cli::Command> commands =
+      cli::add_commands(app, common, args.empty() ? std::string_view() : std::string_view(args[0]));
   std::vector<std::string> reversed(args.rbegin(), args.rend());  // CLI11 takes them reversed
   try {
     app.parse(reversed);
