@@ -1,6 +1,6 @@
 // SecretBytes: a fixed-size buffer for key material and plaintext records.
 //
-// Move-only; wiped with OPENSSL_cleanse when destroyed. lock() asks the OS to
+// Move-only; wiped with sodium_memzero when destroyed. lock() asks the OS to
 // keep the pages out of swap (best effort: mlock may be refused by
 // RLIMIT_MEMLOCK, which is not an error). Not thread-safe for mutation.
 #pragma once

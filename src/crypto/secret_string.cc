@@ -36,7 +36,7 @@ SecretString& SecretString::operator=(SecretString&& other) noexcept {
 SecretString SecretString::clone() const { return SecretString(reveal()); }
 
 bool SecretString::equals(const SecretString& other) const noexcept {
-  return size_ == other.size_ && (size_ == 0 || CRYPTO_memcmp(data_, other.data_, size_) == 0);
+  return size_ == other.size_ && (size_ == 0 || sodium_memcmp(data_, other.data_, size_) == 0);
 }
 
 void SecretString::append(std::string_view text) {
