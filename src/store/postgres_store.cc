@@ -66,6 +66,13 @@ constexpr std::array<const char*, PostgresStore::kSchemaVersion> kMigrations = {
       sealed bytea NOT NULL,
       mac bytea NOT NULL);
     )sql",
+    // 2: the version ledger (docs/FORMAT.md), built by the vault when it
+    // upgrades its format-2 data in the same schema.
+    R"sql(
+    CREATE TABLE IF NOT EXISTS {s}.ledger (
+      node_id bigint PRIMARY KEY,
+      body bytea NOT NULL);
+    )sql",
 };
 
 std::string replace_all(std::string text, std::string_view from, std::string_view to) {
@@ -797,6 +804,31 @@ std::vector<AuditRow> PostgresStore::audit_rows(std::int64_t after, std::int64_t
   std::vector<AuditRow> rows;
   for (int i = 0; i < r.rows(); ++i) rows.push_back(audit_row_from(r, i));
   return rows;
+}
+
+std::vector<LedgerNode> PostgresStore::ledger_path(const std::array<std::int64_t, 3>& node_ids) {
+  Result r = run("SELECT node_id, body FROM {s}.ledger WHERE node_id IN ($1, $2, $3)",
+                 {node_ids[0], node_ids[1], node_ids[2]});
+  std::vector<LedgerNode> nodes;
+  for (int i = 0; i < r.rows(); ++i) nodes.push_back({r.int64(i, 0), r.bytes(i, 1)});
+  return nodes;
+}
+
+std::vector<LedgerNode> PostgresStore::all_ledger_nodes() {
+  Result r = run("SELECT node_id, body FROM {s}.ledger ORDER BY node_id", {});
+  std::vector<LedgerNode> nodes;
+  for (int i = 0; i < r.rows(); ++i) nodes.push_back({r.int64(i, 0), r.bytes(i, 1)});
+  return nodes;
+}
+
+void PostgresStore::put_ledger_node(std::int64_t node_id, ByteView body) {
+  (void)run("INSERT INTO {s}.ledger(node_id, body) VALUES($1, $2) "
+            "ON CONFLICT(node_id) DO UPDATE SET body = excluded.body",
+            {node_id, body});
+}
+
+std::int64_t PostgresStore::ledger_node_count() {
+  return run("SELECT count(*) FROM {s}.ledger", {}).int64(0, 0);
 }
 
 // --- backup ------------------------------------------------------------------------

@@ -41,7 +41,7 @@ class PostgresStore final : public RecordStore {
  public:
   static constexpr const char* kDefaultSchema = "credential_vault";
   // The newest schema version this build writes (table schema_version).
-  static constexpr int kSchemaVersion = 1;
+  static constexpr int kSchemaVersion = 2;
 
   // Connects to the vault at `url` (postgresql://user:password@host:port/db
   // ?schema=name&sslmode=...; any libpq URL parameter). Applies pending
@@ -103,6 +103,11 @@ class PostgresStore final : public RecordStore {
   // embedded vault. One REPEATABLE READ snapshot; the file appears
   // atomically, 0600.
   void backup_to(const std::filesystem::path& file) override;
+
+  [[nodiscard]] std::vector<LedgerNode> ledger_path(const std::array<std::int64_t, 3>& node_ids) override;
+  [[nodiscard]] std::vector<LedgerNode> all_ledger_nodes() override;
+  void put_ledger_node(std::int64_t node_id, ByteView body) override;
+  [[nodiscard]] std::int64_t ledger_node_count() override;
 
   [[nodiscard]] std::optional<AuditRow> last_audit_row() override;
   void insert_audit_row(const AuditRow& row) override;

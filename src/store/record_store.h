@@ -9,6 +9,7 @@
 // the latest committed state.
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <filesystem>
 #include <optional>
@@ -36,6 +37,13 @@ struct StoredRecord {
   std::int64_t key_id = 0;
   Bytes sealed;
   std::int64_t last_used = 0;  // current records only: last read, unix microseconds
+};
+
+// A node of the version ledger (src/vault/version_ledger.h): opaque bytes by
+// node id, authenticated by the vault.
+struct LedgerNode {
+  std::int64_t node_id = 0;
+  Bytes body;
 };
 
 struct AuditRow {
@@ -129,6 +137,14 @@ class RecordStore {
   // them in the database itself). Best effort; stores without a log of their
   // own do nothing.
   virtual void compact_log() {}
+
+  // The version ledger. `ledger_path` reads the nodes of one root-to-leaf
+  // path in one statement, so from one snapshot even outside a transaction
+  // (a node that is not stored is left out).
+  [[nodiscard]] virtual std::vector<LedgerNode> ledger_path(const std::array<std::int64_t, 3>& node_ids) = 0;
+  [[nodiscard]] virtual std::vector<LedgerNode> all_ledger_nodes() = 0;
+  virtual void put_ledger_node(std::int64_t node_id, ByteView body) = 0;
+  [[nodiscard]] virtual std::int64_t ledger_node_count() = 0;
 
   [[nodiscard]] virtual std::optional<AuditRow> last_audit_row() = 0;
   virtual void insert_audit_row(const AuditRow& row) = 0;

@@ -249,6 +249,9 @@ void SqliteStore::create_schema() {
       owner_tag BLOB,
       sealed BLOB NOT NULL,
       mac BLOB NOT NULL);
+    CREATE TABLE IF NOT EXISTS ledger (
+      node_id INTEGER PRIMARY KEY,
+      body BLOB NOT NULL);
   )sql");
 }
 
@@ -533,6 +536,33 @@ void SqliteStore::backup_to(const fs::path& file) {
   fsync_path(partial, O_RDONLY);
   fs::rename(partial, file);
   fsync_path(file.parent_path().empty() ? fs::path(".") : file.parent_path(), O_RDONLY | O_DIRECTORY);
+}
+
+std::vector<LedgerNode> SqliteStore::ledger_path(const std::array<std::int64_t, 3>& node_ids) {
+  Use q(prepare("SELECT node_id, body FROM ledger WHERE node_id IN (?1, ?2, ?3)"));
+  q->bind(1, node_ids[0]).bind(2, node_ids[1]).bind(3, node_ids[2]);
+  std::vector<LedgerNode> nodes;
+  while (q->step()) nodes.push_back({sqlite3_column_int64(q->get(), 0), column_bytes(q->get(), 1)});
+  return nodes;
+}
+
+std::vector<LedgerNode> SqliteStore::all_ledger_nodes() {
+  Use q(prepare("SELECT node_id, body FROM ledger ORDER BY node_id"));
+  std::vector<LedgerNode> nodes;
+  while (q->step()) nodes.push_back({sqlite3_column_int64(q->get(), 0), column_bytes(q->get(), 1)});
+  return nodes;
+}
+
+void SqliteStore::put_ledger_node(std::int64_t node_id, ByteView body) {
+  Use q(prepare("INSERT INTO ledger(node_id, body) VALUES(?1, ?2) "
+                "ON CONFLICT(node_id) DO UPDATE SET body = excluded.body"));
+  q->bind(1, node_id).bind(2, body).run();
+}
+
+std::int64_t SqliteStore::ledger_node_count() {
+  Use q(prepare("SELECT count(*) FROM ledger"));
+  q->step();
+  return sqlite3_column_int64(q->get(), 0);
 }
 
 std::optional<AuditRow> SqliteStore::last_audit_row() {

@@ -69,6 +69,11 @@ class SqliteStore final : public RecordStore {
   virtual void backup_to(const std::filesystem::path& file) override;
   void compact_log() override;
 
+  [[nodiscard]] std::vector<LedgerNode> ledger_path(const std::array<std::int64_t, 3>& node_ids) override;
+  [[nodiscard]] std::vector<LedgerNode> all_ledger_nodes() override;
+  void put_ledger_node(std::int64_t node_id, ByteView body) override;
+  [[nodiscard]] std::int64_t ledger_node_count() override;
+
   [[nodiscard]] virtual std::optional<AuditRow> last_audit_row() override;
   virtual void insert_audit_row(const AuditRow& row) override;
   [[nodiscard]] virtual std::vector<AuditRow> audit_rows(std::int64_t after,
