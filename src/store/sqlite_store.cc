@@ -338,6 +338,23 @@ std::optional<StoredRecord> SqliteStore::current_record(ByteView lookup) {
   return record_from(q->get());
 }
 
+std::optional<StoredRecord> SqliteStore::current_record(ByteView lookup,
+                                                       const std::array<std::int64_t, 3>& ledger_path,
+                                                       std::vector<LedgerNode>& path_nodes) {
+  Use q(prepare("SELECT v.lookup, v.version, v.key_id, v.sealed, c.owner_tag, c.last_used, "
+                "(SELECT body FROM ledger WHERE node_id = ?2), (SELECT body FROM ledger WHERE node_id = ?3), "
+                "(SELECT body FROM ledger WHERE node_id = ?4) FROM credentials c "
+                "JOIN versions v ON v.lookup = c.lookup AND v.version = c.current_version "
+                "WHERE c.lookup = ?1"));
+  q->bind(1, lookup).bind(2, ledger_path[0]).bind(3, ledger_path[1]).bind(4, ledger_path[2]);
+  if (!q->step()) return std::nullopt;
+  for (int i = 0; i < 3; ++i) {
+    if (sqlite3_column_type(q->get(), 6 + i) == SQLITE_NULL) continue;
+    path_nodes.push_back({ledger_path[static_cast<std::size_t>(i)], column_bytes(q->get(), 6 + i)});
+  }
+  return record_from(q->get());
+}
+
 std::optional<std::uint64_t> SqliteStore::current_version(ByteView lookup) {
   Use q(prepare("SELECT current_version FROM credentials WHERE lookup = ?1"));
   q->bind(1, lookup);
@@ -538,9 +555,12 @@ void SqliteStore::backup_to(const fs::path& file) {
   fsync_path(file.parent_path().empty() ? fs::path(".") : file.parent_path(), O_RDONLY | O_DIRECTORY);
 }
 
-std::vector<LedgerNode> SqliteStore::ledger_path(const std::array<std::int64_t, 3>& node_ids) {
-  Use q(prepare("SELECT node_id, body FROM ledger WHERE node_id IN (?1, ?2, ?3)"));
-  q->bind(1, node_ids[0]).bind(2, node_ids[1]).bind(3, node_ids[2]);
+std::vector<LedgerNode> SqliteStore::ledger_nodes(const std::vector<std::int64_t>& node_ids) {
+  std::string ids = "[";
+  for (const std::int64_t id : node_ids) ids += (ids.size() > 1 ? "," : "") + std::to_string(id);
+  ids += "]";
+  Use q(prepare("SELECT node_id, body FROM ledger WHERE node_id IN (SELECT value FROM json_each(?1))"));
+  q->bind(1, std::string_view(ids));
   std::vector<LedgerNode> nodes;
   while (q->step()) nodes.push_back({sqlite3_column_int64(q->get(), 0), column_bytes(q->get(), 1)});
   return nodes;

@@ -5,6 +5,7 @@
 
 #include <pwd.h>
 
+#include <algorithm>
 #include <map>
 #include <mutex>
 #include <nlohmann/json.hpp>
@@ -77,17 +78,15 @@ std::string outcome_of(const std::exception& e) {
 }
 
 // A current record that is not the version the ledger holds: its rows were
-// put back from an older copy of the vault (or the ledger was). Outside a
-// transaction it may also be a write committed between the record's read and
-// the ledger's, so reads check again from one snapshot (read_consistently).
-class NotTheLedgersVersion : public DecryptionFailedError {
- public:
-  NotTheLedgersVersion()
-      : DecryptionFailedError(
-            "decryption failed: a credential's current record is not the version the vault's ledger "
-            "holds (its rows were put back from an older copy of the vault?); run `credential_manager "
-            "verify` and restore the vault from a backup") {}
-};
+// put back from an older copy of the vault (or the ledger was). The record
+// and the ledger are always read from one snapshot, so it is never a race
+// with a writer.
+[[noreturn]] void not_the_ledgers_version() {
+  throw DecryptionFailedError(
+      "decryption failed: a credential's current record is not the version the vault's ledger holds "
+      "(its rows were put back from an older copy of the vault?); run `credential_manager verify` and "
+      "restore the vault from a backup");
+}
 
 [[noreturn]] void unauthorized(const UserContext& user) {
   throw UnauthorizedError(fmt::format(
@@ -203,13 +202,12 @@ class EmbeddedVault final : public VaultImpl {
       throw InvalidArgumentError("invalid credential reference: give a credential name or id");
     }
     if (is_valid_identifier(ref)) {
-      if (auto record = store_->current_record(lookup_tag(user.user_id, ref))) {
-        check_ledger(*record);
+      if (auto record = current_record(lookup_tag(user.user_id, ref))) {
         return {std::move(*record), user.user_id};
       }
     }
     if (auto lookup = store_->lookup_by_id(id_tag(ref))) {
-      if (auto record = store_->current_record(*lookup)) {
+      if (auto record = current_record(*lookup)) {
         if (!constant_time_equal(record->owner_tag, owner_tag(user.user_id)) && !user.is_admin()) {
           unauthorized(user);
         }
@@ -220,25 +218,34 @@ class EmbeddedVault final : public VaultImpl {
               "decryption failed: the credential id index was altered; run `credential_manager "
               "verify` and restore the vault from a backup");
         }
-        check_ledger(*record);
         return {std::move(*record), ""};
       }
     }
     not_found(user, ref);
   }
 
-  // A current record read back must be the version the ledger holds for it
-  // (see NotTheLedgersVersion). REQUIRES: mutex_ held.
-  void check_ledger(const StoredRecord& record) {
-    if (ledger_.version_of(*store_, record.lookup) != record.version) throw NotTheLedgersVersion();
+  // The current record of a credential, checked against the version ledger
+  // (its path read in the same statement). REQUIRES: mutex_ held.
+  std::optional<StoredRecord> current_record(ByteView lookup) {
+    std::vector<LedgerNode> path;
+    auto record = store_->current_record(lookup, VersionLedger::path_ids(lookup), path);
+    if (record && ledger_.version_in(lookup, std::move(path)) != record->version) not_the_ledgers_version();
+    return record;
   }
 
-  // Many at once (list): each path on its own for a few records, the whole
-  // ledger in one read for many (4,161 nodes at most).
+  // The same check for many records (list): their paths in one statement
+  // for a few, the whole ledger (4,161 nodes at most) for many. REQUIRES:
+  // mutex_ held, inside a transaction (records and ledger from one snapshot).
   void check_ledger(const std::vector<StoredRecord>& records) {
-    constexpr std::size_t kPathChecks = 256;
-    if (records.size() <= kPathChecks) {
-      for (const auto& record : records) check_ledger(record);
+    constexpr std::size_t kPathReads = 256;
+    if (records.size() <= kPathReads) {
+      std::vector<ByteView> lookups;
+      lookups.reserve(records.size());
+      for (const auto& record : records) lookups.emplace_back(record.lookup);
+      const auto listed = ledger_.versions_of(*store_, lookups);
+      for (std::size_t i = 0; i < records.size(); ++i) {
+        if (listed[i] != records[i].version) not_the_ledgers_version();
+      }
       return;
     }
     const auto listed = ledger_.all_versions(*store_);
@@ -246,25 +253,9 @@ class EmbeddedVault final : public VaultImpl {
       const auto it = std::lower_bound(listed.begin(), listed.end(), record.lookup,
                                        [](const auto& entry, const Bytes& lookup) { return entry.first < lookup; });
       if (it == listed.end() || it->first != record.lookup || it->second != record.version) {
-        throw NotTheLedgersVersion();
+        not_the_ledgers_version();
       }
     }
-  }
-
-  // Runs a read of current records. Outside a transaction the record and
-  // its ledger path are read by two statements, so a write another process
-  // commits between them looks like a mismatch: the read runs again inside
-  // a read transaction (one snapshot), and only a mismatch there is an
-  // error. The fast path needs no transaction. REQUIRES: mutex_ held, not
-  // inside a transaction.
-  template <typename F>
-  auto read_consistently(F&& body) {
-    try {
-      return body();
-    } catch (const NotTheLedgersVersion&) {
-    }
-    auto txn = store_->begin_read();
-    return body();
   }
 
   // A version is sealed as current when it is written, and resealed as
@@ -653,14 +644,12 @@ class EmbeddedVault final : public VaultImpl {
   Credential get_credential(const UserContext& user, std::string_view ref) override {
     Bytes used;
     return audited_read(user, "get", ref, [&](std::string& owner) {
-      return read_consistently([&] {
-        auto located = locate(user, ref);
-        owner = located.owner_hint;
-        Credential c = open_record(located.record);
-        owner = c.owner;
-        if (stale_last_used(located.record)) used = located.record.lookup;
-        return c;
-      });
+      auto located = locate(user, ref);
+      owner = located.owner_hint;
+      Credential c = open_record(located.record);
+      owner = c.owner;
+      if (stale_last_used(located.record)) used = located.record.lookup;
+      return c;
     }, &used);
   }
 
@@ -670,13 +659,10 @@ class EmbeddedVault final : public VaultImpl {
     return audited_read(user, "get", name, [&](std::string& event_owner) {
       event_owner = owner;
       authorize_namespace(user, owner);
-      return read_consistently([&] {
-        auto record = store_->current_record(lookup_tag(owner, name));
-        if (!record) not_found(user, name);
-        check_ledger(*record);
-        if (stale_last_used(*record)) used = record->lookup;
-        return open_record(*record);
-      });
+      auto record = current_record(lookup_tag(owner, name));
+      if (!record) not_found(user, name);
+      if (stale_last_used(*record)) used = record->lookup;
+      return open_record(*record);
     }, &used);
   }
 
@@ -687,12 +673,15 @@ class EmbeddedVault final : public VaultImpl {
       // minute (see write_last_used).
       fold_own_journal_now(/*with_last_used=*/true);
       owner = user.is_admin() ? "" : user.user_id;
-      const auto records = read_consistently([&] {
-        auto records = user.is_admin() ? store_->all_current_records()
-                                       : store_->current_records_of_owner(owner_tag(user.user_id));
+      std::vector<StoredRecord> records;
+      {
+        // One snapshot for the records and their ledger paths (and on the
+        // embedded store one read lock for all the statements).
+        auto txn = store_->begin_read();
+        records = user.is_admin() ? store_->all_current_records()
+                                  : store_->current_records_of_owner(owner_tag(user.user_id));
         check_ledger(records);
-        return records;
-      });
+      }
       std::vector<CredentialInfo> out;
       out.reserve(records.size());
       for (const auto& record : records) {
@@ -760,7 +749,7 @@ class EmbeddedVault final : public VaultImpl {
 
   std::uint64_t current_version(const UserContext& user, std::string_view ref) override {
     std::lock_guard lock(mutex_);
-    return read_consistently([&] { return locate(user, ref).record.version; });
+    return locate(user, ref).record.version;
   }
 
   void record_event(const UserContext& actor, const AuditRecord& event) override {

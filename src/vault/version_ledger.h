@@ -26,6 +26,7 @@
 // Not thread-safe: owned by the vault and used under its mutex.
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <map>
 #include <optional>
@@ -59,10 +60,19 @@ class VersionLedger {
 
   explicit VersionLedger(const Keyring& keys) : keys_(keys) {}
 
+  // The ids of the nodes on the path from the root to `lookup`'s leaf.
+  [[nodiscard]] static std::array<std::int64_t, 3> path_ids(ByteView lookup);
+
   // The version the ledger holds for `lookup` (nullopt: it lists no such
-  // credential), its path verified up to the root. Throws
-  // DecryptionFailedError when the path does not verify.
+  // credential), its path verified up to the root. `path`: the nodes
+  // path_ids names, read in one snapshot (RecordStore::current_record reads
+  // them with the record). Throws DecryptionFailedError when the path does
+  // not verify.
+  [[nodiscard]] std::optional<std::uint64_t> version_in(ByteView lookup, std::vector<LedgerNode> path);
   [[nodiscard]] std::optional<std::uint64_t> version_of(RecordStore& store, ByteView lookup);
+  // The same for many credentials, their paths read in one statement.
+  [[nodiscard]] std::vector<std::optional<std::uint64_t>> versions_of(RecordStore& store,
+                                                                      const std::vector<ByteView>& lookups);
 
   // Every entry, sorted by lookup, the whole tree verified (a long list).
   [[nodiscard]] std::vector<std::pair<Bytes, std::uint64_t>> all_versions(RecordStore& store);
@@ -90,7 +100,8 @@ class VersionLedger {
     Bytes inner;  // verified body (leaf MACs)
     Bytes leaf;   // verified body (entries)
   };
-  Path verified_path(RecordStore& store, ByteView lookup);
+  // Verifies the path to `lookup` among `nodes` (by id); missing leaf: empty.
+  Path verified_path(ByteView lookup, std::vector<LedgerNode> nodes);
   // The MAC of a leaf or inner node, from the memo when these bytes were
   // seen before.
   const Bytes& node_mac(std::int64_t node_id, ByteView body);

@@ -16,6 +16,9 @@
 
 #include "credentials/credentials.h"
 #include "pgstore/pg_fixture.h"
+#include "store/postgres_store.h"
+#include "store/sqlite_store.h"
+#include "store/store_copy.h"
 #include "support/temp_dir.h"
 
 namespace credentials {
@@ -382,6 +385,40 @@ TEST_F(LedgerUpgradeTest, AFormatTwoVaultGetsItsLedgerAtItsFirstOpen) {
   sql("DELETE FROM keys; INSERT INTO keys SELECT * FROM copy_keys; DELETE FROM ledger;"
       "UPDATE meta SET value = x'0000000000000002' WHERE key = 'format_version'");
   EXPECT_THROW((void)open_vault(), DecryptionFailedError);
+}
+
+// The same on the shared store: the fixture's rows copied verbatim into a
+// PostgreSQL schema (as `migrate-store` of the format-2 build wrote them).
+TEST_F(LedgerUpgradeTest, AFormatTwoVaultOnPostgresGetsItsLedgerAtItsFirstOpen) {
+  PgDatabase db("upgrade");
+  {
+    auto source = internal::SqliteStore::open(dir_.path() / "vault", /*create=*/false);
+    source->create_schema();  // an empty ledger table, so that the copy finds one
+    auto target = internal::PostgresStore::open(db.url(), /*create=*/true);
+    internal::copy_store(*source, *target);
+  }
+  EXPECT_EQ(db.query("SELECT count(*) FROM credential_vault.ledger"), std::vector<std::string>{"0"});
+  auto open = [&] {
+    VaultOptions options;
+    options.url = db.url();
+    options.master_key = key_.clone();
+    return Vault::open(std::move(options));
+  };
+  {
+    Vault vault = open();
+    EXPECT_EQ(vault.get_credential(kAlice, "db_a").password.reveal(), "a-v2");
+    EXPECT_EQ(vault.get_credential(kBob, "db_c").password.reveal(), "c-v3");
+    EXPECT_TRUE(vault.verify().ok());
+    EXPECT_EQ(vault.audit_events(kAdmin, {.action = "version_ledger_created"}).size(), 1u);
+    vault.update_password(kAlice, "db_b", "b-v2");
+  }
+  EXPECT_EQ(db.query("SELECT encode(value, 'hex') FROM credential_vault.meta WHERE key = 'format_version'"),
+            std::vector<std::string>{"0000000000000003"});
+  EXPECT_EQ(db.query("SELECT count(*) FROM credential_vault.ledger WHERE node_id = 0"), std::vector<std::string>{"1"});
+  // Passed off as format 2 again, without its ledger: refused.
+  db.query("UPDATE credential_vault.meta SET value = decode('0000000000000002', 'hex') WHERE key = 'format_version'; "
+           "DELETE FROM credential_vault.ledger");
+  EXPECT_THROW((void)open(), DecryptionFailedError);
 }
 
 }  // namespace
