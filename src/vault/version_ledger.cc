@@ -91,7 +91,8 @@ void check_lookup(ByteView lookup) {
 }  // namespace
 
 const Bytes& VersionLedger::node_mac(std::int64_t node_id, ByteView body) {
-  Verified& memo = verified_[node_id];
+  if (verified_.empty()) verified_.resize(static_cast<std::size_t>(kNodeCount));
+  Verified& memo = verified_[static_cast<std::size_t>(node_id)];
   if (!memo.mac.empty() && same_bytes(memo.body, body)) return memo.mac;
   memo.body.assign(body.begin(), body.end());
   memo.mac = keys_.ledger_mac().mac({as_bytes(is_leaf(node_id) ? "L" : "N"), be64(static_cast<std::uint64_t>(node_id)), body});
@@ -162,6 +163,7 @@ std::optional<std::uint64_t> VersionLedger::version_of(RecordStore& store, ByteV
 
 std::vector<std::optional<std::uint64_t>> VersionLedger::versions_of(RecordStore& store,
                                                                      const std::vector<ByteView>& lookups) {
+  if (lookups.empty()) return {};
   std::vector<std::int64_t> ids;
   for (const ByteView lookup : lookups) {
     const auto path = path_ids(lookup);
@@ -169,17 +171,37 @@ std::vector<std::optional<std::uint64_t>> VersionLedger::versions_of(RecordStore
   }
   std::ranges::sort(ids);
   ids.erase(std::unique(ids.begin(), ids.end()), ids.end());
-  std::map<std::int64_t, LedgerNode> nodes;
-  for (auto& node : store.ledger_nodes(ids)) nodes.emplace(node.node_id, std::move(node));
+  std::map<std::int64_t, Bytes> nodes;
+  for (auto& node : store.ledger_nodes(ids)) nodes.emplace(node.node_id, std::move(node.body));
+  // Each node verified once, not once per credential under it: the root and
+  // the inner nodes are 2 KiB each.
+  const auto root = nodes.find(kRootId);
+  if (root == nodes.end()) damaged("a node is missing");
+  check_root(root->second);
+  std::map<std::int64_t, const Bytes*> inners;  // verified
   std::vector<std::optional<std::uint64_t>> out;
   out.reserve(lookups.size());
-  std::vector<LedgerNode> path;
+  static const Bytes kEmptyLeaf;
   for (const ByteView lookup : lookups) {
-    path.clear();
-    for (const std::int64_t id : path_ids(lookup)) {
-      if (const auto it = nodes.find(id); it != nodes.end()) path.push_back(it->second);
+    const std::int64_t leaf = leaf_of(lookup);
+    auto [inner, first] = inners.try_emplace(inner_id(leaf), nullptr);
+    if (first) {
+      const auto it = nodes.find(inner->first);
+      if (it == nodes.end()) damaged("a node is missing");
+      if (it->second.size() != kSlotsSize) damaged("an inner node has the wrong size");
+      if (!constant_time_equal(node_mac(inner->first, it->second), slot(root->second, leaf / kFanout))) {
+        damaged("an inner node does not match the root");
+      }
+      inner->second = &it->second;
     }
-    out.push_back(version_in(lookup, std::move(path)));
+    const auto it = nodes.find(leaf_id(leaf));
+    const Bytes& body = it == nodes.end() ? kEmptyLeaf : it->second;
+    if (!constant_time_equal(node_mac(leaf_id(leaf), body), slot(*inner->second, leaf % kFanout))) {
+      damaged("a leaf does not match its parent");
+    }
+    if (!well_formed_leaf(body, leaf)) damaged("a leaf is malformed");
+    const auto [at, found] = find_entry(body, lookup);
+    out.push_back(found ? std::optional(read_be64(body.data() + at + kLookupSize)) : std::nullopt);
   }
   return out;
 }
