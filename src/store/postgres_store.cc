@@ -66,6 +66,13 @@ constexpr std::array<const char*, PostgresStore::kSchemaVersion> kMigrations = {
       sealed bytea NOT NULL,
       mac bytea NOT NULL);
     )sql",
+    // 2: the version ledger (docs/FORMAT.md), built by the vault when it
+    // upgrades its format-2 data in the same schema.
+    R"sql(
+    CREATE TABLE IF NOT EXISTS {s}.ledger (
+      node_id bigint PRIMARY KEY,
+      body bytea NOT NULL);
+    )sql",
 };
 
 std::string replace_all(std::string text, std::string_view from, std::string_view to) {
@@ -802,6 +809,22 @@ std::optional<StoredRecord> PostgresStore::current_record(ByteView lookup) {
   return record_from(r, 0);
 }
 
+std::optional<StoredRecord> PostgresStore::current_record(ByteView lookup,
+                                                         const std::array<std::int64_t, 3>& ledger_path,
+                                                         std::vector<LedgerNode>& path_nodes) {
+  Result r = run("SELECT v.lookup, v.version, v.key_id, v.sealed, c.owner_tag, c.last_used, "
+                 "(SELECT body FROM {s}.ledger WHERE node_id = $2), (SELECT body FROM {s}.ledger WHERE node_id = $3), "
+                 "(SELECT body FROM {s}.ledger WHERE node_id = $4) FROM {s}.credentials c JOIN {s}.versions v "
+                 "ON v.lookup = c.lookup AND v.version = c.current_version WHERE c.lookup = $1",
+                 {lookup, ledger_path[0], ledger_path[1], ledger_path[2]});
+  if (r.rows() == 0) return std::nullopt;
+  for (int i = 0; i < 3; ++i) {
+    if (r.null(0, 6 + i)) continue;
+    path_nodes.push_back({ledger_path[static_cast<std::size_t>(i)], r.bytes(0, 6 + i)});
+  }
+  return record_from(r, 0);
+}
+
 std::optional<std::uint64_t> PostgresStore::current_version(ByteView lookup) {
   Result r = run("SELECT current_version FROM {s}.credentials WHERE lookup = $1", {lookup});
   if (r.rows() == 0) return std::nullopt;
@@ -969,6 +992,34 @@ std::vector<AuditRow> PostgresStore::audit_rows(std::int64_t after, std::int64_t
   std::vector<AuditRow> rows;
   for (int i = 0; i < r.rows(); ++i) rows.push_back(audit_row_from(r, i));
   return rows;
+}
+
+std::vector<LedgerNode> PostgresStore::ledger_nodes(const std::vector<std::int64_t>& node_ids) {
+  std::string ids = "{";
+  for (const std::int64_t id : node_ids) ids += (ids.size() > 1 ? "," : "") + std::to_string(id);
+  ids += "}";
+  Result r = run("SELECT node_id, body FROM {s}.ledger WHERE node_id = ANY($1::text::bigint[])",
+                 {std::string_view(ids)});
+  std::vector<LedgerNode> nodes;
+  for (int i = 0; i < r.rows(); ++i) nodes.push_back({r.int64(i, 0), r.bytes(i, 1)});
+  return nodes;
+}
+
+std::vector<LedgerNode> PostgresStore::all_ledger_nodes() {
+  Result r = run("SELECT node_id, body FROM {s}.ledger ORDER BY node_id", {});
+  std::vector<LedgerNode> nodes;
+  for (int i = 0; i < r.rows(); ++i) nodes.push_back({r.int64(i, 0), r.bytes(i, 1)});
+  return nodes;
+}
+
+void PostgresStore::put_ledger_node(std::int64_t node_id, ByteView body) {
+  (void)run("INSERT INTO {s}.ledger(node_id, body) VALUES($1, $2) "
+            "ON CONFLICT(node_id) DO UPDATE SET body = excluded.body",
+            {node_id, body});
+}
+
+std::int64_t PostgresStore::ledger_node_count() {
+  return run("SELECT count(*) FROM {s}.ledger", {}).int64(0, 0);
 }
 
 // --- backup ------------------------------------------------------------------------

@@ -57,7 +57,7 @@ class PostgresStore final : public RecordStore {
  public:
   static constexpr const char* kDefaultSchema = "credential_vault";
   // The newest schema version this build writes (table schema_version).
-  static constexpr int kSchemaVersion = 1;
+  static constexpr int kSchemaVersion = 2;
   // Connections per store (URL parameter `pool_size`).
   static constexpr int kDefaultPoolSize = 4;
   static constexpr int kMaxPoolSize = 64;
@@ -96,6 +96,9 @@ class PostgresStore final : public RecordStore {
   void add_encryptions(std::int64_t key_id, std::int64_t count) override;
 
   [[nodiscard]] std::optional<StoredRecord> current_record(ByteView lookup) override;
+  [[nodiscard]] std::optional<StoredRecord> current_record(ByteView lookup,
+                                                           const std::array<std::int64_t, 3>& ledger_path,
+                                                           std::vector<LedgerNode>& path_nodes) override;
   [[nodiscard]] std::optional<std::uint64_t> current_version(ByteView lookup) override;
   [[nodiscard]] std::optional<Bytes> lookup_by_id(ByteView id_tag) override;
   [[nodiscard]] std::vector<StoredRecord> current_records_of_owner(ByteView owner_tag) override;
@@ -126,6 +129,11 @@ class PostgresStore final : public RecordStore {
   // embedded vault. One REPEATABLE READ snapshot; the file appears
   // atomically, 0600.
   void backup_to(const std::filesystem::path& file) override;
+
+  [[nodiscard]] std::vector<LedgerNode> ledger_nodes(const std::vector<std::int64_t>& node_ids) override;
+  [[nodiscard]] std::vector<LedgerNode> all_ledger_nodes() override;
+  void put_ledger_node(std::int64_t node_id, ByteView body) override;
+  [[nodiscard]] std::int64_t ledger_node_count() override;
 
   [[nodiscard]] std::optional<AuditRow> last_audit_row() override;
   void insert_audit_row(const AuditRow& row) override;

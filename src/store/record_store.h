@@ -10,6 +10,7 @@
 // the latest committed state.
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <filesystem>
 #include <optional>
@@ -37,6 +38,13 @@ struct StoredRecord {
   std::int64_t key_id = 0;
   Bytes sealed;
   std::int64_t last_used = 0;  // current records only: last read, unix microseconds
+};
+
+// A node of the version ledger (src/vault/version_ledger.h): opaque bytes by
+// node id, authenticated by the vault.
+struct LedgerNode {
+  std::int64_t node_id = 0;
+  Bytes body;
 };
 
 struct AuditRow {
@@ -91,6 +99,13 @@ class RecordStore {
   virtual void add_encryptions(std::int64_t key_id, std::int64_t count) = 0;
 
   [[nodiscard]] virtual std::optional<StoredRecord> current_record(ByteView lookup) = 0;
+  // The current record and the version ledger's nodes `ledger_path` (the
+  // path to its leaf, appended to `path_nodes`) in one statement: one
+  // snapshot, and on the embedded store one lock instead of two (the read
+  // lock's fcntl calls cost more than the lookups).
+  [[nodiscard]] virtual std::optional<StoredRecord> current_record(ByteView lookup,
+                                                                   const std::array<std::int64_t, 3>& ledger_path,
+                                                                   std::vector<LedgerNode>& path_nodes) = 0;
   [[nodiscard]] virtual std::optional<std::uint64_t> current_version(ByteView lookup) = 0;
   [[nodiscard]] virtual std::optional<Bytes> lookup_by_id(ByteView id_tag) = 0;
   [[nodiscard]] virtual std::vector<StoredRecord> current_records_of_owner(ByteView owner_tag) = 0;
@@ -130,6 +145,14 @@ class RecordStore {
   // them in the database itself). Best effort; stores without a log of their
   // own do nothing.
   virtual void compact_log() {}
+
+  // The version ledger. `ledger_nodes` reads the nodes with these ids in one
+  // statement, so from one snapshot even outside a transaction (a node that
+  // is not stored is left out).
+  [[nodiscard]] virtual std::vector<LedgerNode> ledger_nodes(const std::vector<std::int64_t>& node_ids) = 0;
+  [[nodiscard]] virtual std::vector<LedgerNode> all_ledger_nodes() = 0;
+  virtual void put_ledger_node(std::int64_t node_id, ByteView body) = 0;
+  [[nodiscard]] virtual std::int64_t ledger_node_count() = 0;
 
   [[nodiscard]] virtual std::optional<AuditRow> last_audit_row() = 0;
   virtual void insert_audit_row(const AuditRow& row) = 0;

@@ -249,6 +249,9 @@ void SqliteStore::create_schema() {
       owner_tag BLOB,
       sealed BLOB NOT NULL,
       mac BLOB NOT NULL);
+    CREATE TABLE IF NOT EXISTS ledger (
+      node_id INTEGER PRIMARY KEY,
+      body BLOB NOT NULL);
   )sql");
 }
 
@@ -332,6 +335,23 @@ std::optional<StoredRecord> SqliteStore::current_record(ByteView lookup) {
                 "WHERE c.lookup = ?1"));
   q->bind(1, lookup);
   if (!q->step()) return std::nullopt;
+  return record_from(q->get());
+}
+
+std::optional<StoredRecord> SqliteStore::current_record(ByteView lookup,
+                                                       const std::array<std::int64_t, 3>& ledger_path,
+                                                       std::vector<LedgerNode>& path_nodes) {
+  Use q(prepare("SELECT v.lookup, v.version, v.key_id, v.sealed, c.owner_tag, c.last_used, "
+                "(SELECT body FROM ledger WHERE node_id = ?2), (SELECT body FROM ledger WHERE node_id = ?3), "
+                "(SELECT body FROM ledger WHERE node_id = ?4) FROM credentials c "
+                "JOIN versions v ON v.lookup = c.lookup AND v.version = c.current_version "
+                "WHERE c.lookup = ?1"));
+  q->bind(1, lookup).bind(2, ledger_path[0]).bind(3, ledger_path[1]).bind(4, ledger_path[2]);
+  if (!q->step()) return std::nullopt;
+  for (int i = 0; i < 3; ++i) {
+    if (sqlite3_column_type(q->get(), 6 + i) == SQLITE_NULL) continue;
+    path_nodes.push_back({ledger_path[static_cast<std::size_t>(i)], column_bytes(q->get(), 6 + i)});
+  }
   return record_from(q->get());
 }
 
@@ -533,6 +553,36 @@ void SqliteStore::backup_to(const fs::path& file) {
   fsync_path(partial, O_RDONLY);
   fs::rename(partial, file);
   fsync_path(file.parent_path().empty() ? fs::path(".") : file.parent_path(), O_RDONLY | O_DIRECTORY);
+}
+
+std::vector<LedgerNode> SqliteStore::ledger_nodes(const std::vector<std::int64_t>& node_ids) {
+  std::string ids = "[";
+  for (const std::int64_t id : node_ids) ids += (ids.size() > 1 ? "," : "") + std::to_string(id);
+  ids += "]";
+  Use q(prepare("SELECT node_id, body FROM ledger WHERE node_id IN (SELECT value FROM json_each(?1))"));
+  q->bind(1, std::string_view(ids));
+  std::vector<LedgerNode> nodes;
+  while (q->step()) nodes.push_back({sqlite3_column_int64(q->get(), 0), column_bytes(q->get(), 1)});
+  return nodes;
+}
+
+std::vector<LedgerNode> SqliteStore::all_ledger_nodes() {
+  Use q(prepare("SELECT node_id, body FROM ledger ORDER BY node_id"));
+  std::vector<LedgerNode> nodes;
+  while (q->step()) nodes.push_back({sqlite3_column_int64(q->get(), 0), column_bytes(q->get(), 1)});
+  return nodes;
+}
+
+void SqliteStore::put_ledger_node(std::int64_t node_id, ByteView body) {
+  Use q(prepare("INSERT INTO ledger(node_id, body) VALUES(?1, ?2) "
+                "ON CONFLICT(node_id) DO UPDATE SET body = excluded.body"));
+  q->bind(1, node_id).bind(2, body).run();
+}
+
+std::int64_t SqliteStore::ledger_node_count() {
+  Use q(prepare("SELECT count(*) FROM ledger"));
+  q->step();
+  return sqlite3_column_int64(q->get(), 0);
 }
 
 std::optional<AuditRow> SqliteStore::last_audit_row() {

@@ -38,6 +38,9 @@ class SqliteStore final : public RecordStore {
   virtual void add_encryptions(std::int64_t key_id, std::int64_t count) override;
 
   [[nodiscard]] virtual std::optional<StoredRecord> current_record(ByteView lookup) override;
+  [[nodiscard]] std::optional<StoredRecord> current_record(ByteView lookup,
+                                                           const std::array<std::int64_t, 3>& ledger_path,
+                                                           std::vector<LedgerNode>& path_nodes) override;
   [[nodiscard]] virtual std::optional<std::uint64_t> current_version(ByteView lookup) override;
   [[nodiscard]] virtual std::optional<Bytes> lookup_by_id(ByteView id_tag) override;
   [[nodiscard]] virtual std::vector<StoredRecord> current_records_of_owner(
@@ -68,6 +71,11 @@ class SqliteStore final : public RecordStore {
   [[nodiscard]] virtual std::int64_t last_used(ByteView lookup) override;
   virtual void backup_to(const std::filesystem::path& file) override;
   void compact_log() override;
+
+  [[nodiscard]] std::vector<LedgerNode> ledger_nodes(const std::vector<std::int64_t>& node_ids) override;
+  [[nodiscard]] std::vector<LedgerNode> all_ledger_nodes() override;
+  void put_ledger_node(std::int64_t node_id, ByteView body) override;
+  [[nodiscard]] std::int64_t ledger_node_count() override;
 
   [[nodiscard]] virtual std::optional<AuditRow> last_audit_row() override;
   virtual void insert_audit_row(const AuditRow& row) override;

@@ -80,6 +80,9 @@ void copy_store(RecordStore& from, RecordStore& to) {
                         "`credential_manager verify` on the source");
   }
 
+  // The version ledger verbatim: it authenticates the versions just copied.
+  for (const auto& node : from.all_ledger_nodes()) to.put_ledger_node(node.node_id, node.body);
+
   std::int64_t after = 0;
   constexpr std::int64_t kAuditBatch = 4096;
   for (;;) {

@@ -5,6 +5,7 @@
 
 #include <pwd.h>
 
+#include <algorithm>
 #include <map>
 #include <mutex>
 #include <nlohmann/json.hpp>
@@ -21,6 +22,7 @@
 #include "vault/record_codec.h"
 #include "vault/validation.h"
 #include "vault/vault_impl.h"
+#include "vault/version_ledger.h"
 
 namespace credentials::internal {
 namespace {
@@ -28,7 +30,11 @@ namespace {
 constexpr std::string_view kRecordLabel = "credentials/v1/record";
 // 2: records carry their standing (current or superseded) in their
 // associated data, and read events go through the read journal.
-constexpr std::int64_t kFormatVersion = 2;
+// 3: the version ledger, and keys wrapped under format 3's label; a format-2
+// vault is upgraded at its first open (upgrade_format_2).
+constexpr std::int64_t kFormatVersion = 3;
+constexpr std::int64_t kFormatWithoutLedger = 2;
+constexpr std::string_view kLedgerCreatedAction = "version_ledger_created";
 // AES-GCM with random 96-bit nonces stays within NIST SP 800-38D's collision
 // bound up to 2^32 encryptions per key; refuse well before that.
 constexpr std::int64_t kMaxEncryptionsPerKey = std::int64_t{1} << 31;
@@ -70,6 +76,17 @@ std::string outcome_of(const std::exception& e) {
   if (dynamic_cast<const UnauthorizedError*>(&e)) return "denied";
   if (dynamic_cast<const CredentialNotFoundError*>(&e)) return "not_found";
   return "error";
+}
+
+// A current record that is not the version the ledger holds: its rows were
+// put back from an older copy of the vault (or the ledger was). The record
+// and the ledger are always read from one snapshot, so it is never a race
+// with a writer.
+[[noreturn]] void not_the_ledgers_version() {
+  throw DecryptionFailedError(
+      "decryption failed: a credential's current record is not the version the vault's ledger holds "
+      "(its rows were put back from an older copy of the vault?); run `credential_manager verify` and "
+      "restore the vault from a backup");
 }
 
 [[noreturn]] void unauthorized(const UserContext& user) {
@@ -121,6 +138,7 @@ class EmbeddedVault final : public VaultImpl {
                 bool audit, std::filesystem::path journal_directory)
       : store_(std::move(store)),
         keys_(std::move(keys)),
+        ledger_(*keys_),
         history_depth_(history_depth),
         audit_(audit),
         journal_directory_(audit ? std::move(journal_directory) : std::filesystem::path()) {}
@@ -185,12 +203,12 @@ class EmbeddedVault final : public VaultImpl {
       throw InvalidArgumentError("invalid credential reference: give a credential name or id");
     }
     if (is_valid_identifier(ref)) {
-      if (auto record = store_->current_record(lookup_tag(user.user_id, ref))) {
+      if (auto record = current_record(lookup_tag(user.user_id, ref))) {
         return {std::move(*record), user.user_id};
       }
     }
     if (auto lookup = store_->lookup_by_id(id_tag(ref))) {
-      if (auto record = store_->current_record(*lookup)) {
+      if (auto record = current_record(*lookup)) {
         if (!constant_time_equal(record->owner_tag, owner_tag(user.user_id)) && !user.is_admin()) {
           unauthorized(user);
         }
@@ -205,6 +223,40 @@ class EmbeddedVault final : public VaultImpl {
       }
     }
     not_found(user, ref);
+  }
+
+  // The current record of a credential, checked against the version ledger
+  // (its path read in the same statement). REQUIRES: mutex_ held.
+  std::optional<StoredRecord> current_record(ByteView lookup) {
+    std::vector<LedgerNode> path;
+    auto record = store_->current_record(lookup, VersionLedger::path_ids(lookup), path);
+    if (record && ledger_.version_in(lookup, std::move(path)) != record->version) not_the_ledgers_version();
+    return record;
+  }
+
+  // The same check for many records (list): their paths in one statement
+  // for a few, the whole ledger (4,161 nodes at most) for many. REQUIRES:
+  // mutex_ held, inside a transaction (records and ledger from one snapshot).
+  void check_ledger(const std::vector<StoredRecord>& records) {
+    constexpr std::size_t kPathReads = 256;
+    if (records.size() <= kPathReads) {
+      std::vector<ByteView> lookups;
+      lookups.reserve(records.size());
+      for (const auto& record : records) lookups.emplace_back(record.lookup);
+      const auto listed = ledger_.versions_of(*store_, lookups);
+      for (std::size_t i = 0; i < records.size(); ++i) {
+        if (listed[i] != records[i].version) not_the_ledgers_version();
+      }
+      return;
+    }
+    const auto listed = ledger_.all_versions(*store_);
+    for (const auto& record : records) {
+      const auto it = std::lower_bound(listed.begin(), listed.end(), record.lookup,
+                                       [](const auto& entry, const Bytes& lookup) { return entry.first < lookup; });
+      if (it == listed.end() || it->first != record.lookup || it->second != record.version) {
+        not_the_ledgers_version();
+      }
+    }
   }
 
   // A version is sealed as current when it is written, and resealed as
@@ -249,6 +301,7 @@ class EmbeddedVault final : public VaultImpl {
   void add_version(const StoredRecord& current, const StoredRecord& next) {
     store_->reseal_version(superseded(current));
     store_->add_version(next, history_depth_);
+    ledger_.set(*store_, next.lookup, next.version);
   }
 
   StoredRecord seal_plain(const SecretBytes& plain, ByteView lookup, ByteView owner,
@@ -301,6 +354,7 @@ class EmbeddedVault final : public VaultImpl {
     StoredRecord record = seal(c, lookup, owner_tag(c.owner));
     store_->insert_credential(id_tag(c.credential_id), record);
     for (const auto& id : extra_ids) store_->insert_credential_id(id_tag(id), lookup);
+    ledger_.set(*store_, lookup, c.version);
   }
 
   // Written directly rather than through a JSON object: it is on the path
@@ -658,7 +712,7 @@ class EmbeddedVault final : public VaultImpl {
     return audited_read(user, "get", name, [&](std::string& event_owner) {
       event_owner = owner;
       authorize_namespace(user, owner);
-      auto record = store_->current_record(lookup_tag(owner, name));
+      auto record = current_record(lookup_tag(owner, name));
       if (!record) not_found(user, name);
       if (stale_last_used(*record)) used = record->lookup;
       return open_record(*record);
@@ -672,8 +726,15 @@ class EmbeddedVault final : public VaultImpl {
       // minute (see write_last_used).
       fold_own_journal_now(/*with_last_used=*/true);
       owner = user.is_admin() ? "" : user.user_id;
-      auto records = user.is_admin() ? store_->all_current_records()
-                                     : store_->current_records_of_owner(owner_tag(user.user_id));
+      std::vector<StoredRecord> records;
+      {
+        // One snapshot for the records and their ledger paths (and on the
+        // embedded store one read lock for all the statements).
+        auto txn = store_->begin_read();
+        records = user.is_admin() ? store_->all_current_records()
+                                  : store_->current_records_of_owner(owner_tag(user.user_id));
+        check_ledger(records);
+      }
       std::vector<CredentialInfo> out;
       out.reserve(records.size());
       for (const auto& record : records) {
@@ -732,6 +793,7 @@ class EmbeddedVault final : public VaultImpl {
       auto located = locate(user, ref);
       owner = open_record(located.record).owner;
       store_->delete_credential(located.record.lookup);
+      ledger_.set(*store_, located.record.lookup, std::nullopt);
       return 0;
     }, &owner);
     std::lock_guard lock(mutex_);
@@ -772,6 +834,7 @@ class EmbeddedVault final : public VaultImpl {
 
   std::vector<CredentialVersion> history(const UserContext& user, std::string_view ref) override {
     return audited_read(user, "history", ref, [&](std::string& owner) {
+      auto txn = store_->begin_read();  // the versions from the snapshot the current one came from
       auto located = locate(user, ref);
       owner = open_record(located.record).owner;
       std::vector<CredentialVersion> out;
@@ -981,6 +1044,8 @@ class EmbeddedVault final : public VaultImpl {
     auto txn = store_->begin_read();
     VerifyReport report;
     std::set<Bytes> lookups;
+    std::map<Bytes, std::uint64_t> current_versions;  // what the credential rows say, for the ledger
+    std::map<Bytes, std::string> names;               // lookup -> "'name' of 'owner'", for messages
     std::uint64_t current_version = 0;  // of the credential being walked
     Bytes after_lookup;
     std::uint64_t after_version = 0;
@@ -998,12 +1063,15 @@ class EmbeddedVault final : public VaultImpl {
         const bool first_version = lookups.insert(record.lookup).second;
         if (first_version) {
           ++report.credentials;
-          current_version = store_->current_version(record.lookup).value_or(0);
+          const auto current = store_->current_version(record.lookup);
+          current_version = current.value_or(0);
+          if (current) current_versions.emplace(record.lookup, *current);
         }
         try {
           const Credential c = open_record(record, record.version == current_version
                                                        ? Standing::kCurrent
                                                        : Standing::kSuperseded);
+          if (record.version == current_version) names[record.lookup] = fmt::format("'{}' of '{}'", c.name, c.owner);
           if (first_version) {
             auto by_id = store_->lookup_by_id(id_tag(c.credential_id));
             if (!by_id || *by_id != record.lookup) {
@@ -1025,6 +1093,29 @@ class EmbeddedVault final : public VaultImpl {
         report.problems.push_back("an id index entry points at no credential");
       } else if (!store_->current_record(lookup)) {
         report.problems.push_back("a credential's current version is missing");
+      }
+    }
+    // The version ledger recomputed from the credential rows: a record put
+    // back from an older copy authenticates, but is not the version listed.
+    const LedgerComparison ledger = ledger_.compare(*store_, current_versions);
+    for (const auto& damage : ledger.damage) report.problems.push_back(damage);
+    for (const auto& difference : ledger.differences) {
+      const auto name = names.find(difference.lookup);
+      const std::string which = name != names.end() ? "credential " + name->second : "a credential";
+      if (!difference.listed) {
+        report.problems.push_back(fmt::format(
+            "{} is at version {}, but the version ledger does not list it (its rows were put back after "
+            "a delete?)",
+            which, *difference.stored));
+      } else if (!difference.stored) {
+        report.problems.push_back(fmt::format(
+            "the version ledger lists a credential at version {} that has no current version in the vault",
+            *difference.listed));
+      } else {
+        report.problems.push_back(fmt::format(
+            "{} is at version {}, but the version ledger holds version {} (rows put back from an older "
+            "copy of the vault, or the ledger was?)",
+            which, *difference.stored, *difference.listed));
       }
     }
     const auto audit = verify_audit_chain(*store_, *keys_);
@@ -1091,6 +1182,7 @@ class EmbeddedVault final : public VaultImpl {
   WriterFirstMutex mutex_;  // see ReadLock
   std::unique_ptr<RecordStore> store_;
   std::unique_ptr<Keyring> keys_;
+  VersionLedger ledger_;
   int history_depth_;
   bool audit_;
   std::filesystem::path journal_directory_;
@@ -1104,6 +1196,65 @@ class EmbeddedVault final : public VaultImpl {
   mutable std::unordered_map<std::string, Bytes> tag_cache_;  // index MAC input -> tag
 
  public:
+  // Format 2 had no version ledger. The first open builds it from the
+  // credential rows, in one transaction with the keys re-wrapped under
+  // format 3's label and an audit event that marks the upgrade, so that a
+  // vault with a ledger cannot be passed off as a format-2 vault to have it
+  // rebuilt around rows put back from an older copy (docs/FORMAT.md).
+  static void upgrade_format_2(RecordStore& store, const Bytes& vault_id, const SecretBytes& kek) {
+    auto downgraded = [] {
+      throw DecryptionFailedError(
+          "this vault says it has format 2 (no version ledger), but it had one: its header or key "
+          "table was altered. Restore the vault from a backup");
+    };
+    // The key is checked before anything is written: a wrong key touches no byte.
+    Keyring keys(vault_id, kek.clone(), KeyWrapping::kFormat2);
+    bool format_2_keys = true;
+    try {
+      keys.load(store);
+    } catch (const DecryptionFailedError&) {
+      format_2_keys = false;
+    }
+    if (!format_2_keys) {
+      Keyring(vault_id, kek.clone()).load(store);  // throws the wrong-key error when it is that
+      const auto format = store.get_meta("format_version");
+      if (format && from_bytes(*format) == kFormatVersion) return;  // another process upgraded it
+      downgraded();
+    }
+    auto txn = store.begin_write();
+    const auto format = store.get_meta("format_version");
+    if (!format || from_bytes(*format) != kFormatWithoutLedger) return;  // another process upgraded it
+    keys.load(store);  // inside the transaction: a key added meanwhile is re-wrapped too
+    store.create_schema();  // the ledger table
+    if (store.ledger_node_count() != 0 || chain_records_ledger(store, keys)) downgraded();
+    keys.rewrap_for(store, KeyWrapping::kFormat3);
+    std::map<Bytes, std::uint64_t> versions;
+    for (const auto& record : store.all_current_records()) versions.emplace(record.lookup, record.version);
+    VersionLedger(keys).build(store, versions);
+    // Whatever the handle's audit setting: this event is the mark a
+    // downgrade would have to remove.
+    append_audit_event(store, keys, {},
+                       event_json(system_actor(), {std::string(kLedgerCreatedAction), "", "", "ok", "", "", ""}));
+    store.put_meta("format_version", to_bytes(kFormatVersion));
+    txn.commit();
+  }
+
+  // True when the audit chain holds the event of a ledger's creation.
+  static bool chain_records_ledger(RecordStore& store, const Keyring& keys) {
+    const std::string mark = fmt::format("\"action\":\"{}\"", kLedgerCreatedAction);
+    constexpr std::int64_t kBatch = 4096;
+    std::int64_t after = 0;
+    for (;;) {
+      const auto rows = store.audit_rows(after, kBatch);
+      for (const auto& row : rows) {
+        after = row.seq;
+        const auto text = open_audit_event(keys, row);
+        if (text && text->find(mark) != std::string::npos) return true;
+      }
+      if (static_cast<std::int64_t>(rows.size()) < kBatch) return false;
+    }
+  }
+
   // At open: the journals of processes that died are folded.
   void fold_orphan_journals() {
     std::lock_guard lock(mutex_);
@@ -1156,6 +1307,8 @@ std::unique_ptr<VaultImpl> open_vault(VaultOptions options) {
       keys.create_key(*store, "index", created);
       keys.create_key(*store, "audit", created);
       keys.create_key(*store, "data", created);
+      keys.load(*store);
+      VersionLedger(keys).build(*store, {});
       store->put_meta("format_version", to_bytes(kFormatVersion));
       txn.commit();
     }
@@ -1164,7 +1317,7 @@ std::unique_ptr<VaultImpl> open_vault(VaultOptions options) {
   if (!version || from_bytes(*version) > kFormatVersion) {
     throw DatabaseError("this vault was written by a newer version of credentials: upgrade");
   }
-  if (from_bytes(*version) < kFormatVersion) {
+  if (from_bytes(*version) < kFormatWithoutLedger) {
     // Format 1 was written only by development builds before the first
     // release (records had no current/superseded standing): no migration.
     throw DatabaseError(fmt::format(
@@ -1174,7 +1327,11 @@ std::unique_ptr<VaultImpl> open_vault(VaultOptions options) {
         from_bytes(*version), kFormatVersion));
   }
   KeyDerivation derivation = read_derivation(*store);
-  auto keys = std::make_unique<Keyring>(derivation.vault_id, derive_kek(material, derivation));
+  SecretBytes kek = derive_kek(material, derivation);
+  if (from_bytes(*version) == kFormatWithoutLedger) {
+    EmbeddedVault::upgrade_format_2(*store, derivation.vault_id, kek);
+  }
+  auto keys = std::make_unique<Keyring>(derivation.vault_id, std::move(kek));
   keys->load(*store);
   std::filesystem::path journal_directory;
   if (!store->directory().empty()) journal_directory = store->directory() / "journal";

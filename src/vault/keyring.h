@@ -16,6 +16,9 @@
 // (a vault has one of each; a master-key rotation re-wraps them, same
 // bytes), so readers use them without a lock. create_key and rewrap
 // REQUIRE the vault's exclusive lock (they run in write transactions).
+//
+// The version ledger's MAC key is derived from the audit key, so it survives
+// the rotation of the master key and of the data keys.
 #pragma once
 
 #include <cstdint>
@@ -47,9 +50,16 @@ struct KeyDerivation {
 [[nodiscard]] SecretString normalize_master_key(std::string_view material);
 [[nodiscard]] SecretBytes derive_kek(const SecretString& material, const KeyDerivation& derivation);
 
+// The label in a wrapped key's associated data. Format 3 (the version
+// ledger) wraps under a label of its own, so a vault that has a ledger
+// cannot be passed off as a format-2 vault to have one rebuilt: its keys do
+// not unwrap as format 2's (docs/FORMAT.md, "Upgrade from format 2").
+enum class KeyWrapping { kFormat2, kFormat3 };
+
 class Keyring {
  public:
-  Keyring(Bytes vault_id, SecretBytes kek) : vault_id_(std::move(vault_id)), kek_(std::move(kek)) {
+  Keyring(Bytes vault_id, SecretBytes kek, KeyWrapping wrapping = KeyWrapping::kFormat3)
+      : vault_id_(std::move(vault_id)), kek_(std::move(kek)), wrapping_(wrapping) {
     kek_.lock();
   }
 
@@ -70,11 +80,17 @@ class Keyring {
   // The audit chain: HMAC under the audit MAC key.
   [[nodiscard]] const HmacSha256& audit_mac() const { return audit_mac_; }
   [[nodiscard]] const SecretBytes& audit_seal_key() const { return audit_seal_key_; }
+  // The version ledger's node MACs: HMAC under HKDF(audit key, "credentials/v1/ledger-mac").
+  [[nodiscard]] const HmacSha256& ledger_mac() const { return ledger_mac_; }
   [[nodiscard]] const Bytes& vault_id() const { return vault_id_; }
 
   // Re-wraps every stored key under `new_kek` (inside the caller's
   // transaction); this keyring keeps its KEK until set_kek after the commit.
   void rewrap(RecordStore& store, const SecretBytes& new_kek) const;
+  // Re-wraps every stored key under the same KEK with `wrapping`'s label
+  // (the upgrade to format 3, inside the caller's transaction), and uses it
+  // from then on.
+  void rewrap_for(RecordStore& store, KeyWrapping wrapping);
   void set_kek(SecretBytes kek) {
     std::unique_lock lock(mutex_);
     kek_ = std::move(kek);
@@ -82,14 +98,19 @@ class Keyring {
   }
 
  private:
-  [[nodiscard]] Bytes wrap_aad(std::int64_t key_id, std::string_view purpose) const;
+  [[nodiscard]] Bytes wrap_aad(std::int64_t key_id, std::string_view purpose) const {
+    return wrap_aad(key_id, purpose, wrapping_);
+  }
+  [[nodiscard]] Bytes wrap_aad(std::int64_t key_id, std::string_view purpose, KeyWrapping wrapping) const;
   Bytes vault_id_;
   mutable std::shared_mutex mutex_;  // guards kek_, data_keys_, newest_data_key_
   SecretBytes kek_;
+  KeyWrapping wrapping_;
   std::map<std::int64_t, SecretBytes> data_keys_;
   std::int64_t newest_data_key_ = 0;
   HmacSha256 index_mac_;
   HmacSha256 audit_mac_;
+  HmacSha256 ledger_mac_;
   SecretBytes audit_seal_key_;
   bool have_fixed_keys_ = false;  // index and audit keys loaded
 };

@@ -119,7 +119,7 @@ class PgDatabase {
   // Every row of every vault table of `schema`, as text (bytea in hex).
   std::vector<std::string> dump(std::string_view schema = "credential_vault") const {
     std::vector<std::string> out;
-    for (const char* table : {"schema_version", "meta", "keys", "credentials", "credential_ids", "versions", "audit"}) {
+    for (const char* table : {"schema_version", "meta", "keys", "credentials", "credential_ids", "versions", "ledger", "audit"}) {
       for (auto& row : query(fmt::format("SELECT t::text FROM \"{}\".{} t ORDER BY 1", schema, table))) {
         out.push_back(std::string(table) + ": " + row);
       }
