@@ -1,10 +1,5 @@
 #include "crypto/primitives.h"
 
-#include <openssl/core_names.h>
-#include <openssl/crypto.h>
-#include <openssl/evp.h>
-#include <openssl/kdf.h>
-#include <openssl/params.h>
 #include <sodium.h>
 
 #include <cstdio>
@@ -13,11 +8,13 @@
 #include <memory>
 #include <utility>
 
+#include "crypto/libcrypto.h"
+
 namespace credentials::internal {
 namespace {
 
 struct CipherCtxFree {
-  void operator()(EVP_CIPHER_CTX* c) const { EVP_CIPHER_CTX_free(c); }
+  void operator()(EVP_CIPHER_CTX* c) const { ossl::EVP_CIPHER_CTX_free(c); }
 };
 using CipherCtx = std::unique_ptr<EVP_CIPHER_CTX, CipherCtxFree>;
 
@@ -28,13 +25,19 @@ void ensure_sodium() {
 
 // Fetched once: EVP_CIPHER_fetch per call costs a lock and a hash lookup.
 const EVP_CIPHER* aes256_gcm() {
-  static EVP_CIPHER* cipher = EVP_CIPHER_fetch(nullptr, "AES-256-GCM", nullptr);
+  static EVP_CIPHER* cipher = ossl::EVP_CIPHER_fetch(nullptr, "AES-256-GCM", nullptr);
   if (!cipher) fatal("OpenSSL has no AES-256-GCM");
   return cipher;
 }
 
+const EVP_MD* sha256_md() {
+  static EVP_MD* md = ossl::EVP_MD_fetch(nullptr, "SHA256", nullptr);
+  if (!md) fatal("OpenSSL has no SHA256");
+  return md;
+}
+
 const EVP_CIPHER* aes128_cbc() {
-  static EVP_CIPHER* cipher = EVP_CIPHER_fetch(nullptr, "AES-128-CBC", nullptr);
+  static EVP_CIPHER* cipher = ossl::EVP_CIPHER_fetch(nullptr, "AES-128-CBC", nullptr);
   if (!cipher) fatal("OpenSSL has no AES-128-CBC");
   return cipher;
 }
@@ -102,15 +105,15 @@ Bytes aead_encrypt(AeadEngine engine, const SecretBytes& key, ByteView plaintext
     }
     return out;
   }
-  CipherCtx ctx(EVP_CIPHER_CTX_new());
+  CipherCtx ctx(ossl::EVP_CIPHER_CTX_new());
   int len = 0;
-  if (!ctx || EVP_EncryptInit_ex2(ctx.get(), aes256_gcm(), key.data(), out.data(), nullptr) != 1 ||
-      EVP_EncryptUpdate(ctx.get(), nullptr, &len, associated_data.data(),
+  if (!ctx || ossl::EVP_EncryptInit_ex2(ctx.get(), aes256_gcm(), key.data(), out.data(), nullptr) != 1 ||
+      ossl::EVP_EncryptUpdate(ctx.get(), nullptr, &len, associated_data.data(),
                         static_cast<int>(associated_data.size())) != 1 ||
-      EVP_EncryptUpdate(ctx.get(), ciphertext, &len, plaintext.data(),
+      ossl::EVP_EncryptUpdate(ctx.get(), ciphertext, &len, plaintext.data(),
                         static_cast<int>(plaintext.size())) != 1 ||
-      EVP_EncryptFinal_ex(ctx.get(), ciphertext + len, &len) != 1 ||
-      EVP_CIPHER_CTX_ctrl(ctx.get(), EVP_CTRL_GCM_GET_TAG, kGcmTagSize, tag) != 1) {
+      ossl::EVP_EncryptFinal_ex(ctx.get(), ciphertext + len, &len) != 1 ||
+      ossl::EVP_CIPHER_CTX_ctrl(ctx.get(), EVP_CTRL_GCM_GET_TAG, kGcmTagSize, tag) != 1) {
     fatal("AES-256-GCM encryption failed");
   }
   return out;
@@ -133,18 +136,18 @@ std::optional<SecretBytes> aead_decrypt(AeadEngine engine, const SecretBytes& ke
     }
     return plain;
   }
-  CipherCtx ctx(EVP_CIPHER_CTX_new());
+  CipherCtx ctx(ossl::EVP_CIPHER_CTX_new());
   int len = 0;
   std::uint8_t tag_copy[kGcmTagSize];
   std::memcpy(tag_copy, tag, kGcmTagSize);
-  if (!ctx || EVP_DecryptInit_ex2(ctx.get(), aes256_gcm(), key.data(), sealed.data(), nullptr) != 1 ||
-      EVP_DecryptUpdate(ctx.get(), nullptr, &len, associated_data.data(),
+  if (!ctx || ossl::EVP_DecryptInit_ex2(ctx.get(), aes256_gcm(), key.data(), sealed.data(), nullptr) != 1 ||
+      ossl::EVP_DecryptUpdate(ctx.get(), nullptr, &len, associated_data.data(),
                         static_cast<int>(associated_data.size())) != 1 ||
-      EVP_DecryptUpdate(ctx.get(), plain.data(), &len, ciphertext, static_cast<int>(n)) != 1 ||
-      EVP_CIPHER_CTX_ctrl(ctx.get(), EVP_CTRL_GCM_SET_TAG, kGcmTagSize, tag_copy) != 1) {
+      ossl::EVP_DecryptUpdate(ctx.get(), plain.data(), &len, ciphertext, static_cast<int>(n)) != 1 ||
+      ossl::EVP_CIPHER_CTX_ctrl(ctx.get(), EVP_CTRL_GCM_SET_TAG, kGcmTagSize, tag_copy) != 1) {
     fatal("AES-256-GCM decryption setup failed");
   }
-  if (EVP_DecryptFinal_ex(ctx.get(), plain.data() + len, &len) != 1) return std::nullopt;
+  if (ossl::EVP_DecryptFinal_ex(ctx.get(), plain.data() + len, &len) != 1) return std::nullopt;
   return plain;
 }
 
@@ -228,8 +231,8 @@ Bytes sha256(ByteView message) {
 SecretBytes pbkdf2_sha256(std::string_view passphrase, ByteView salt, std::uint32_t iterations,
                           std::size_t length) {
   SecretBytes out(length);
-  if (PKCS5_PBKDF2_HMAC(passphrase.data(), static_cast<int>(passphrase.size()), salt.data(),
-                        static_cast<int>(salt.size()), static_cast<int>(iterations), EVP_sha256(),
+  if (ossl::PKCS5_PBKDF2_HMAC(passphrase.data(), static_cast<int>(passphrase.size()), salt.data(),
+                        static_cast<int>(salt.size()), static_cast<int>(iterations), sha256_md(),
                         static_cast<int>(length), out.data()) != 1) {
     fatal("PBKDF2 failed");
   }
@@ -255,12 +258,12 @@ SecretBytes argon2id(std::string_view passphrase, ByteView salt, const Argon2Par
 Bytes aes128_cbc_encrypt(ByteView key, ByteView iv, ByteView plaintext) {
   if (key.size() != 16 || iv.size() != 16) fatal("AES-128-CBC needs a 16-byte key and IV");
   Bytes out(plaintext.size() + 16);
-  CipherCtx ctx(EVP_CIPHER_CTX_new());
+  CipherCtx ctx(ossl::EVP_CIPHER_CTX_new());
   int len = 0, tail = 0;
-  if (!ctx || EVP_EncryptInit_ex2(ctx.get(), aes128_cbc(), key.data(), iv.data(), nullptr) != 1 ||
-      EVP_EncryptUpdate(ctx.get(), out.data(), &len, plaintext.data(),
+  if (!ctx || ossl::EVP_EncryptInit_ex2(ctx.get(), aes128_cbc(), key.data(), iv.data(), nullptr) != 1 ||
+      ossl::EVP_EncryptUpdate(ctx.get(), out.data(), &len, plaintext.data(),
                         static_cast<int>(plaintext.size())) != 1 ||
-      EVP_EncryptFinal_ex(ctx.get(), out.data() + len, &tail) != 1) {
+      ossl::EVP_EncryptFinal_ex(ctx.get(), out.data() + len, &tail) != 1) {
     fatal("AES-128-CBC encryption failed");
   }
   out.resize(static_cast<std::size_t>(len + tail));
@@ -271,14 +274,14 @@ std::optional<SecretBytes> aes128_cbc_decrypt(ByteView key, ByteView iv, ByteVie
   if (key.size() != 16 || iv.size() != 16) fatal("AES-128-CBC needs a 16-byte key and IV");
   if (ciphertext.empty() || ciphertext.size() % 16 != 0) return std::nullopt;
   SecretBytes out(ciphertext.size());
-  CipherCtx ctx(EVP_CIPHER_CTX_new());
+  CipherCtx ctx(ossl::EVP_CIPHER_CTX_new());
   int len = 0, tail = 0;
-  if (!ctx || EVP_DecryptInit_ex2(ctx.get(), aes128_cbc(), key.data(), iv.data(), nullptr) != 1 ||
-      EVP_DecryptUpdate(ctx.get(), out.data(), &len, ciphertext.data(),
+  if (!ctx || ossl::EVP_DecryptInit_ex2(ctx.get(), aes128_cbc(), key.data(), iv.data(), nullptr) != 1 ||
+      ossl::EVP_DecryptUpdate(ctx.get(), out.data(), &len, ciphertext.data(),
                         static_cast<int>(ciphertext.size())) != 1) {
     fatal("AES-128-CBC decryption setup failed");
   }
-  if (EVP_DecryptFinal_ex(ctx.get(), out.data() + len, &tail) != 1) return std::nullopt;
+  if (ossl::EVP_DecryptFinal_ex(ctx.get(), out.data() + len, &tail) != 1) return std::nullopt;
   out.truncate(static_cast<std::size_t>(len + tail));
   return out;
 }
