@@ -313,23 +313,23 @@ the libraries (OpenSSL, libsodium, yaml-cpp; libpq only once PostgreSQL is
 used) and, after a passphrase unlock, Argon2id's 64 MiB work area.
 *What would close it:* the raw key format (no Argon2), `PRAGMA cache_size`.""",
     "cli": """A CLI `list` is process start-up, then opening the vault (SQLite
-reads its write-ahead log, HKDF, key unwrapping), decrypting 100 records, one
-journal append and, at exit, one transaction that folds the journal (not
-fsynced). On this virtual machine every fresh page a process touches costs
-~10 µs (measured: a page fault 12-24 µs, even MAP_POPULATE 6-9 µs per page),
-so start-up is counted in pages: a static "hello world" touches 26 and takes
-~2 ms. Done: credential_manager links the library's objects and static
-OpenSSL, SQLite, libsodium, yaml-cpp and libstdc++ (7,500 symbol lookups
-gone); CLI11 registers only the verb being run; AES-256-GCM, HMAC, SHA-256
-and HKDF come from libsodium, so OpenSSL (first fetch: 5.7 million
-instructions and ~40 heap pages) is not initialised at all. A `list` went
-from 22.4 to 6.3 million instructions and from 537 to 337 page faults.
-*What would close it:* ~100 of the remaining faults are the dynamic loader
-relocating position-independent data (390 KB of `.data.rel.ro`, mostly
-OpenSSL's tables, now used only by the legacy importer and the no-AES-NI
-fallback): loading libcrypto with dlopen on first use, as libpq is, would
-remove most of them. A non-PIE executable would too, but we keep PIE
-(address-space randomisation of a tool that holds secrets).""",
+reads its write-ahead log, HKDF, key unwrapping), decrypting 100 records and
+checking their versions against the version ledger, one journal append and,
+at exit, one transaction that folds the journal (not fsynced). On this
+virtual machine every fresh page a process touches costs ~10 µs (measured: a
+page fault 12-24 µs, even MAP_POPULATE 6-9 µs per page), so start-up is
+counted in pages: a static "hello world" touches 26 and takes ~2 ms. Done:
+credential_manager links the library's objects and static SQLite, libsodium,
+yaml-cpp and libstdc++ (7,500 symbol lookups gone); CLI11 registers only the
+verb being run; AES-256-GCM, HMAC, SHA-256 and HKDF come from libsodium, so
+OpenSSL is neither initialised (its first fetch: 5.7 million instructions)
+nor even loaded (libcrypto is opened with dlopen by the legacy importer
+only). `--version` went from 27 to 5.7 ms and 188 page faults.
+*What would close it:* the version ledger's check of 100 records hashes
+about 50 of its 2 KB inner nodes (one owner's credentials spread over every
+bucket): ~7 million instructions of libsodium's portable SHA-256, half of a
+`list`. Choosing the bucket by owner tag first would make a `list` touch one
+inner node; a keyed BLAKE2b for the nodes would hash them 1.5x faster.""",
     "rotate": """Rotation re-wraps the three-or-more stored keys in one durable
 transaction: one fsync (floor column) plus KEK derivation. With a passphrase
 as the new key, Argon2id (64 MiB, 2 passes) dominates by design.
