@@ -50,6 +50,9 @@ void fatal(const char* what) {
 }
 
 void random_fill(std::span<std::uint8_t> out) {
+  // An empty span may have no storage at all: randombytes_buf's pointer is
+  // declared non-null.
+  if (out.empty()) return;
   ensure_sodium();
   randombytes_buf(out.data(), out.size());
 }
