@@ -90,13 +90,24 @@ void check_lookup(ByteView lookup) {
 
 }  // namespace
 
-const Bytes& VersionLedger::node_mac(std::int64_t node_id, ByteView body) {
-  if (verified_.empty()) verified_.resize(static_cast<std::size_t>(kNodeCount));
+Bytes VersionLedger::node_mac(std::int64_t node_id, ByteView body) {
+  {
+    std::lock_guard lock(memo_mutex_);
+    if (verified_.empty()) verified_.resize(static_cast<std::size_t>(kNodeCount));
+    const Verified& memo = verified_[static_cast<std::size_t>(node_id)];
+    if (!memo.mac.empty() && same_bytes(memo.body, body)) return memo.mac;
+  }
+  Bytes mac = keys_.ledger_mac().mac({as_bytes(is_leaf(node_id) ? "L" : "N"), be64(static_cast<std::uint64_t>(node_id)), body});
+  std::lock_guard lock(memo_mutex_);
   Verified& memo = verified_[static_cast<std::size_t>(node_id)];
-  if (!memo.mac.empty() && same_bytes(memo.body, body)) return memo.mac;
   memo.body.assign(body.begin(), body.end());
-  memo.mac = keys_.ledger_mac().mac({as_bytes(is_leaf(node_id) ? "L" : "N"), be64(static_cast<std::uint64_t>(node_id)), body});
-  return memo.mac;
+  memo.mac = mac;
+  return mac;
+}
+
+void VersionLedger::remember_root(ByteView root) {
+  std::lock_guard lock(memo_mutex_);
+  verified_root_.assign(root.begin(), root.end());
 }
 
 Bytes VersionLedger::root_tag(ByteView macs) const {
@@ -105,11 +116,14 @@ Bytes VersionLedger::root_tag(ByteView macs) const {
 
 void VersionLedger::check_root(ByteView root) {
   if (root.size() != kRootSize) damaged("the root has the wrong size");
-  if (same_bytes(root, verified_root_)) return;
+  {
+    std::lock_guard lock(memo_mutex_);
+    if (same_bytes(root, verified_root_)) return;
+  }
   if (!constant_time_equal(root_tag(root.first(kSlotsSize)), root.subspan(kSlotsSize))) {
     damaged("the root's tag");
   }
-  verified_root_.assign(root.begin(), root.end());
+  remember_root(root);
 }
 
 std::array<std::int64_t, 3> VersionLedger::path_ids(ByteView lookup) {
@@ -217,7 +231,7 @@ void VersionLedger::write_path(RecordStore& store, Path& path) {
   store.put_ledger_node(path.leaf_id, path.leaf);
   store.put_ledger_node(path.inner_id, path.inner);
   store.put_ledger_node(kRootId, path.root);
-  verified_root_ = path.root;
+  remember_root(path.root);
 }
 
 void VersionLedger::set(RecordStore& store, ByteView lookup, std::optional<std::uint64_t> version) {
@@ -265,7 +279,7 @@ void VersionLedger::build(RecordStore& store, const std::map<Bytes, std::uint64_
   const Bytes tag = root_tag(root);
   root.insert(root.end(), tag.begin(), tag.end());
   store.put_ledger_node(kRootId, root);
-  verified_root_ = root;
+  remember_root(root);
 }
 
 std::vector<std::pair<Bytes, std::uint64_t>> VersionLedger::walk(RecordStore& store,
@@ -311,7 +325,7 @@ std::vector<std::pair<Bytes, std::uint64_t>> VersionLedger::walk(RecordStore& st
       }
     }
   }
-  verified_root_ = root;
+  remember_root(root);
   return entries;
 }
 

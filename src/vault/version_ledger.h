@@ -23,12 +23,15 @@
 // has not verified before. The memo is a pure function of the bytes, so it
 // stays right across processes and rolled-back transactions.
 //
-// Not thread-safe: owned by the vault and used under its mutex.
+// Owned by the vault and used under its lock, which readers on the
+// PostgreSQL store hold shared: the memo of verified nodes has a mutex of
+// its own.
 #pragma once
 
 #include <array>
 #include <cstdint>
 #include <map>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <vector>
@@ -103,7 +106,8 @@ class VersionLedger {
   Path verified_path(ByteView lookup, std::vector<LedgerNode> nodes);
   // The MAC of a leaf or inner node, from the memo when these bytes were
   // seen before.
-  const Bytes& node_mac(std::int64_t node_id, ByteView body);
+  Bytes node_mac(std::int64_t node_id, ByteView body);
+  void remember_root(ByteView root);
   void check_root(ByteView root);
   [[nodiscard]] Bytes root_tag(ByteView macs) const;
   void write_path(RecordStore& store, Path& path);
@@ -116,6 +120,7 @@ class VersionLedger {
     Bytes body;
     Bytes mac;
   };
+  std::mutex memo_mutex_;  // guards verified_ and verified_root_
   std::vector<Verified> verified_;  // by node id (4,161 at most); a hash map cost a microsecond a read
   Bytes verified_root_;
 };
