@@ -28,6 +28,28 @@ namespace fs = std::filesystem;
 using testing::PgDatabase;
 using testing::TempDir;
 
+// The first column of every row `statement` returns, run on the SQLite file
+// directly (as someone with write access to it but not the key).
+std::vector<std::string> sqlite_rows(const fs::path& file, const std::string& statement) {
+  sqlite3* db = nullptr;
+  EXPECT_EQ(sqlite3_open(file.c_str(), &db), SQLITE_OK);
+  sqlite3_busy_timeout(db, 10000);
+  std::vector<std::string> rows;
+  char* error = nullptr;
+  const int rc = sqlite3_exec(
+      db, statement.c_str(),
+      [](void* out, int, char** values, char**) {
+        static_cast<std::vector<std::string>*>(out)->emplace_back(values[0] ? values[0] : "<null>");
+        return 0;
+      },
+      &rows, &error);
+  const std::string message = error ? error : "";
+  sqlite3_free(error);
+  sqlite3_close(db);
+  if (rc != SQLITE_OK) throw std::runtime_error("sql: " + message + " in " + statement);
+  return rows;
+}
+
 const UserContext kAlice{"alice", "alice", {"user"}};
 const UserContext kBob{"bob", "bob", {"user"}};
 const UserContext kAdmin{"admin", "admin", {"admin"}};
@@ -75,23 +97,7 @@ class VersionLedgerTest : public ::testing::TestWithParam<Backend> {
     replace("{v}", postgres() ? "credential_vault." : "");
     replace("{copy}", postgres() ? "attacker.copy_" : "copy_");
     if (postgres()) return db_->query(statement);
-    sqlite3* db = nullptr;
-    EXPECT_EQ(sqlite3_open((dir_.path() / "vault/vault.db").c_str(), &db), SQLITE_OK);
-    sqlite3_busy_timeout(db, 10000);
-    std::vector<std::string> rows;
-    char* error = nullptr;
-    const int rc = sqlite3_exec(
-        db, statement.c_str(),
-        [](void* out, int, char** values, char**) {
-          static_cast<std::vector<std::string>*>(out)->emplace_back(values[0] ? values[0] : "<null>");
-          return 0;
-        },
-        &rows, &error);
-    const std::string message = error ? error : "";
-    sqlite3_free(error);
-    sqlite3_close(db);
-    if (rc != SQLITE_OK) throw std::runtime_error("sql: " + message + " in " + statement);
-    return rows;
+    return sqlite_rows(dir_.path() / "vault/vault.db", statement);
   }
 
   static constexpr const char* kTables[] = {"versions", "credentials", "credential_ids", "ledger"};
@@ -332,22 +338,7 @@ class LedgerUpgradeTest : public ::testing::Test {
   fs::path db_file() const { return dir_.path() / "vault" / "vault.db"; }
   Vault open_vault() { return Vault::open({.directory = dir_.path() / "vault", .master_key = key_.clone()}); }
   std::vector<std::string> sql(const std::string& statement) {
-    sqlite3* db = nullptr;
-    EXPECT_EQ(sqlite3_open(db_file().c_str(), &db), SQLITE_OK);
-    std::vector<std::string> rows;
-    char* error = nullptr;
-    const int rc = sqlite3_exec(
-        db, statement.c_str(),
-        [](void* out, int, char** values, char**) {
-          static_cast<std::vector<std::string>*>(out)->emplace_back(values[0] ? values[0] : "<null>");
-          return 0;
-        },
-        &rows, &error);
-    const std::string message = error ? error : "";
-    sqlite3_free(error);
-    sqlite3_close(db);
-    if (rc != SQLITE_OK) throw std::runtime_error("sql: " + message);
-    return rows;
+    return sqlite_rows(db_file(), statement);
   }
 
   TempDir dir_;
