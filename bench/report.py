@@ -308,7 +308,9 @@ auto-checkpoint size) instead of paying syncs.
 *What would close it:* a smaller `wal_autocheckpoint` bounds the log to read;
 with a passphrase, Argon2id stays by design: use the raw key format for
 processes that open often.""",
-    "memory": """The resident set includes the SQLite page cache (2 MB default),
+    "memory": """The resident set includes the pages of the database file read so far
+through SQLite's memory map (shared, file-backed: the kernel's page cache,
+reclaimable, up to 256 MiB of the file), the SQLite page cache (2 MB default),
 the libraries (OpenSSL, libsodium, yaml-cpp; libpq only once PostgreSQL is
 used) and, after a passphrase unlock, Argon2id's 64 MiB work area.
 *What would close it:* the raw key format (no Argon2), `PRAGMA cache_size`.""",
