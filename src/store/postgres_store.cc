@@ -831,10 +831,12 @@ std::optional<std::uint64_t> PostgresStore::current_version(ByteView lookup) {
   return static_cast<std::uint64_t>(r.int64(0, 0));
 }
 
-std::optional<Bytes> PostgresStore::lookup_by_id(ByteView id_tag) {
-  Result r = run("SELECT lookup FROM {s}.credential_ids WHERE id_tag = $1", {id_tag});
+std::optional<CredentialKey> PostgresStore::lookup_by_id(ByteView id_tag) {
+  Result r = run("SELECT i.lookup, c.owner_tag FROM {s}.credential_ids i LEFT JOIN {s}.credentials c "
+                 "ON c.lookup = i.lookup WHERE i.id_tag = $1",
+                 {id_tag});
   if (r.rows() == 0) return std::nullopt;
-  return r.bytes(0, 0);
+  return CredentialKey{r.bytes(0, 0), r.bytes(0, 1)};  // NULL: empty
 }
 
 std::vector<StoredRecord> PostgresStore::current_records_of_owner(ByteView owner_tag) {
@@ -1017,6 +1019,8 @@ void PostgresStore::put_ledger_node(std::int64_t node_id, ByteView body) {
             "ON CONFLICT(node_id) DO UPDATE SET body = excluded.body",
             {node_id, body});
 }
+
+void PostgresStore::clear_ledger() { (void)run("DELETE FROM {s}.ledger", {}); }
 
 std::int64_t PostgresStore::ledger_node_count() {
   return run("SELECT count(*) FROM {s}.ledger", {}).int64(0, 0);

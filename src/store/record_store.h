@@ -31,6 +31,13 @@ struct StoredKey {
   std::int64_t encryptions = 0;
 };
 
+// Where the id index points: a credential's lookup tag and its owner's tag
+// (empty when the index entry points at no credential row).
+struct CredentialKey {
+  Bytes lookup;
+  Bytes owner_tag;
+};
+
 struct StoredRecord {
   Bytes lookup;
   Bytes owner_tag;
@@ -107,7 +114,7 @@ class RecordStore {
                                                                    const std::array<std::int64_t, 3>& ledger_path,
                                                                    std::vector<LedgerNode>& path_nodes) = 0;
   [[nodiscard]] virtual std::optional<std::uint64_t> current_version(ByteView lookup) = 0;
-  [[nodiscard]] virtual std::optional<Bytes> lookup_by_id(ByteView id_tag) = 0;
+  [[nodiscard]] virtual std::optional<CredentialKey> lookup_by_id(ByteView id_tag) = 0;
   [[nodiscard]] virtual std::vector<StoredRecord> current_records_of_owner(ByteView owner_tag) = 0;
   [[nodiscard]] virtual std::vector<StoredRecord> all_current_records() = 0;
   virtual void insert_credential(ByteView id_tag, const StoredRecord& first) = 0;
@@ -153,6 +160,8 @@ class RecordStore {
   [[nodiscard]] virtual std::vector<LedgerNode> all_ledger_nodes() = 0;
   virtual void put_ledger_node(std::int64_t node_id, ByteView body) = 0;
   [[nodiscard]] virtual std::int64_t ledger_node_count() = 0;
+  // Every node removed (to rebuild the ledger in a new layout).
+  virtual void clear_ledger() = 0;
 
   [[nodiscard]] virtual std::optional<AuditRow> last_audit_row() = 0;
   virtual void insert_audit_row(const AuditRow& row) = 0;

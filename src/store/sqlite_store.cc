@@ -369,11 +369,12 @@ std::optional<std::uint64_t> SqliteStore::current_version(ByteView lookup) {
   return static_cast<std::uint64_t>(sqlite3_column_int64(q->get(), 0));
 }
 
-std::optional<Bytes> SqliteStore::lookup_by_id(ByteView id_tag) {
-  Use q(prepare("SELECT lookup FROM credential_ids WHERE id_tag = ?1"));
+std::optional<CredentialKey> SqliteStore::lookup_by_id(ByteView id_tag) {
+  Use q(prepare("SELECT i.lookup, c.owner_tag FROM credential_ids i LEFT JOIN credentials c ON c.lookup = i.lookup "
+                "WHERE i.id_tag = ?1"));
   q->bind(1, id_tag);
   if (!q->step()) return std::nullopt;
-  return column_bytes(q->get(), 0);
+  return CredentialKey{column_bytes(q->get(), 0), column_bytes(q->get(), 1)};
 }
 
 std::vector<StoredRecord> SqliteStore::current_records_of_owner(ByteView owner_tag) {
@@ -585,6 +586,8 @@ void SqliteStore::put_ledger_node(std::int64_t node_id, ByteView body) {
                 "ON CONFLICT(node_id) DO UPDATE SET body = excluded.body"));
   q->bind(1, node_id).bind(2, body).run();
 }
+
+void SqliteStore::clear_ledger() { exec("DELETE FROM ledger"); }
 
 std::int64_t SqliteStore::ledger_node_count() {
   Use q(prepare("SELECT count(*) FROM ledger"));

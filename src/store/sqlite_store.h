@@ -42,7 +42,7 @@ class SqliteStore final : public RecordStore {
                                                            const std::array<std::int64_t, 3>& ledger_path,
                                                            std::vector<LedgerNode>& path_nodes) override;
   [[nodiscard]] virtual std::optional<std::uint64_t> current_version(ByteView lookup) override;
-  [[nodiscard]] virtual std::optional<Bytes> lookup_by_id(ByteView id_tag) override;
+  [[nodiscard]] virtual std::optional<CredentialKey> lookup_by_id(ByteView id_tag) override;
   [[nodiscard]] virtual std::vector<StoredRecord> current_records_of_owner(
       ByteView owner_tag) override;
   [[nodiscard]] virtual std::vector<StoredRecord> all_current_records() override;
@@ -76,6 +76,7 @@ class SqliteStore final : public RecordStore {
   [[nodiscard]] std::vector<LedgerNode> all_ledger_nodes() override;
   void put_ledger_node(std::int64_t node_id, ByteView body) override;
   [[nodiscard]] std::int64_t ledger_node_count() override;
+  void clear_ledger() override;
 
   [[nodiscard]] virtual std::optional<AuditRow> last_audit_row() override;
   virtual void insert_audit_row(const AuditRow& row) override;

@@ -32,9 +32,13 @@ constexpr std::string_view kRecordLabel = "credentials/v1/record";
 // associated data, and read events go through the read journal.
 // 3: the version ledger, and keys wrapped under format 3's label; a format-2
 // vault is upgraded at its first open (upgrade_format_2).
-constexpr std::int64_t kFormatVersion = 3;
+// 4: the ledger's buckets chosen by owner first (version_ledger.h); a format-3
+// vault is upgraded at its first open (upgrade_format_3).
+constexpr std::int64_t kFormatVersion = 4;
 constexpr std::int64_t kFormatWithoutLedger = 2;
+constexpr std::int64_t kFormatLedgerByLookup = 3;
 constexpr std::string_view kLedgerCreatedAction = "version_ledger_created";
+constexpr std::string_view kLedgerRelaidAction = "version_ledger_relaid";
 // AES-GCM with random 96-bit nonces stays within NIST SP 800-38D's collision
 // bound up to 2^32 encryptions per key; refuse well before that.
 constexpr std::int64_t kMaxEncryptionsPerKey = std::int64_t{1} << 31;
@@ -203,12 +207,14 @@ class EmbeddedVault final : public VaultImpl {
       throw InvalidArgumentError("invalid credential reference: give a credential name or id");
     }
     if (is_valid_identifier(ref)) {
-      if (auto record = current_record(lookup_tag(user.user_id, ref))) {
+      if (auto record = current_record(owner_tag(user.user_id), lookup_tag(user.user_id, ref))) {
         return {std::move(*record), user.user_id};
       }
     }
-    if (auto lookup = store_->lookup_by_id(id_tag(ref))) {
-      if (auto record = current_record(*lookup)) {
+    // The owner tag of a lookup never changes (the lookup tag is made from
+    // the owner), so reading it apart from the record loses no snapshot.
+    if (auto key = store_->lookup_by_id(id_tag(ref)); key && !key->owner_tag.empty()) {
+      if (auto record = current_record(key->owner_tag, key->lookup)) {
         if (!constant_time_equal(record->owner_tag, owner_tag(user.user_id)) && !user.is_admin()) {
           unauthorized(user);
         }
@@ -227,10 +233,11 @@ class EmbeddedVault final : public VaultImpl {
 
   // The current record of a credential, checked against the version ledger
   // (its path read in the same statement). REQUIRES: mutex_ held.
-  std::optional<StoredRecord> current_record(ByteView lookup) {
+  std::optional<StoredRecord> current_record(ByteView owner_tag, ByteView lookup) {
     std::vector<LedgerNode> path;
-    auto record = store_->current_record(lookup, VersionLedger::path_ids(lookup), path);
-    if (record && ledger_.version_in(lookup, std::move(path)) != record->version) not_the_ledgers_version();
+    const LedgerKey key{owner_tag, lookup};
+    auto record = store_->current_record(lookup, ledger_.path_ids(key), path);
+    if (record && ledger_.version_in(key, std::move(path)) != record->version) not_the_ledgers_version();
     return record;
   }
 
@@ -240,10 +247,10 @@ class EmbeddedVault final : public VaultImpl {
   void check_ledger(const std::vector<StoredRecord>& records) {
     constexpr std::size_t kPathReads = 256;
     if (records.size() <= kPathReads) {
-      std::vector<ByteView> lookups;
-      lookups.reserve(records.size());
-      for (const auto& record : records) lookups.emplace_back(record.lookup);
-      const auto listed = ledger_.versions_of(*store_, lookups);
+      std::vector<LedgerKey> keys;
+      keys.reserve(records.size());
+      for (const auto& record : records) keys.push_back({record.owner_tag, record.lookup});
+      const auto listed = ledger_.versions_of(*store_, keys);
       for (std::size_t i = 0; i < records.size(); ++i) {
         if (listed[i] != records[i].version) not_the_ledgers_version();
       }
@@ -301,7 +308,7 @@ class EmbeddedVault final : public VaultImpl {
   void add_version(const StoredRecord& current, const StoredRecord& next) {
     store_->reseal_version(superseded(current));
     store_->add_version(next, history_depth_);
-    ledger_.set(*store_, next.lookup, next.version);
+    ledger_.set(*store_, {next.owner_tag, next.lookup}, next.version);
   }
 
   StoredRecord seal_plain(const SecretBytes& plain, ByteView lookup, ByteView owner,
@@ -354,7 +361,7 @@ class EmbeddedVault final : public VaultImpl {
     StoredRecord record = seal(c, lookup, owner_tag(c.owner));
     store_->insert_credential(id_tag(c.credential_id), record);
     for (const auto& id : extra_ids) store_->insert_credential_id(id_tag(id), lookup);
-    ledger_.set(*store_, lookup, c.version);
+    ledger_.set(*store_, {record.owner_tag, lookup}, c.version);
   }
 
   // Written directly rather than through a JSON object: it is on the path
@@ -712,7 +719,7 @@ class EmbeddedVault final : public VaultImpl {
     return audited_read(user, "get", name, [&](std::string& event_owner) {
       event_owner = owner;
       authorize_namespace(user, owner);
-      auto record = current_record(lookup_tag(owner, name));
+      auto record = current_record(owner_tag(owner), lookup_tag(owner, name));
       if (!record) not_found(user, name);
       if (stale_last_used(*record)) used = record->lookup;
       return open_record(*record);
@@ -793,7 +800,7 @@ class EmbeddedVault final : public VaultImpl {
       auto located = locate(user, ref);
       owner = open_record(located.record).owner;
       store_->delete_credential(located.record.lookup);
-      ledger_.set(*store_, located.record.lookup, std::nullopt);
+      ledger_.set(*store_, {located.record.owner_tag, located.record.lookup}, std::nullopt);
       return 0;
     }, &owner);
     std::lock_guard lock(mutex_);
@@ -1044,7 +1051,6 @@ class EmbeddedVault final : public VaultImpl {
     auto txn = store_->begin_read();
     VerifyReport report;
     std::set<Bytes> lookups;
-    std::map<Bytes, std::uint64_t> current_versions;  // what the credential rows say, for the ledger
     std::map<Bytes, std::string> names;               // lookup -> "'name' of 'owner'", for messages
     std::uint64_t current_version = 0;  // of the credential being walked
     Bytes after_lookup;
@@ -1063,9 +1069,7 @@ class EmbeddedVault final : public VaultImpl {
         const bool first_version = lookups.insert(record.lookup).second;
         if (first_version) {
           ++report.credentials;
-          const auto current = store_->current_version(record.lookup);
-          current_version = current.value_or(0);
-          if (current) current_versions.emplace(record.lookup, *current);
+          current_version = store_->current_version(record.lookup).value_or(0);
         }
         try {
           const Credential c = open_record(record, record.version == current_version
@@ -1074,7 +1078,7 @@ class EmbeddedVault final : public VaultImpl {
           if (record.version == current_version) names[record.lookup] = fmt::format("'{}' of '{}'", c.name, c.owner);
           if (first_version) {
             auto by_id = store_->lookup_by_id(id_tag(c.credential_id));
-            if (!by_id || *by_id != record.lookup) {
+            if (!by_id || by_id->lookup != record.lookup) {
               report.problems.push_back(fmt::format("credential '{}' of '{}' is missing from the id index",
                                                     c.name, c.owner));
             }
@@ -1085,7 +1089,9 @@ class EmbeddedVault final : public VaultImpl {
       }
       if (static_cast<std::int64_t>(records.size()) < kBatch) break;
     }
-    for (const auto& record : store_->all_current_records()) {
+    // What the credential rows say, for the ledger.
+    const std::vector<StoredRecord> current_records = store_->all_current_records();
+    for (const auto& record : current_records) {
       if (!lookups.count(record.lookup)) report.problems.push_back("a credential row has no current version");
     }
     for (const auto& [id, lookup] : store_->all_credential_ids()) {
@@ -1097,7 +1103,7 @@ class EmbeddedVault final : public VaultImpl {
     }
     // The version ledger recomputed from the credential rows: a record put
     // back from an older copy authenticates, but is not the version listed.
-    const LedgerComparison ledger = ledger_.compare(*store_, current_versions);
+    const LedgerComparison ledger = ledger_.compare(*store_, current_records);
     for (const auto& damage : ledger.damage) report.problems.push_back(damage);
     for (const auto& difference : ledger.differences) {
       const auto name = names.find(difference.lookup);
@@ -1218,7 +1224,7 @@ class EmbeddedVault final : public VaultImpl {
     if (!format_2_keys) {
       Keyring(vault_id, kek.clone()).load(store);  // throws the wrong-key error when it is that
       const auto format = store.get_meta("format_version");
-      if (format && from_bytes(*format) == kFormatVersion) return;  // another process upgraded it
+      if (format && from_bytes(*format) >= kFormatLedgerByLookup) return;  // another process upgraded it
       downgraded();
     }
     auto txn = store.begin_write();
@@ -1226,11 +1232,9 @@ class EmbeddedVault final : public VaultImpl {
     if (!format || from_bytes(*format) != kFormatWithoutLedger) return;  // another process upgraded it
     keys.load(store);  // inside the transaction: a key added meanwhile is re-wrapped too
     store.create_schema();  // the ledger table
-    if (store.ledger_node_count() != 0 || chain_records_ledger(store, keys)) downgraded();
+    if (store.ledger_node_count() != 0 || chain_records(store, keys, kLedgerCreatedAction)) downgraded();
     keys.rewrap_for(store, KeyWrapping::kFormat3);
-    std::map<Bytes, std::uint64_t> versions;
-    for (const auto& record : store.all_current_records()) versions.emplace(record.lookup, record.version);
-    VersionLedger(keys).build(store, versions);
+    VersionLedger(keys).build(store, store.all_current_records());
     // Whatever the handle's audit setting: this event is the mark a
     // downgrade would have to remove.
     append_audit_event(store, keys, {},
@@ -1239,9 +1243,42 @@ class EmbeddedVault final : public VaultImpl {
     txn.commit();
   }
 
-  // True when the audit chain holds the event of a ledger's creation.
-  static bool chain_records_ledger(RecordStore& store, const Keyring& keys) {
-    const std::string mark = fmt::format("\"action\":\"{}\"", kLedgerCreatedAction);
+  // A format-3 vault's ledger, its buckets chosen by lookup tag, is rebuilt
+  // with format 4's (owner first) at its first open: in one transaction, the
+  // old ledger verified whole and matched against every credential row
+  // first, so that the new one vouches for nothing the old one did not. A
+  // vault that does not verify is left as it was (its reads fail as they
+  // did). An audit event marks the upgrade; a vault passed off as format 3
+  // again (with a format-3 ledger put back from an older copy, to have it
+  // rebuilt around that copy's rows) is refused.
+  static void upgrade_format_3(RecordStore& store, const Keyring& keys) {
+    auto txn = store.begin_write();
+    const auto format = store.get_meta("format_version");
+    if (!format || from_bytes(*format) != kFormatLedgerByLookup) return;  // another process upgraded it
+    if (chain_records(store, keys, kLedgerRelaidAction)) {
+      throw DecryptionFailedError(
+          "this vault says it has format 3, but it was upgraded to format 4 before: its header or "
+          "version ledger was altered. Restore the vault from a backup");
+    }
+    const std::vector<StoredRecord> current = store.all_current_records();
+    const LedgerComparison old = VersionLedger(keys, LedgerLayout::kByLookup).compare(store, current);
+    if (!old.damage.empty() || !old.differences.empty()) {
+      throw DecryptionFailedError(fmt::format(
+          "cannot upgrade this vault to format 4: its version ledger does not match its credentials "
+          "({}); nothing was changed. Restore the vault from a backup",
+          old.damage.empty() ? "a credential's version differs" : old.damage.front()));
+    }
+    store.clear_ledger();
+    VersionLedger(keys).build(store, current);
+    append_audit_event(store, keys, {},
+                       event_json(system_actor(), {std::string(kLedgerRelaidAction), "", "", "ok", "", "", ""}));
+    store.put_meta("format_version", to_bytes(kFormatVersion));
+    txn.commit();
+  }
+
+  // True when the audit chain holds an event with this action.
+  static bool chain_records(RecordStore& store, const Keyring& keys, std::string_view action) {
+    const std::string mark = fmt::format("\"action\":\"{}\"", action);
     constexpr std::int64_t kBatch = 4096;
     std::int64_t after = 0;
     for (;;) {
@@ -1308,7 +1345,7 @@ std::unique_ptr<VaultImpl> open_vault(VaultOptions options) {
       keys.create_key(*store, "audit", created);
       keys.create_key(*store, "data", created);
       keys.load(*store);
-      VersionLedger(keys).build(*store, {});
+      VersionLedger(keys).build(*store, std::vector<StoredRecord>{});
       store->put_meta("format_version", to_bytes(kFormatVersion));
       txn.commit();
     }
@@ -1333,6 +1370,9 @@ std::unique_ptr<VaultImpl> open_vault(VaultOptions options) {
   }
   auto keys = std::make_unique<Keyring>(derivation.vault_id, std::move(kek));
   keys->load(*store);
+  if (version = store->get_meta("format_version"); version && from_bytes(*version) == kFormatLedgerByLookup) {
+    EmbeddedVault::upgrade_format_3(*store, *keys);
+  }
   std::filesystem::path journal_directory;
   if (!store->directory().empty()) journal_directory = store->directory() / "journal";
   auto vault = std::make_unique<EmbeddedVault>(std::move(store), std::move(keys), options.history_depth,

@@ -25,9 +25,13 @@ std::int64_t inner_id(std::int64_t leaf) { return kFirstInnerId + leaf / kFanout
 std::int64_t leaf_id(std::int64_t leaf) { return kFirstLeafId + leaf; }
 bool is_leaf(std::int64_t node_id) { return node_id >= kFirstLeafId; }
 
-// The bucket of a credential: the first 12 bits of its lookup tag (an HMAC
-// output, so credentials spread evenly over the leaves).
-std::int64_t leaf_of(ByteView lookup) { return (std::int64_t{lookup[0]} << 4) | (lookup[1] >> 4); }
+// The bucket of a credential. Both tags are HMAC outputs, so credentials
+// spread evenly over the leaves. Format 4: the first 4 bits of the owner tag,
+// then the lookup tag's first byte, so that one user's credentials sit under
+// 4 inner nodes (a namespace of 100,000 credentials still spreads over 256
+// leaves). Format 3: the first 12 bits of the lookup tag.
+std::int64_t owner_leaf_of(LedgerKey key) { return (std::int64_t{key.owner_tag[0] >> 4} << 8) | key.lookup[0]; }
+std::int64_t lookup_leaf_of(ByteView lookup) { return (std::int64_t{lookup[0]} << 4) | (lookup[1] >> 4); }
 
 Bytes be64(std::uint64_t v) {
   Bytes out(8);
@@ -57,19 +61,6 @@ ByteView slot(ByteView slots, std::int64_t index) {
   return slots.subspan(static_cast<std::size_t>(index) * kMacSize, kMacSize);
 }
 
-// A leaf body is well formed when it holds whole entries, sorted by lookup,
-// each in this leaf's bucket. Only bytes that authenticated are parsed, so
-// this fails only for a ledger written by a broken build.
-bool well_formed_leaf(ByteView body, std::int64_t leaf) {
-  if (body.size() % kEntrySize) return false;
-  for (std::size_t at = 0; at < body.size(); at += kEntrySize) {
-    if (leaf_of(body.subspan(at)) != leaf) return false;
-    if (at && std::memcmp(body.data() + at - kEntrySize, body.data() + at, VersionLedger::kLookupSize) >= 0) {
-      return false;
-    }
-  }
-  return true;
-}
 
 // The entry of `lookup` in a leaf body: its offset, or where it would go.
 std::pair<std::size_t, bool> find_entry(ByteView leaf, ByteView lookup) {
@@ -87,8 +78,39 @@ std::pair<std::size_t, bool> find_entry(ByteView leaf, ByteView lookup) {
 void check_lookup(ByteView lookup) {
   if (lookup.size() != VersionLedger::kLookupSize) damaged("a lookup tag has the wrong size");
 }
+void check_key(LedgerKey key) {
+  check_lookup(key.lookup);
+  if (key.owner_tag.empty()) damaged("an owner tag is empty");
+}
 
 }  // namespace
+
+std::int64_t VersionLedger::leaf_of(LedgerKey key) const {
+  return layout_ == LedgerLayout::kByOwner ? owner_leaf_of(key) : lookup_leaf_of(key.lookup);
+}
+
+// A leaf body is well formed when it holds whole entries, sorted by lookup,
+// each in this leaf's bucket as far as its lookup tag tells. Only bytes that
+// authenticated are parsed, so this fails only for a ledger written by a
+// broken build.
+bool VersionLedger::well_formed_leaf(ByteView body, std::int64_t leaf) const {
+  if (body.size() % kEntrySize) return false;
+  for (std::size_t at = 0; at < body.size(); at += kEntrySize) {
+    const ByteView lookup = body.subspan(at, kLookupSize);
+    if (layout_ == LedgerLayout::kByOwner ? lookup[0] != (leaf & 0xff) : lookup_leaf_of(lookup) != leaf) return false;
+    if (at && std::memcmp(body.data() + at - kEntrySize, body.data() + at, kLookupSize) >= 0) return false;
+  }
+  return true;
+}
+
+// Format 4's nodes are MACed under labels of their own: a format-3 node never
+// verifies in a format-4 ledger.
+std::string_view VersionLedger::label(char kind) const {
+  if (layout_ == LedgerLayout::kByLookup) {
+    return kind == 'L' ? "L" : kind == 'N' ? "N" : "R";
+  }
+  return kind == 'L' ? "ledger/4/leaf" : kind == 'N' ? "ledger/4/inner" : "ledger/4/root";
+}
 
 Bytes VersionLedger::node_mac(std::int64_t node_id, ByteView body) {
   {
@@ -97,7 +119,7 @@ Bytes VersionLedger::node_mac(std::int64_t node_id, ByteView body) {
     const Verified& memo = verified_[static_cast<std::size_t>(node_id)];
     if (!memo.mac.empty() && same_bytes(memo.body, body)) return memo.mac;
   }
-  Bytes mac = keys_.ledger_mac().mac({as_bytes(is_leaf(node_id) ? "L" : "N"), be64(static_cast<std::uint64_t>(node_id)), body});
+  Bytes mac = keys_.ledger_mac().mac({as_bytes(label(is_leaf(node_id) ? 'L' : 'N')), be64(static_cast<std::uint64_t>(node_id)), body});
   std::lock_guard lock(memo_mutex_);
   Verified& memo = verified_[static_cast<std::size_t>(node_id)];
   memo.body.assign(body.begin(), body.end());
@@ -111,7 +133,7 @@ void VersionLedger::remember_root(ByteView root) {
 }
 
 Bytes VersionLedger::root_tag(ByteView macs) const {
-  return keys_.ledger_mac().mac({as_bytes("R"), be64(kRootId), macs});
+  return keys_.ledger_mac().mac({as_bytes(label('R')), be64(kRootId), macs});
 }
 
 void VersionLedger::check_root(ByteView root) {
@@ -126,15 +148,15 @@ void VersionLedger::check_root(ByteView root) {
   remember_root(root);
 }
 
-std::array<std::int64_t, 3> VersionLedger::path_ids(ByteView lookup) {
-  check_lookup(lookup);
-  const std::int64_t leaf = leaf_of(lookup);
+std::array<std::int64_t, 3> VersionLedger::path_ids(LedgerKey key) const {
+  check_key(key);
+  const std::int64_t leaf = leaf_of(key);
   return {kRootId, inner_id(leaf), leaf_id(leaf)};
 }
 
-VersionLedger::Path VersionLedger::verified_path(ByteView lookup, std::vector<LedgerNode> nodes) {
-  check_lookup(lookup);
-  const std::int64_t leaf = leaf_of(lookup);
+VersionLedger::Path VersionLedger::verified_path(LedgerKey key, std::vector<LedgerNode> nodes) {
+  check_key(key);
+  const std::int64_t leaf = leaf_of(key);
   Path path;
   path.inner_id = inner_id(leaf);
   path.leaf_id = leaf_id(leaf);
@@ -163,24 +185,24 @@ VersionLedger::Path VersionLedger::verified_path(ByteView lookup, std::vector<Le
   return path;
 }
 
-std::optional<std::uint64_t> VersionLedger::version_in(ByteView lookup, std::vector<LedgerNode> nodes) {
-  const Path path = verified_path(lookup, std::move(nodes));
-  const auto [at, found] = find_entry(path.leaf, lookup);
+std::optional<std::uint64_t> VersionLedger::version_in(LedgerKey key, std::vector<LedgerNode> nodes) {
+  const Path path = verified_path(key, std::move(nodes));
+  const auto [at, found] = find_entry(path.leaf, key.lookup);
   if (!found) return std::nullopt;
   return read_be64(path.leaf.data() + at + kLookupSize);
 }
 
-std::optional<std::uint64_t> VersionLedger::version_of(RecordStore& store, ByteView lookup) {
-  const auto ids = path_ids(lookup);
-  return version_in(lookup, store.ledger_nodes({ids.begin(), ids.end()}));
+std::optional<std::uint64_t> VersionLedger::version_of(RecordStore& store, LedgerKey key) {
+  const auto ids = path_ids(key);
+  return version_in(key, store.ledger_nodes({ids.begin(), ids.end()}));
 }
 
 std::vector<std::optional<std::uint64_t>> VersionLedger::versions_of(RecordStore& store,
-                                                                     const std::vector<ByteView>& lookups) {
-  if (lookups.empty()) return {};
+                                                                     const std::vector<LedgerKey>& keys) {
+  if (keys.empty()) return {};
   std::vector<std::int64_t> ids;
-  for (const ByteView lookup : lookups) {
-    const auto path = path_ids(lookup);
+  for (const LedgerKey key : keys) {
+    const auto path = path_ids(key);
     ids.insert(ids.end(), path.begin(), path.end());
   }
   std::ranges::sort(ids);
@@ -194,10 +216,10 @@ std::vector<std::optional<std::uint64_t>> VersionLedger::versions_of(RecordStore
   check_root(root->second);
   std::map<std::int64_t, const Bytes*> inners;  // verified
   std::vector<std::optional<std::uint64_t>> out;
-  out.reserve(lookups.size());
+  out.reserve(keys.size());
   static const Bytes kEmptyLeaf;
-  for (const ByteView lookup : lookups) {
-    const std::int64_t leaf = leaf_of(lookup);
+  for (const LedgerKey key : keys) {
+    const std::int64_t leaf = leaf_of(key);
     auto [inner, first] = inners.try_emplace(inner_id(leaf), nullptr);
     if (first) {
       const auto it = nodes.find(inner->first);
@@ -214,7 +236,7 @@ std::vector<std::optional<std::uint64_t>> VersionLedger::versions_of(RecordStore
       damaged("a leaf does not match its parent");
     }
     if (!well_formed_leaf(body, leaf)) damaged("a leaf is malformed");
-    const auto [at, found] = find_entry(body, lookup);
+    const auto [at, found] = find_entry(body, key.lookup);
     out.push_back(found ? std::optional(read_be64(body.data() + at + kLookupSize)) : std::nullopt);
   }
   return out;
@@ -234,9 +256,10 @@ void VersionLedger::write_path(RecordStore& store, Path& path) {
   remember_root(path.root);
 }
 
-void VersionLedger::set(RecordStore& store, ByteView lookup, std::optional<std::uint64_t> version) {
-  const auto ids = path_ids(lookup);
-  Path path = verified_path(lookup, store.ledger_nodes({ids.begin(), ids.end()}));
+void VersionLedger::set(RecordStore& store, LedgerKey key, std::optional<std::uint64_t> version) {
+  const auto ids = path_ids(key);
+  Path path = verified_path(key, store.ledger_nodes({ids.begin(), ids.end()}));
+  const ByteView lookup = key.lookup;
   const auto [at, found] = find_entry(path.leaf, lookup);
   const auto offset = static_cast<std::ptrdiff_t>(at);
   if (!version) {
@@ -255,13 +278,16 @@ void VersionLedger::set(RecordStore& store, ByteView lookup, std::optional<std::
   write_path(store, path);
 }
 
-void VersionLedger::build(RecordStore& store, const std::map<Bytes, std::uint64_t>& versions) {
+void VersionLedger::build(RecordStore& store, const std::vector<StoredRecord>& current) {
+  std::vector<const StoredRecord*> sorted;
+  for (const auto& record : current) sorted.push_back(&record);
+  std::ranges::sort(sorted, [](const StoredRecord* a, const StoredRecord* b) { return a->lookup < b->lookup; });
   std::vector<Bytes> leaves(static_cast<std::size_t>(kLeaves));
-  for (const auto& [lookup, version] : versions) {  // sorted by lookup, so each leaf is too
-    check_lookup(lookup);
-    Bytes& leaf = leaves[static_cast<std::size_t>(leaf_of(lookup))];
-    leaf.insert(leaf.end(), lookup.begin(), lookup.end());
-    const Bytes v = be64(version);
+  for (const StoredRecord* record : sorted) {  // sorted by lookup, so each leaf is too
+    check_key({record->owner_tag, record->lookup});
+    Bytes& leaf = leaves[static_cast<std::size_t>(leaf_of({record->owner_tag, record->lookup}))];
+    leaf.insert(leaf.end(), record->lookup.begin(), record->lookup.end());
+    const Bytes v = be64(record->version);
     leaf.insert(leaf.end(), v.begin(), v.end());
   }
   Bytes root(kSlotsSize);
@@ -282,8 +308,7 @@ void VersionLedger::build(RecordStore& store, const std::map<Bytes, std::uint64_
   remember_root(root);
 }
 
-std::vector<std::pair<Bytes, std::uint64_t>> VersionLedger::walk(RecordStore& store,
-                                                                 std::vector<std::string>& damage) {
+std::vector<VersionLedger::Entry> VersionLedger::walk(RecordStore& store, std::vector<std::string>& damage) {
   std::vector<Bytes> bodies(static_cast<std::size_t>(kNodeCount));
   std::vector<bool> present(static_cast<std::size_t>(kNodeCount));
   for (auto& node : store.all_ledger_nodes()) {
@@ -300,7 +325,7 @@ std::vector<std::pair<Bytes, std::uint64_t>> VersionLedger::walk(RecordStore& st
     damage.push_back("the version ledger's root is missing or does not verify");
     return {};
   }
-  std::vector<std::pair<Bytes, std::uint64_t>> entries;
+  std::vector<Entry> entries;
   for (std::int64_t i = 0; i < kFanout; ++i) {
     const std::int64_t id = kFirstInnerId + i;
     const Bytes& inner = bodies[static_cast<std::size_t>(id)];
@@ -319,13 +344,15 @@ std::vector<std::pair<Bytes, std::uint64_t>> VersionLedger::walk(RecordStore& st
         continue;
       }
       for (std::size_t at = 0; at < body.size(); at += kEntrySize) {
-        entries.emplace_back(Bytes(body.begin() + static_cast<std::ptrdiff_t>(at),
-                                   body.begin() + static_cast<std::ptrdiff_t>(at + kLookupSize)),
-                             read_be64(body.data() + at + kLookupSize));
+        entries.push_back({Bytes(body.begin() + static_cast<std::ptrdiff_t>(at),
+                                 body.begin() + static_cast<std::ptrdiff_t>(at + kLookupSize)),
+                           read_be64(body.data() + at + kLookupSize), leaf});
       }
     }
   }
   remember_root(root);
+  // In format 4 the leaves are not in lookup order.
+  std::ranges::sort(entries, [](const Entry& a, const Entry& b) { return a.lookup < b.lookup; });
   return entries;
 }
 
@@ -333,24 +360,34 @@ std::vector<std::pair<Bytes, std::uint64_t>> VersionLedger::all_versions(RecordS
   std::vector<std::string> damage;
   auto entries = walk(store, damage);
   if (!damage.empty()) damaged(damage.front());
-  return entries;
+  std::vector<std::pair<Bytes, std::uint64_t>> out;
+  out.reserve(entries.size());
+  for (auto& entry : entries) out.emplace_back(std::move(entry.lookup), entry.version);
+  return out;
 }
 
-LedgerComparison VersionLedger::compare(RecordStore& store, const std::map<Bytes, std::uint64_t>& stored) {
+LedgerComparison VersionLedger::compare(RecordStore& store, const std::vector<StoredRecord>& current) {
   LedgerComparison out;
   const auto listed = walk(store, out.damage);
   if (!out.damage.empty() && listed.empty()) return out;  // nothing to compare with
+  std::vector<const StoredRecord*> stored;
+  for (const auto& record : current) stored.push_back(&record);
+  std::ranges::sort(stored, [](const StoredRecord* a, const StoredRecord* b) { return a->lookup < b->lookup; });
   auto l = listed.begin();
   auto s = stored.begin();
   while (l != listed.end() || s != stored.end()) {
-    if (s == stored.end() || (l != listed.end() && l->first < s->first)) {
-      out.differences.push_back({l->first, l->second, std::nullopt});
+    if (s == stored.end() || (l != listed.end() && l->lookup < (*s)->lookup)) {
+      out.differences.push_back({l->lookup, l->version, std::nullopt});
       ++l;
-    } else if (l == listed.end() || s->first < l->first) {
-      out.differences.push_back({s->first, std::nullopt, s->second});
+    } else if (l == listed.end() || (*s)->lookup < l->lookup) {
+      out.differences.push_back({(*s)->lookup, std::nullopt, (*s)->version});
       ++s;
     } else {
-      if (l->second != s->second) out.differences.push_back({l->first, l->second, s->second});
+      // An entry outside its credential's bucket is one no read finds.
+      const bool placed = !(*s)->owner_tag.empty() && l->leaf == leaf_of({(*s)->owner_tag, (*s)->lookup});
+      if (l->version != (*s)->version || !placed) {
+        out.differences.push_back({l->lookup, placed ? std::optional(l->version) : std::nullopt, (*s)->version});
+      }
       ++l;
       ++s;
     }

@@ -10,8 +10,14 @@
 //
 //   root (node 0)      64 inner-node MACs ‖ tag
 //   inner (1 + i)      64 leaf MACs
-//   leaf (65 + j)      (lookup, version) of the credentials whose lookup tag
-//                      starts with the 12 bits j, sorted by lookup
+//   leaf (65 + j)      (lookup, version) of the credentials in bucket j,
+//                      sorted by lookup
+//
+// A credential's bucket is the first 4 bits of its owner tag, then the first
+// byte of its lookup tag (format 4): one user's credentials sit under 4 of
+// the 64 inner nodes, so that checking a user's list hashes a few inner
+// nodes instead of nearly all of them. Format 3 took the bucket from the
+// lookup tag alone (LedgerLayout::kByLookup, read only to upgrade).
 //
 // so putting back one credential's ledger leaf means putting back its path
 // to the root, which is the whole ledger: every credential changed since
@@ -56,25 +62,37 @@ struct LedgerComparison {
   std::vector<LedgerDifference> differences;
 };
 
+enum class LedgerLayout {
+  kByLookup,  // format 3: the bucket from the lookup tag; read only to upgrade
+  kByOwner,   // format 4: the bucket from the owner tag, then the lookup tag
+};
+
+// A credential as the ledger places it.
+struct LedgerKey {
+  ByteView owner_tag;
+  ByteView lookup;
+};
+
 class VersionLedger {
  public:
   static constexpr std::size_t kLookupSize = 32;
 
-  explicit VersionLedger(const Keyring& keys) : keys_(keys) {}
+  explicit VersionLedger(const Keyring& keys, LedgerLayout layout = LedgerLayout::kByOwner)
+      : keys_(keys), layout_(layout) {}
 
-  // The ids of the nodes on the path from the root to `lookup`'s leaf.
-  [[nodiscard]] static std::array<std::int64_t, 3> path_ids(ByteView lookup);
+  // The ids of the nodes on the path from the root to a credential's leaf.
+  [[nodiscard]] std::array<std::int64_t, 3> path_ids(LedgerKey key) const;
 
   // The version the ledger holds for `lookup` (nullopt: it lists no such
   // credential), its path verified up to the root. `path`: the nodes
   // path_ids names, read in one snapshot (RecordStore::current_record reads
   // them with the record). Throws DecryptionFailedError when the path does
   // not verify.
-  [[nodiscard]] std::optional<std::uint64_t> version_in(ByteView lookup, std::vector<LedgerNode> path);
-  [[nodiscard]] std::optional<std::uint64_t> version_of(RecordStore& store, ByteView lookup);
+  [[nodiscard]] std::optional<std::uint64_t> version_in(LedgerKey key, std::vector<LedgerNode> path);
+  [[nodiscard]] std::optional<std::uint64_t> version_of(RecordStore& store, LedgerKey key);
   // The same for many credentials, their paths read in one statement.
   [[nodiscard]] std::vector<std::optional<std::uint64_t>> versions_of(RecordStore& store,
-                                                                      const std::vector<ByteView>& lookups);
+                                                                      const std::vector<LedgerKey>& keys);
 
   // Every entry, sorted by lookup, the whole tree verified (a long list).
   [[nodiscard]] std::vector<std::pair<Bytes, std::uint64_t>> all_versions(RecordStore& store);
@@ -82,17 +100,17 @@ class VersionLedger {
   // Sets (nullopt: removes) a credential's entry and re-MACs its path. The
   // path is verified first, so that a write never re-authenticates a node
   // someone altered. REQUIRES: inside a write transaction.
-  void set(RecordStore& store, ByteView lookup, std::optional<std::uint64_t> version);
+  void set(RecordStore& store, LedgerKey key, std::optional<std::uint64_t> version);
 
-  // Writes the whole ledger for `versions` into a store that holds none
-  // (a new vault, the upgrade of a format-2 vault). REQUIRES: inside a
-  // write transaction.
-  void build(RecordStore& store, const std::map<Bytes, std::uint64_t>& versions);
+  // Writes the whole ledger for `current` (each credential at its version)
+  // into a store whose ledger table is empty (a new vault, an upgrade).
+  // REQUIRES: inside a write transaction.
+  void build(RecordStore& store, const std::vector<StoredRecord>& current);
 
-  // Every stored node verified and the entries compared with `stored` (what
-  // the credential rows say): for verify().
-  [[nodiscard]] LedgerComparison compare(RecordStore& store,
-                                         const std::map<Bytes, std::uint64_t>& stored);
+  // Every stored node verified and the entries compared with `stored` (the
+  // current records: what the credential rows say), each entry in its
+  // credential's bucket: for verify() and the upgrade of format 3.
+  [[nodiscard]] LedgerComparison compare(RecordStore& store, const std::vector<StoredRecord>& stored);
 
  private:
   struct Path {
@@ -103,7 +121,11 @@ class VersionLedger {
     Bytes leaf;   // verified body (entries)
   };
   // Verifies the path to `lookup` among `nodes` (by id); missing leaf: empty.
-  Path verified_path(ByteView lookup, std::vector<LedgerNode> nodes);
+  Path verified_path(LedgerKey key, std::vector<LedgerNode> nodes);
+  // The bucket (0..4,095) of a credential in this ledger's layout.
+  [[nodiscard]] std::int64_t leaf_of(LedgerKey key) const;
+  [[nodiscard]] bool well_formed_leaf(ByteView body, std::int64_t leaf) const;
+  [[nodiscard]] std::string_view label(char kind) const;
   // The MAC of a leaf or inner node, from the memo when these bytes were
   // seen before.
   Bytes node_mac(std::int64_t node_id, ByteView body);
@@ -113,9 +135,15 @@ class VersionLedger {
   void write_path(RecordStore& store, Path& path);
   // Every stored node verified; the entries of the nodes that verify, in
   // lookup order, and what does not verify appended to `damage`.
-  std::vector<std::pair<Bytes, std::uint64_t>> walk(RecordStore& store, std::vector<std::string>& damage);
+  struct Entry {
+    Bytes lookup;
+    std::uint64_t version;
+    std::int64_t leaf;
+  };
+  std::vector<Entry> walk(RecordStore& store, std::vector<std::string>& damage);
 
   const Keyring& keys_;
+  const LedgerLayout layout_;
   struct Verified {
     Bytes body;
     Bytes mac;

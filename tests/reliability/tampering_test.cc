@@ -112,10 +112,11 @@ class RawDb {
 
 std::int64_t as_int(const Blob& b) { return std::stoll(std::string(b.begin(), b.end())); }
 
-// The node id of the version ledger leaf that holds a lookup tag (docs/FORMAT.md,
-// "Version ledger"), as the digits RawDb binds as an integer.
-Blob ledger_leaf_of(const Blob& lookup) {
-  const std::string id = std::to_string(65 + ((lookup[0] << 4) | (lookup[1] >> 4)));
+// The node id of the version ledger leaf that holds a credential (docs/FORMAT.md,
+// "Version ledger": the owner tag's first 4 bits, then the lookup tag's first
+// byte), as the digits RawDb binds as an integer.
+Blob ledger_leaf_of(const Blob& owner_tag, const Blob& lookup) {
+  const std::string id = std::to_string(65 + (((owner_tag[0] >> 4) << 8) | lookup[0]));
   return Blob(id.begin(), id.end());
 }
 
@@ -524,6 +525,9 @@ TEST_F(TamperingTest, SwappedMovedDeletedAndReplayedRecordsAreNeverMisread) {
   const Blob& a = lookup["a1"];
   const Blob& a2 = lookup["a2"];
   const Blob& b = lookup["b1"];
+  const auto owner_of = [&](const Blob& of) { return raw.query("SELECT owner_tag FROM credentials WHERE lookup = ?1", {of}).at(0).at(0); };
+  const Blob a_leaf = ledger_leaf_of(owner_of(a), a);
+  const Blob b_leaf = ledger_leaf_of(owner_of(b), b);
 
   struct Case {
     std::string name;
@@ -585,17 +589,17 @@ TEST_F(TamperingTest, SwappedMovedDeletedAndReplayedRecordsAreNeverMisread) {
   std::vector<std::string> undetected;
   const std::vector<Case> ledger_cases = {
       {"ledger: the root row deleted", {{"DELETE FROM ledger WHERE node_id = 0", {}}}},
-      {"ledger: db_a's leaf row deleted", {{"DELETE FROM ledger WHERE node_id = CAST(?1 AS INTEGER)", {ledger_leaf_of(a)}}}},
-      {"ledger: db_a's leaf row emptied", {{"UPDATE ledger SET body = x'' WHERE node_id = CAST(?1 AS INTEGER)", {ledger_leaf_of(a)}}}},
+      {"ledger: db_a's leaf row deleted", {{"DELETE FROM ledger WHERE node_id = CAST(?1 AS INTEGER)", {a_leaf}}}},
+      {"ledger: db_a's leaf row emptied", {{"UPDATE ledger SET body = x'' WHERE node_id = CAST(?1 AS INTEGER)", {a_leaf}}}},
       {"ledger: every row deleted", {{"DELETE FROM ledger", {}}}},
   };
   std::vector<Case> all_cases = cases;
   all_cases.insert(all_cases.end(), ledger_cases.begin(), ledger_cases.end());
-  if (ledger_leaf_of(a) != ledger_leaf_of(b)) {  // one in 4,096 vaults puts both in one bucket
+  if (a_leaf != b_leaf) {  // one in 4,096 vaults puts both in one bucket
     all_cases.push_back({"ledger: db_a's leaf replaced by bob's",
                          {{"UPDATE ledger SET body = (SELECT body FROM ledger WHERE node_id = CAST(?2 AS INTEGER)) "
                            "WHERE node_id = CAST(?1 AS INTEGER)",
-                           {ledger_leaf_of(a), ledger_leaf_of(b)}}}});
+                           {a_leaf, b_leaf}}}});
   }
   for (const Case& k : all_cases) {
     current_mutation_ = k.name;

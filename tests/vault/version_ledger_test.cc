@@ -60,9 +60,11 @@ const UserContext kAdmin{"admin", "admin", {"admin"}};
 const fs::path kFormat2Fixture = fs::path(CREDENTIALS_SOURCE_DIR) / "tests/vault/fixtures/format2-vault.db";
 const fs::path kFormat2Key = fs::path(CREDENTIALS_SOURCE_DIR) / "tests/vault/fixtures/format2-vault.key";
 
-// The node id of the ledger leaf that holds a lookup tag (given as hex).
-int leaf_node_of(const std::string& lookup_hex) { return 65 + std::stoi(lookup_hex.substr(0, 3), nullptr, 16); }
-int inner_node_of(const std::string& lookup_hex) { return 1 + (leaf_node_of(lookup_hex) - 65) / 64; }
+// A vault written by the format-3 build (the ledger's buckets by lookup tag),
+// with its key: the same credentials. Made with `credential_manager
+// add/update`, then checkpointed and vacuumed with sqlite3.
+const fs::path kFormat3Fixture = fs::path(CREDENTIALS_SOURCE_DIR) / "tests/vault/fixtures/format3-vault.db";
+const fs::path kFormat3Key = fs::path(CREDENTIALS_SOURCE_DIR) / "tests/vault/fixtures/format3-vault.key";
 
 enum class Backend { kEmbedded, kPostgres };
 
@@ -136,6 +138,18 @@ class VersionLedgerTest : public ::testing::TestWithParam<Backend> {
   std::string bytes(const std::string& hex) const {
     return postgres() ? "decode('" + hex + "', 'hex')" : "x'" + hex + "'";
   }
+  // The node id of the ledger leaf, and of its inner node, that hold a
+  // credential (its lookup tag given as hex): the owner tag's first 4 bits,
+  // then the lookup tag's first byte (docs/FORMAT.md, "Version ledger").
+  int leaf_node_of(const std::string& lookup_hex) {
+    const auto owner = sql(fmt::format("SELECT {} FROM {{v}}credentials WHERE lookup = {}",
+                                       postgres() ? "encode(owner_tag, 'hex')" : "lower(hex(owner_tag))",
+                                       bytes(lookup_hex)));
+    EXPECT_EQ(owner.size(), 1u);
+    if (owner.empty()) return -1;
+    return 65 + (std::stoi(owner.front().substr(0, 1), nullptr, 16) << 8) + std::stoi(lookup_hex.substr(0, 2), nullptr, 16);
+  }
+  int inner_node_of(const std::string& lookup_hex) { return 1 + (leaf_node_of(lookup_hex) - 65) / 64; }
 
   // The read fails with an integrity error (never returns a value).
   static void expect_integrity_error(Vault& vault, const UserContext& user, const std::string& name) {
@@ -312,9 +326,14 @@ TEST_P(VersionLedgerTest, AVaultWithALedgerCannotBePassedOffAsOneWithout) {
   sql("UPDATE {v}meta SET value = " + bytes("0000000000000002") + " WHERE key = 'format_version'");
   sql("DELETE FROM {v}ledger");
   EXPECT_THROW((void)open_vault(), DecryptionFailedError);
-  sql("UPDATE {v}meta SET value = " + bytes("0000000000000003") + " WHERE key = 'format_version'");
+  sql("UPDATE {v}meta SET value = " + bytes("0000000000000004") + " WHERE key = 'format_version'");
   EXPECT_THROW((void)open_vault().get_credential(kAlice, "db_a"), DecryptionFailedError);
   put_back("now", "ledger", "1 = 1");
+  // Format 3 claimed with the format-4 ledger in place: its nodes do not
+  // verify as format 3's, so the upgrade refuses and changes nothing.
+  sql("UPDATE {v}meta SET value = " + bytes("0000000000000003") + " WHERE key = 'format_version'");
+  EXPECT_THROW((void)open_vault(), DecryptionFailedError);
+  sql("UPDATE {v}meta SET value = " + bytes("0000000000000004") + " WHERE key = 'format_version'");
   EXPECT_EQ(open_vault().get_credential(kAlice, "db_a").password.reveal(), "a-v2");
 }
 
@@ -325,15 +344,29 @@ INSTANTIATE_TEST_SUITE_P(BothStores, VersionLedgerTest,
                                                                    : std::string("Postgres");
                          });
 
-// --- the upgrade of a format-2 vault (embedded: the fixture is a vault file) ---
+// --- the upgrades of format-2 and format-3 vaults (the fixtures are vault files) ---
 
 class LedgerUpgradeTest : public ::testing::Test {
  protected:
-  void SetUp() override {
+  void load(const fs::path& fixture, const fs::path& key) {
     fs::create_directories(dir_.path() / "vault");
-    fs::copy_file(kFormat2Fixture, db_file());
+    fs::copy_file(fixture, db_file());
     fs::permissions(db_file(), fs::perms::owner_read | fs::perms::owner_write);
-    key_ = SecretString(testing::read_file(kFormat2Key));
+    key_ = SecretString(testing::read_file(key));
+  }
+  // The fixture's rows copied verbatim into a PostgreSQL schema (as
+  // `migrate-store` of the build that wrote it would have).
+  void copy_to(PgDatabase& db) {
+    auto source = internal::SqliteStore::open(dir_.path() / "vault", /*create=*/false);
+    source->create_schema();  // an empty ledger table if it has none, so that the copy finds one
+    auto target = internal::PostgresStore::open(db.url(), /*create=*/true);
+    internal::copy_store(*source, *target);
+  }
+  static Vault open_url(const std::string& url, const SecretString& key) {
+    VaultOptions options;
+    options.url = url;
+    options.master_key = key.clone();
+    return Vault::open(std::move(options));
   }
   fs::path db_file() const { return dir_.path() / "vault" / "vault.db"; }
   Vault open_vault() { return Vault::open({.directory = dir_.path() / "vault", .master_key = key_.clone()}); }
@@ -346,6 +379,7 @@ class LedgerUpgradeTest : public ::testing::Test {
 };
 
 TEST_F(LedgerUpgradeTest, AFormatTwoVaultGetsItsLedgerAtItsFirstOpen) {
+  load(kFormat2Fixture, kFormat2Key);
   EXPECT_EQ(sql("SELECT hex(value) FROM meta WHERE key = 'format_version'"),
             std::vector<std::string>{"0000000000000002"});
   EXPECT_EQ(sql("SELECT count(*) FROM sqlite_schema WHERE name = 'ledger'"), std::vector<std::string>{"0"});
@@ -361,7 +395,7 @@ TEST_F(LedgerUpgradeTest, AFormatTwoVaultGetsItsLedgerAtItsFirstOpen) {
     EXPECT_EQ(events.size(), 1u);
   }
   EXPECT_EQ(sql("SELECT hex(value) FROM meta WHERE key = 'format_version'"),
-            std::vector<std::string>{"0000000000000003"});
+            std::vector<std::string>{"0000000000000004"});
   EXPECT_EQ(sql("SELECT count(*) FROM ledger WHERE node_id = 0"), std::vector<std::string>{"1"});
   {
     Vault vault = open_vault();  // the second open changes nothing
@@ -378,23 +412,13 @@ TEST_F(LedgerUpgradeTest, AFormatTwoVaultGetsItsLedgerAtItsFirstOpen) {
   EXPECT_THROW((void)open_vault(), DecryptionFailedError);
 }
 
-// The same on the shared store: the fixture's rows copied verbatim into a
-// PostgreSQL schema (as `migrate-store` of the format-2 build wrote them).
+// The same on the shared store.
 TEST_F(LedgerUpgradeTest, AFormatTwoVaultOnPostgresGetsItsLedgerAtItsFirstOpen) {
+  load(kFormat2Fixture, kFormat2Key);
   PgDatabase db("upgrade");
-  {
-    auto source = internal::SqliteStore::open(dir_.path() / "vault", /*create=*/false);
-    source->create_schema();  // an empty ledger table, so that the copy finds one
-    auto target = internal::PostgresStore::open(db.url(), /*create=*/true);
-    internal::copy_store(*source, *target);
-  }
+  copy_to(db);
   EXPECT_EQ(db.query("SELECT count(*) FROM credential_vault.ledger"), std::vector<std::string>{"0"});
-  auto open = [&] {
-    VaultOptions options;
-    options.url = db.url();
-    options.master_key = key_.clone();
-    return Vault::open(std::move(options));
-  };
+  auto open = [&] { return open_url(db.url(), key_); };
   {
     Vault vault = open();
     EXPECT_EQ(vault.get_credential(kAlice, "db_a").password.reveal(), "a-v2");
@@ -404,12 +428,89 @@ TEST_F(LedgerUpgradeTest, AFormatTwoVaultOnPostgresGetsItsLedgerAtItsFirstOpen) 
     vault.update_password(kAlice, "db_b", "b-v2");
   }
   EXPECT_EQ(db.query("SELECT encode(value, 'hex') FROM credential_vault.meta WHERE key = 'format_version'"),
-            std::vector<std::string>{"0000000000000003"});
+            std::vector<std::string>{"0000000000000004"});
   EXPECT_EQ(db.query("SELECT count(*) FROM credential_vault.ledger WHERE node_id = 0"), std::vector<std::string>{"1"});
   // Passed off as format 2 again, without its ledger: refused.
   db.query("UPDATE credential_vault.meta SET value = decode('0000000000000002', 'hex') WHERE key = 'format_version'; "
            "DELETE FROM credential_vault.ledger");
   EXPECT_THROW((void)open(), DecryptionFailedError);
+}
+
+TEST_F(LedgerUpgradeTest, AFormatThreeVaultGetsItsLedgerRelaidAtItsFirstOpen) {
+  load(kFormat3Fixture, kFormat3Key);
+  EXPECT_EQ(sql("SELECT hex(value) FROM meta WHERE key = 'format_version'"),
+            std::vector<std::string>{"0000000000000003"});
+  sql("CREATE TABLE copy_versions AS SELECT * FROM versions; CREATE TABLE copy_credentials AS SELECT * FROM "
+      "credentials; CREATE TABLE copy_ledger AS SELECT * FROM ledger");
+  {
+    Vault vault = open_vault();
+    EXPECT_EQ(vault.get_credential(kAlice, "db_a").password.reveal(), "a-v2");
+    EXPECT_EQ(vault.get_credential(kAlice, "db_b").password.reveal(), "b-v1");
+    EXPECT_EQ(vault.get_credential(kBob, "db_c").password.reveal(), "c-v3");
+    EXPECT_EQ(vault.list_credentials(kAlice).size(), 2u);
+    EXPECT_TRUE(vault.verify().ok());
+    EXPECT_TRUE(vault.verify_audit().ok);
+    EXPECT_EQ(vault.audit_events(kAdmin, {.action = "version_ledger_relaid"}).size(), 1u);
+  }
+  EXPECT_EQ(sql("SELECT hex(value) FROM meta WHERE key = 'format_version'"),
+            std::vector<std::string>{"0000000000000004"});
+  // Each credential's entry is in its format-4 leaf: the owner tag's first
+  // 4 bits, then the lookup tag's first byte.
+  EXPECT_EQ(sql("SELECT count(*) FROM credentials c WHERE NOT EXISTS (SELECT 1 FROM ledger l WHERE "
+                "l.node_id = 65 + (instr('0123456789ABCDEF', substr(hex(c.owner_tag), 1, 1)) - 1) * 256 + "
+                "(instr('0123456789ABCDEF', substr(hex(c.lookup), 1, 1)) - 1) * 16 + "
+                "instr('0123456789ABCDEF', substr(hex(c.lookup), 2, 1)) - 1 AND instr(l.body, c.lookup) > 0)"),
+            std::vector<std::string>{"0"});
+  {
+    Vault vault = open_vault();  // the second open changes nothing
+    EXPECT_EQ(vault.audit_events(kAdmin, {.action = "version_ledger_relaid"}).size(), 1u);
+    vault.update_password(kAlice, "db_a", "a-v3");
+  }
+  // Passed off as format 3 again, with the format-3 ledger and db_a's rows
+  // put back as they were (consistent with each other), to have the ledger
+  // rebuilt around db_a's older rows: the upgrade is in the audit chain, so
+  // it is refused.
+  sql("DELETE FROM versions; INSERT INTO versions SELECT * FROM copy_versions; DELETE FROM credentials; "
+      "INSERT INTO credentials SELECT * FROM copy_credentials; DELETE FROM ledger; INSERT INTO ledger SELECT * "
+      "FROM copy_ledger; UPDATE meta SET value = x'0000000000000003' WHERE key = 'format_version'");
+  EXPECT_THROW((void)open_vault(), DecryptionFailedError);
+}
+
+TEST_F(LedgerUpgradeTest, AFormatThreeVaultWhoseLedgerDoesNotMatchIsNotUpgraded) {
+  load(kFormat3Fixture, kFormat3Key);
+  // bob/db_c's current version pointed back at its kept version 2: the
+  // format-3 ledger (which says 3) no longer matches. The upgrade must not
+  // build a ledger that vouches for version 2.
+  sql("UPDATE credentials SET current_version = 2 WHERE current_version = 3");
+  try {
+    (void)open_vault();
+    ADD_FAILURE() << "a vault whose ledger does not match its rows was upgraded";
+  } catch (const DecryptionFailedError& e) {
+    EXPECT_NE(std::string(e.what()).find("nothing was changed"), std::string::npos) << e.what();
+  }
+  EXPECT_EQ(sql("SELECT hex(value) FROM meta WHERE key = 'format_version'"),
+            std::vector<std::string>{"0000000000000003"});
+  sql("UPDATE credentials SET current_version = 3 WHERE current_version = 2 AND lookup IN "
+      "(SELECT lookup FROM versions WHERE version = 3)");
+  EXPECT_EQ(open_vault().get_credential(kBob, "db_c").password.reveal(), "c-v3");
+}
+
+TEST_F(LedgerUpgradeTest, AFormatThreeVaultOnPostgresGetsItsLedgerRelaidAtItsFirstOpen) {
+  load(kFormat3Fixture, kFormat3Key);
+  PgDatabase db("upgrade3");
+  copy_to(db);
+  {
+    Vault vault = open_url(db.url(), key_);
+    EXPECT_EQ(vault.get_credential(kAlice, "db_a").password.reveal(), "a-v2");
+    EXPECT_EQ(vault.get_credential(kBob, "db_c").password.reveal(), "c-v3");
+    EXPECT_EQ(vault.list_credentials(kAlice).size(), 2u);
+    EXPECT_TRUE(vault.verify().ok());
+    EXPECT_EQ(vault.audit_events(kAdmin, {.action = "version_ledger_relaid"}).size(), 1u);
+    vault.update_password(kAlice, "db_b", "b-v2");
+  }
+  EXPECT_EQ(db.query("SELECT encode(value, 'hex') FROM credential_vault.meta WHERE key = 'format_version'"),
+            std::vector<std::string>{"0000000000000004"});
+  EXPECT_EQ(open_url(db.url(), key_).get_credential(kAlice, "db_b").password.reveal(), "b-v2");
 }
 
 }  // namespace
