@@ -83,6 +83,7 @@ class ReadJournal {
   std::uint64_t folded_hint_ = 0;  // bytes known folded (others may have folded more)
   std::chrono::steady_clock::time_point first_unfolded_{};
   std::uint64_t unfolded_events_ = 0;
+  Bytes fold_buffer_;  // reused by each fold (see read_from)
 };
 
 // The action of the chain event that records a damaged journal: its

@@ -5,7 +5,10 @@
 
 #include <pwd.h>
 
+#include <pthread.h>
+
 #include <algorithm>
+#include <atomic>
 #include <map>
 #include <mutex>
 #include <nlohmann/json.hpp>
@@ -39,6 +42,22 @@ constexpr std::int64_t kFormatWithoutLedger = 2;
 constexpr std::int64_t kFormatLedgerByLookup = 3;
 constexpr std::string_view kLedgerCreatedAction = "version_ledger_created";
 constexpr std::string_view kLedgerRelaidAction = "version_ledger_relaid";
+// getpid(2) is a system call (glibc no longer caches it), paid by every
+// read's audit event; the id changes only in the child of a fork, where the
+// handler below makes the next call ask again.
+std::atomic<pid_t> cached_pid{0};
+pid_t process_id() {
+  static const int registered =
+      ::pthread_atfork(nullptr, nullptr, [] { cached_pid.store(0, std::memory_order_relaxed); });
+  (void)registered;
+  pid_t pid = cached_pid.load(std::memory_order_relaxed);
+  if (pid == 0) {
+    pid = ::getpid();
+    cached_pid.store(pid, std::memory_order_relaxed);
+  }
+  return pid;
+}
+
 // AES-GCM with random 96-bit nonces stays within NIST SP 800-38D's collision
 // bound up to 2^32 encryptions per key; refuse well before that.
 constexpr std::int64_t kMaxEncryptionsPerKey = std::int64_t{1} << 31;
@@ -389,7 +408,7 @@ class EmbeddedVault final : public VaultImpl {
     field("name", event.name);
     field("outcome", event.outcome);
     field("error", event.error_kind);
-    fmt::format_to(std::back_inserter(out), ",\"pid\":{}", ::getpid());
+    fmt::format_to(std::back_inserter(out), ",\"pid\":{}", process_id());
     if (!event.skill.empty()) field("skill", event.skill);
     if (!event.query_sha256.empty()) field("query_sha256", event.query_sha256);
     out += '}';

@@ -264,5 +264,32 @@ TEST_F(AuditTrailTest, SimulatedWriteFailureRefusesTheOperation) {
   }
 }
 
+// Events carry the pid of the process that acted, also in the child of a
+// fork made after the parent recorded events of its own (the library
+// remembers its pid: getpid is a system call on every read).
+TEST_F(AuditTrailTest, EventsOfAForkedChildCarryTheChildsPid) {
+  {
+    auto vault = open_vault();
+    vault.store_credential(user_of(1), {.name = "db", .host = "h", .password = "pw"});
+    (void)vault.get_credential(user_of(1), "db");
+  }
+  pid_t child_pid = 0;
+  child_pid = spawn([&] {
+    auto vault = open_vault();
+    try {
+      (void)vault.get_credential(user_of(2), "db");  // not found: an event of its own
+    } catch (const CredentialNotFoundError&) {
+      return 0;
+    }
+    return 1;
+  });
+  ASSERT_EQ(wait_status(child_pid), 0);
+  auto vault = open_vault();
+  std::map<std::string, std::int64_t> pid_of;  // actor -> pid
+  for (const AuditEvent& event : vault.audit_events(kAdmin, {.action = "get"})) pid_of[event.actor] = event.pid;
+  EXPECT_EQ(pid_of["u1"], ::getpid());
+  EXPECT_EQ(pid_of["u2"], child_pid);
+}
+
 }  // namespace
 }  // namespace credentials
