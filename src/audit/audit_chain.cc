@@ -57,10 +57,15 @@ AuditAppender::AuditAppender(RecordStore& store, const Keyring& keys) : store_(s
 }
 
 std::int64_t AuditAppender::append(ByteView owner_tag, std::string_view event_json) {
+  return append_sealed(owner_tag,
+                       aead_encrypt(keys_.audit_seal_key(), as_bytes(event_json), seal_aad(keys_, seq_ + 1)));
+}
+
+std::int64_t AuditAppender::append_sealed(ByteView owner_tag, Bytes sealed) {
   AuditRow row;
   row.seq = seq_ + 1;
   row.owner_tag.assign(owner_tag.begin(), owner_tag.end());
-  row.sealed = aead_encrypt(keys_.audit_seal_key(), as_bytes(event_json), seal_aad(keys_, row.seq));
+  row.sealed = std::move(sealed);
   row.mac = chain_mac(keys_, mac_, row.seq, row.owner_tag, row.sealed);
   store_.insert_audit_row(row);
   seq_ = row.seq;
@@ -133,8 +138,23 @@ ChainVerification verify_audit_chain(RecordStore& store, const Keyring& keys) {
   return result;
 }
 
+// An event is sealed either under its chain sequence number (the events of
+// writes), or, folded from a read journal, as the journal sealed it:
+// `journal id (16) ‖ index (8, BE) ‖ sealed`, bound to that journal and index
+// (docs/FORMAT.md, "Read journal"). AES-GCM tells which: only the right
+// associated data authenticates.
 std::optional<std::string> open_audit_event(const Keyring& keys, const AuditRow& row) {
-  auto plain = aead_decrypt(keys.audit_seal_key(), row.sealed, seal_aad(keys, row.seq));
+  constexpr std::size_t kJournalRef = 16 + 8;
+  const ByteView sealed(row.sealed);
+  if (sealed.size() > kJournalRef) {
+    std::uint64_t index = 0;
+    for (std::size_t i = 16; i < kJournalRef; ++i) index = (index << 8) | sealed[i];
+    if (auto plain = aead_decrypt(keys.audit_seal_key(), sealed.subspan(kJournalRef),
+                                  journal_seal_aad(keys, sealed.first(16), index))) {
+      return std::string(plain->as_chars());
+    }
+  }
+  auto plain = aead_decrypt(keys.audit_seal_key(), sealed, seal_aad(keys, row.seq));
   if (!plain) return std::nullopt;
   return std::string(plain->as_chars());
 }

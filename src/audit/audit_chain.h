@@ -31,6 +31,9 @@ class AuditAppender {
   // REQUIRES: inside a write transaction on `store`, until finish().
   AuditAppender(RecordStore& store, const Keyring& keys);
   std::int64_t append(ByteView owner_tag, std::string_view event_json);
+  // Appends an event sealed elsewhere: a folded read-journal entry
+  // (`journal id ‖ index ‖ the journal's seal`, see open_audit_event).
+  std::int64_t append_sealed(ByteView owner_tag, Bytes sealed);
   // Writes the head; without it the appended events fail verification.
   void finish();
 

@@ -43,13 +43,6 @@ std::uint32_t get_u32(ByteView in) {
 
 std::string meta_key(ByteView journal_id) { return "journal/" + hex_encode(journal_id); }
 
-Bytes seal_aad(const Keyring& keys, ByteView journal_id, std::uint64_t index) {
-  Bytes aad(kSealLabel.begin(), kSealLabel.end());
-  aad.insert(aad.end(), keys.vault_id().begin(), keys.vault_id().end());
-  aad.insert(aad.end(), journal_id.begin(), journal_id.end());
-  put_u64(aad, index);
-  return aad;
-}
 
 Bytes genesis_mac(const Keyring& keys, ByteView journal_id) {
   static constexpr std::string_view kLabel = "journal-genesis";
@@ -170,14 +163,19 @@ bool fold_file(int fd, ByteView journal_id, Liveness liveness, RecordStore& stor
         }
       }
     }
-    std::optional<SecretBytes> text;
-    if (ok) text = aead_decrypt(keys.audit_seal_key(), sealed, seal_aad(keys, journal_id, state.next_index));
-    if (!text) {
+    if (!ok) {
       if (liveness == Liveness::kLive) break;
       damaged = true;
       break;
     }
-    chain.append(owner, text->as_chars());
+    // The event goes into the chain as the journal sealed it, with the
+    // journal id and index its seal is bound to: no decryption, no second
+    // seal (and no second getrandom) per read event. The entry's MAC above
+    // is what makes it authentic; the chain MAC then covers these bytes.
+    Bytes folded(journal_id.begin(), journal_id.end());
+    put_u64(folded, state.next_index);
+    folded.insert(folded.end(), sealed.begin(), sealed.end());
+    chain.append_sealed(owner, std::move(folded));
     if (apply_last_used && !used.empty()) {
       auto& slot = last_used[Bytes(used.begin(), used.end())];
       slot = std::max(slot, time);
@@ -215,6 +213,14 @@ class Fd {
 };
 
 }  // namespace
+
+Bytes journal_seal_aad(const Keyring& keys, ByteView journal_id, std::uint64_t index) {
+  Bytes aad(kSealLabel.begin(), kSealLabel.end());
+  aad.insert(aad.end(), keys.vault_id().begin(), keys.vault_id().end());
+  aad.insert(aad.end(), journal_id.begin(), journal_id.end());
+  put_u64(aad, index);
+  return aad;
+}
 
 ReadJournal::ReadJournal(fs::path path, int fd, Bytes journal_id, Bytes genesis)
     : path_(std::move(path)), fd_(fd), journal_id_(std::move(journal_id)), last_mac_(std::move(genesis)) {}
@@ -262,7 +268,7 @@ void ReadJournal::append(const Keyring& keys, ByteView owner_tag, ByteView used_
   entry.push_back(static_cast<std::uint8_t>(used_lookup.size()));
   entry.insert(entry.end(), used_lookup.begin(), used_lookup.end());
   const Bytes sealed =
-      aead_encrypt(keys.audit_seal_key(), as_bytes(event_json), seal_aad(keys, journal_id_, next_index_));
+      aead_encrypt(keys.audit_seal_key(), as_bytes(event_json), journal_seal_aad(keys, journal_id_, next_index_));
   entry.insert(entry.end(), sealed.begin(), sealed.end());
   const Bytes mac = entry_mac(keys, last_mac_, ByteView(entry).subspan(4));
   entry.insert(entry.end(), mac.begin(), mac.end());

@@ -86,6 +86,10 @@ class ReadJournal {
   Bytes fold_buffer_;  // reused by each fold (see read_from)
 };
 
+// The associated data of a journal entry's seal. A folded entry keeps that
+// seal in the chain (see open_audit_event), so the chain needs it too.
+[[nodiscard]] Bytes journal_seal_aad(const Keyring& keys, ByteView journal_id, std::uint64_t index);
+
 // The action of the chain event that records a damaged journal: its
 // entries from the first one that does not authenticate were not folded.
 // `audit verify` reports it.
