@@ -88,6 +88,18 @@ std::int64_t append_audit_event(RecordStore& store, const Keyring& keys, ByteVie
 }
 
 ChainVerification verify_audit_chain(RecordStore& store, const Keyring& keys) {
+  const std::string damage_mark = fmt::format(R"("action":"{}")", kJournalDamagedAction);
+  return walk_audit_chain(store, keys, [&](std::int64_t seq, const std::string& text) -> std::optional<std::string> {
+    if (text.find(damage_mark) == std::string::npos) return std::nullopt;
+    return fmt::format("event {} records a read journal that was altered before its events reached the chain: "
+                       "read events of one process are lost",
+                       seq);
+  });
+}
+
+ChainVerification walk_audit_chain(
+    RecordStore& store, const Keyring& keys,
+    const std::function<std::optional<std::string>(std::int64_t seq, const std::string& text)>& each) {
   ChainVerification result;
   Bytes previous = genesis_mac(keys);
   std::int64_t expected = 1;
@@ -112,11 +124,7 @@ ChainVerification verify_audit_chain(RecordStore& store, const Keyring& keys) {
       if (!text) {
         return fail(row.seq, fmt::format("event {} does not decrypt", row.seq));
       }
-      if (text->find(fmt::format(R"("action":"{}")", kJournalDamagedAction)) != std::string::npos) {
-        return fail(row.seq, fmt::format("event {} records a read journal that was altered before its "
-                                         "events reached the chain: read events of one process are lost",
-                                         row.seq));
-      }
+      if (auto problem = each(row.seq, *text)) return fail(row.seq, std::move(*problem));
       previous = mac;
       ++expected;
       ++result.events;
@@ -143,6 +151,12 @@ ChainVerification verify_audit_chain(RecordStore& store, const Keyring& keys) {
 // `journal id (16) ‖ index (8, BE) ‖ sealed`, bound to that journal and index
 // (docs/FORMAT.md, "Read journal"). AES-GCM tells which: only the right
 // associated data authenticates.
+bool row_follows(const Keyring& keys, ByteView previous_mac, const AuditRow& row) {
+  return constant_time_equal(chain_mac(keys, previous_mac, row.seq, row.owner_tag, row.sealed), row.mac);
+}
+
+Bytes chain_genesis_mac(const Keyring& keys) { return genesis_mac(keys); }
+
 std::optional<std::string> open_audit_event(const Keyring& keys, const AuditRow& row) {
   constexpr std::size_t kJournalRef = 16 + 8;
   const ByteView sealed(row.sealed);

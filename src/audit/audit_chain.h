@@ -10,6 +10,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <string>
 
@@ -54,6 +55,16 @@ struct ChainVerification {
   Bytes head_mac;
 };
 [[nodiscard]] ChainVerification verify_audit_chain(RecordStore& store, const Keyring& keys);
+// The same walk (sequence numbers, MACs, decryption, head), with `each`
+// seeing every event's text; a problem it returns fails the walk there.
+// verify_audit_chain is this walk failing at an `audit_journal_damaged` event.
+[[nodiscard]] ChainVerification walk_audit_chain(
+    RecordStore& store, const Keyring& keys,
+    const std::function<std::optional<std::string>(std::int64_t seq, const std::string& text)>& each);
+// True when `row`'s MAC chains it to the event whose MAC is `previous_mac`
+// (the genesis MAC before event 1): a row edited, moved or copied is not.
+[[nodiscard]] bool row_follows(const Keyring& keys, ByteView previous_mac, const AuditRow& row);
+[[nodiscard]] Bytes chain_genesis_mac(const Keyring& keys);
 
 // Opens a sealed event; nullopt when it does not authenticate.
 [[nodiscard]] std::optional<std::string> open_audit_event(const Keyring& keys, const AuditRow& row);

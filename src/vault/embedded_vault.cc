@@ -234,6 +234,11 @@ class EmbeddedVault final : public VaultImpl {
     // the owner), so reading it apart from the record loses no snapshot.
     if (auto key = store_->lookup_by_id(id_tag(ref)); key && !key->owner_tag.empty()) {
       if (auto record = current_record(key->owner_tag, key->lookup)) {
+        if (!constant_time_equal(record->owner_tag, key->owner_tag)) {
+          throw DecryptionFailedError(
+              "decryption failed: a credential's owner tag changed while it was read; run "
+              "`credential_manager verify` and restore the vault from a backup");
+        }
         if (!constant_time_equal(record->owner_tag, owner_tag(user.user_id)) && !user.is_admin()) {
           unauthorized(user);
         }
@@ -260,28 +265,15 @@ class EmbeddedVault final : public VaultImpl {
     return record;
   }
 
-  // The same check for many records (list): their paths in one statement
-  // for a few, the whole ledger (4,161 nodes at most) for many. REQUIRES:
-  // mutex_ held, inside a transaction (records and ledger from one snapshot).
+  // The same check for many records (list). REQUIRES: mutex_ held, inside
+  // a transaction (records and ledger from one snapshot).
   void check_ledger(const std::vector<StoredRecord>& records) {
-    constexpr std::size_t kPathReads = 256;
-    if (records.size() <= kPathReads) {
-      std::vector<LedgerKey> keys;
-      keys.reserve(records.size());
-      for (const auto& record : records) keys.push_back({record.owner_tag, record.lookup});
-      const auto listed = ledger_.versions_of(*store_, keys);
-      for (std::size_t i = 0; i < records.size(); ++i) {
-        if (listed[i] != records[i].version) not_the_ledgers_version();
-      }
-      return;
-    }
-    const auto listed = ledger_.all_versions(*store_);
-    for (const auto& record : records) {
-      const auto it = std::lower_bound(listed.begin(), listed.end(), record.lookup,
-                                       [](const auto& entry, const Bytes& lookup) { return entry.first < lookup; });
-      if (it == listed.end() || it->first != record.lookup || it->second != record.version) {
-        not_the_ledgers_version();
-      }
+    std::vector<LedgerKey> keys;
+    keys.reserve(records.size());
+    for (const auto& record : records) keys.push_back({record.owner_tag, record.lookup});
+    const auto listed = ledger_.versions_of(*store_, keys);
+    for (std::size_t i = 0; i < records.size(); ++i) {
+      if (listed[i] != records[i].version) not_the_ledgers_version();
     }
   }
 
@@ -909,10 +901,18 @@ class EmbeddedVault final : public VaultImpl {
       std::vector<AuditEvent> out;
       constexpr std::int64_t kBatch = 4096;
       std::int64_t after = 0;
+      Bytes previous = chain_genesis_mac(*keys_);
       for (;;) {
         const auto rows = store_->audit_rows(after, kBatch);
         for (const auto& row : rows) {
+          // Only an event whose MAC chains it to the one before it is
+          // listed: a row edited, moved or copied (a read event's seal is
+          // bound to its journal, not to its place) is left out, and
+          // `audit verify` reports it.
+          const bool in_place = row.seq == after + 1 && row_follows(*keys_, previous, row);
           after = row.seq;
+          previous = row.mac;
+          if (!in_place) continue;
           if (!wanted_tag.empty() && !constant_time_equal(row.owner_tag, wanted_tag)) continue;
           auto text = open_audit_event(*keys_, row);
           if (!text) continue;  // verify_audit reports it
@@ -1269,46 +1269,63 @@ class EmbeddedVault final : public VaultImpl {
   // vault that does not verify is left as it was (its reads fail as they
   // did). An audit event marks the upgrade; a vault passed off as format 3
   // again (with a format-3 ledger put back from an older copy, to have it
-  // rebuilt around that copy's rows) is refused.
-  static void upgrade_format_3(RecordStore& store, const Keyring& keys) {
-    auto txn = store.begin_write();
-    const auto format = store.get_meta("format_version");
+  // rebuilt around that copy's rows) is refused. Each current record is
+  // opened too, so that no entry is placed by an owner tag someone edited.
+  void upgrade_format_3() {
+    std::lock_guard lock(mutex_);
+    auto txn = store_->begin_write();
+    const auto format = store_->get_meta("format_version");
     if (!format || from_bytes(*format) != kFormatLedgerByLookup) return;  // another process upgraded it
-    if (chain_records(store, keys, kLedgerRelaidAction)) {
+    if (chain_records(*store_, *keys_, kLedgerRelaidAction)) {
       throw DecryptionFailedError(
           "this vault says it has format 3, but it was upgraded to format 4 before: its header or "
           "version ledger was altered. Restore the vault from a backup");
     }
-    const std::vector<StoredRecord> current = store.all_current_records();
-    const LedgerComparison old = VersionLedger(keys, LedgerLayout::kByLookup).compare(store, current);
-    if (!old.damage.empty() || !old.differences.empty()) {
+    const std::vector<StoredRecord> current = store_->all_current_records();
+    const LedgerComparison old = VersionLedger(*keys_, LedgerLayout::kByLookup).compare(*store_, current);
+    std::string problem = !old.damage.empty()        ? old.damage.front()
+                          : !old.differences.empty() ? std::string("a credential's version differs from the ledger's")
+                                                     : std::string();
+    for (std::size_t i = 0; problem.empty() && i < current.size(); ++i) {
+      try {
+        (void)open_record(current[i]);
+      } catch (const DecryptionFailedError& e) {
+        problem = e.what();
+      }
+    }
+    if (!problem.empty()) {
       throw DecryptionFailedError(fmt::format(
           "cannot upgrade this vault to format 4: its version ledger does not match its credentials "
           "({}); nothing was changed. Restore the vault from a backup",
-          old.damage.empty() ? "a credential's version differs" : old.damage.front()));
+          problem));
     }
-    store.clear_ledger();
-    VersionLedger(keys).build(store, current);
-    append_audit_event(store, keys, {},
+    store_->clear_ledger();
+    VersionLedger(*keys_).build(*store_, current);
+    append_audit_event(*store_, *keys_, {},
                        event_json(system_actor(), {std::string(kLedgerRelaidAction), "", "", "ok", "", "", ""}));
-    store.put_meta("format_version", to_bytes(kFormatVersion));
+    store_->put_meta("format_version", to_bytes(kFormatVersion));
     txn.commit();
   }
 
-  // True when the audit chain holds an event with this action.
+  // True when the audit chain holds an event with this action. The whole
+  // chain must verify (MACs, sequence, head): an upgrade's mark removed or
+  // spoilt would otherwise let the upgrade run again. A chain that records
+  // a damaged read journal is intact otherwise and counts.
   static bool chain_records(RecordStore& store, const Keyring& keys, std::string_view action) {
     const std::string mark = fmt::format("\"action\":\"{}\"", action);
-    constexpr std::int64_t kBatch = 4096;
-    std::int64_t after = 0;
-    for (;;) {
-      const auto rows = store.audit_rows(after, kBatch);
-      for (const auto& row : rows) {
-        after = row.seq;
-        const auto text = open_audit_event(keys, row);
-        if (text && text->find(mark) != std::string::npos) return true;
-      }
-      if (static_cast<std::int64_t>(rows.size()) < kBatch) return false;
+    bool found = false;
+    const ChainVerification chain =
+        walk_audit_chain(store, keys, [&](std::int64_t, const std::string& text) -> std::optional<std::string> {
+          found = found || text.find(mark) != std::string::npos;
+          return std::nullopt;
+        });
+    if (!chain.ok) {
+      throw DecryptionFailedError(fmt::format(
+          "cannot upgrade this vault's format: its audit chain is broken at event {} ({}); nothing was "
+          "changed. Restore the vault from a backup",
+          chain.first_bad_seq, chain.problem));
     }
+    return found;
   }
 
   // At open: the journals of processes that died are folded.
@@ -1389,13 +1406,13 @@ std::unique_ptr<VaultImpl> open_vault(VaultOptions options) {
   }
   auto keys = std::make_unique<Keyring>(derivation.vault_id, std::move(kek));
   keys->load(*store);
-  if (version = store->get_meta("format_version"); version && from_bytes(*version) == kFormatLedgerByLookup) {
-    EmbeddedVault::upgrade_format_3(*store, *keys);
-  }
+  version = store->get_meta("format_version");
+  const bool ledger_by_lookup = version && from_bytes(*version) == kFormatLedgerByLookup;
   std::filesystem::path journal_directory;
   if (!store->directory().empty()) journal_directory = store->directory() / "journal";
   auto vault = std::make_unique<EmbeddedVault>(std::move(store), std::move(keys), options.history_depth,
                                                options.audit, std::move(journal_directory));
+  if (ledger_by_lookup) vault->upgrade_format_3();
   vault->fold_orphan_journals();
   return vault;
 }

@@ -200,6 +200,23 @@ std::optional<std::uint64_t> VersionLedger::version_of(RecordStore& store, Ledge
 std::vector<std::optional<std::uint64_t>> VersionLedger::versions_of(RecordStore& store,
                                                                      const std::vector<LedgerKey>& keys) {
   if (keys.empty()) return {};
+  constexpr std::size_t kPathReads = 256;
+  std::vector<std::optional<std::uint64_t>> out;
+  out.reserve(keys.size());
+  if (keys.size() > kPathReads) {
+    std::vector<std::string> damage;
+    const auto entries = walk(store, damage);
+    if (!damage.empty()) damaged(damage.front());
+    for (const LedgerKey key : keys) {
+      check_key(key);
+      const auto it = std::lower_bound(entries.begin(), entries.end(), key.lookup, [](const Entry& entry, ByteView lookup) {
+        return std::lexicographical_compare(entry.lookup.begin(), entry.lookup.end(), lookup.begin(), lookup.end());
+      });
+      const bool found = it != entries.end() && same_bytes(it->lookup, key.lookup) && it->leaf == leaf_of(key);
+      out.push_back(found ? std::optional(it->version) : std::nullopt);
+    }
+    return out;
+  }
   std::vector<std::int64_t> ids;
   for (const LedgerKey key : keys) {
     const auto path = path_ids(key);
@@ -215,8 +232,6 @@ std::vector<std::optional<std::uint64_t>> VersionLedger::versions_of(RecordStore
   if (root == nodes.end()) damaged("a node is missing");
   check_root(root->second);
   std::map<std::int64_t, const Bytes*> inners;  // verified
-  std::vector<std::optional<std::uint64_t>> out;
-  out.reserve(keys.size());
   static const Bytes kEmptyLeaf;
   for (const LedgerKey key : keys) {
     const std::int64_t leaf = leaf_of(key);
@@ -353,17 +368,13 @@ std::vector<VersionLedger::Entry> VersionLedger::walk(RecordStore& store, std::v
   remember_root(root);
   // In format 4 the leaves are not in lookup order.
   std::ranges::sort(entries, [](const Entry& a, const Entry& b) { return a.lookup < b.lookup; });
+  for (std::size_t i = 1; i < entries.size(); ++i) {
+    if (entries[i - 1].lookup == entries[i].lookup) {
+      damage.push_back("the version ledger lists a credential twice");
+      break;
+    }
+  }
   return entries;
-}
-
-std::vector<std::pair<Bytes, std::uint64_t>> VersionLedger::all_versions(RecordStore& store) {
-  std::vector<std::string> damage;
-  auto entries = walk(store, damage);
-  if (!damage.empty()) damaged(damage.front());
-  std::vector<std::pair<Bytes, std::uint64_t>> out;
-  out.reserve(entries.size());
-  for (auto& entry : entries) out.emplace_back(std::move(entry.lookup), entry.version);
-  return out;
 }
 
 LedgerComparison VersionLedger::compare(RecordStore& store, const std::vector<StoredRecord>& current) {

@@ -90,12 +90,10 @@ class VersionLedger {
   // not verify.
   [[nodiscard]] std::optional<std::uint64_t> version_in(LedgerKey key, std::vector<LedgerNode> path);
   [[nodiscard]] std::optional<std::uint64_t> version_of(RecordStore& store, LedgerKey key);
-  // The same for many credentials, their paths read in one statement.
+  // The same for many credentials: their paths read in one statement for a
+  // few, the whole ledger (4,161 nodes at most) for many.
   [[nodiscard]] std::vector<std::optional<std::uint64_t>> versions_of(RecordStore& store,
                                                                       const std::vector<LedgerKey>& keys);
-
-  // Every entry, sorted by lookup, the whole tree verified (a long list).
-  [[nodiscard]] std::vector<std::pair<Bytes, std::uint64_t>> all_versions(RecordStore& store);
 
   // Sets (nullopt: removes) a credential's entry and re-MACs its path. The
   // path is verified first, so that a write never re-authenticates a node

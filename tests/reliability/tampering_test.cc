@@ -501,6 +501,39 @@ TEST_F(TamperingTest, EveryFlippedAuditByteBreaksTheChain) {
 
 // Whole rows moved between owners and names, deleted, or replayed from an
 // older version.
+// A folded read event keeps the seal its read journal gave it, bound to that
+// journal and index, not to its place in the chain: copied over another event
+// or appended again, it still decrypts. The chain MACs catch it: `audit`
+// leaves it out and `audit verify` fails.
+TEST_F(TamperingTest, ACopiedReadEventIsNeitherListedNorVerified) {
+  Vault vault = open();
+  const auto gets = [&] { return vault.audit_events(kAdmin, {.action = "get"}).size(); };
+  (void)vault.get_credential(kAlice, "db_a");
+  (void)vault.get_credential(kAlice, "db_a");
+  const std::size_t listed = gets();
+  ASSERT_GE(listed, 2u);
+  const auto all = vault.audit_events(kAdmin, {});
+  const std::int64_t read_seq = vault.audit_events(kAdmin, {.action = "get"}).front().seq;
+  ASSERT_NE(all.front().action, "get");
+  const std::int64_t other_seq = all.front().seq;
+  RawDb raw(db_file());
+  raw.save();
+  const std::string read = std::to_string(read_seq);
+  raw.exec("INSERT INTO audit(seq, owner_tag, sealed, mac) SELECT (SELECT max(seq) + 1 FROM audit), owner_tag, "
+           "sealed, mac FROM audit WHERE seq = " + read);
+  EXPECT_EQ(gets(), listed) << "an appended copy was listed";
+  EXPECT_FALSE(vault.verify_audit().ok);
+  raw.restore();
+  raw.exec("UPDATE audit SET owner_tag = (SELECT owner_tag FROM audit WHERE seq = " + read + "), sealed = (SELECT "
+           "sealed FROM audit WHERE seq = " + read + "), mac = (SELECT mac FROM audit WHERE seq = " + read +
+           ") WHERE seq = " + std::to_string(other_seq));
+  EXPECT_EQ(gets(), listed) << "a copy over another event was listed";
+  EXPECT_FALSE(vault.verify_audit().ok);
+  raw.restore();
+  EXPECT_EQ(gets(), listed);
+  EXPECT_TRUE(vault.verify_audit().ok);
+}
+
 TEST_F(TamperingTest, SwappedMovedDeletedAndReplayedRecordsAreNeverMisread) {
   Vault vault = open(false);
   RawDb raw(db_file());

@@ -314,6 +314,25 @@ TEST_P(VersionLedgerTest, LedgerSurvivesKeyRotationReencryptionBackupAndRestore)
   EXPECT_EQ(vault.get_credential(kAlice, "db_a").version, 2u);
 }
 
+// More than 256 credentials in a list: the whole ledger is read and each
+// entry is checked in its credential's bucket.
+TEST_P(VersionLedgerTest, ALongListIsCheckedAgainstTheWholeLedger) {
+  Vault vault = open_vault();
+  std::vector<NewCredential> batch;
+  for (int i = 0; i < 300; ++i) batch.push_back({.name = fmt::format("db_{:03d}", i), .host = "h", .password = "pw"});
+  (void)vault.store_credentials(kAlice, std::move(batch));
+  vault.update_password(kAlice, "db_007", "db_007-v2");
+  copy_tables("old");
+  vault.update_password(kAlice, "db_007", "db_007-v3");
+  copy_tables("now");
+  EXPECT_EQ(vault.list_credentials(kAlice).size(), 300u);
+  put_back_credential("old", lookup_at_version(3));
+  EXPECT_THROW((void)vault.list_credentials(kAlice), DecryptionFailedError);
+  put_back_all("now");
+  EXPECT_EQ(vault.list_credentials(kAlice).size(), 300u);
+  EXPECT_TRUE(vault.verify().ok());
+}
+
 TEST_P(VersionLedgerTest, AVaultWithALedgerCannotBePassedOffAsOneWithout) {
   {
     Vault vault = open_vault();
@@ -474,6 +493,21 @@ TEST_F(LedgerUpgradeTest, AFormatThreeVaultGetsItsLedgerRelaidAtItsFirstOpen) {
       "INSERT INTO credentials SELECT * FROM copy_credentials; DELETE FROM ledger; INSERT INTO ledger SELECT * "
       "FROM copy_ledger; UPDATE meta SET value = x'0000000000000003' WHERE key = 'format_version'");
   EXPECT_THROW((void)open_vault(), DecryptionFailedError);
+  // The same with the upgrade's mark (event 11, the first after the
+  // fixture's 10) spoilt, or removed with what followed: the chain does not
+  // verify, so the upgrade still refuses.
+  sql("CREATE TABLE copy_audit AS SELECT * FROM audit");
+  for (const std::string& spoil :
+       {std::string("UPDATE audit SET sealed = CASE WHEN substr(sealed, 1, 1) = x'00' THEN x'01' ELSE x'00' END "
+                    "|| substr(sealed, 2) WHERE seq = 11"),
+        std::string("DELETE FROM audit WHERE seq > 10")}) {
+    SCOPED_TRACE(spoil);
+    sql(spoil);
+    EXPECT_THROW((void)open_vault(), DecryptionFailedError);
+    sql("DELETE FROM audit; INSERT INTO audit SELECT * FROM copy_audit");
+  }
+  EXPECT_EQ(sql("SELECT hex(value) FROM meta WHERE key = 'format_version'"),
+            std::vector<std::string>{"0000000000000003"});
 }
 
 TEST_F(LedgerUpgradeTest, AFormatThreeVaultWhoseLedgerDoesNotMatchIsNotUpgraded) {
@@ -492,7 +526,18 @@ TEST_F(LedgerUpgradeTest, AFormatThreeVaultWhoseLedgerDoesNotMatchIsNotUpgraded)
             std::vector<std::string>{"0000000000000003"});
   sql("UPDATE credentials SET current_version = 3 WHERE current_version = 2 AND lookup IN "
       "(SELECT lookup FROM versions WHERE version = 3)");
+  // alice/db_a's owner tag changed to bob's: the format-3 ledger cannot tell
+  // (its buckets ignore owners), but the upgrade would place db_a's entry
+  // by that tag. Opening each record catches it.
+  sql("CREATE TABLE copy_credentials AS SELECT * FROM credentials");
+  sql("UPDATE credentials SET owner_tag = (SELECT owner_tag FROM credentials WHERE current_version = 3) "
+      "WHERE current_version = 2");
+  EXPECT_THROW((void)open_vault(), DecryptionFailedError);
+  EXPECT_EQ(sql("SELECT hex(value) FROM meta WHERE key = 'format_version'"),
+            std::vector<std::string>{"0000000000000003"});
+  sql("DELETE FROM credentials; INSERT INTO credentials SELECT * FROM copy_credentials");
   EXPECT_EQ(open_vault().get_credential(kBob, "db_c").password.reveal(), "c-v3");
+  EXPECT_EQ(open_vault().get_credential(kAlice, "db_a").password.reveal(), "a-v2");
 }
 
 TEST_F(LedgerUpgradeTest, AFormatThreeVaultOnPostgresGetsItsLedgerRelaidAtItsFirstOpen) {
