@@ -361,8 +361,11 @@ class EmbeddedVault final : public VaultImpl {
     return c;
   }
 
-  // REQUIRES: inside a write transaction.
-  void insert_new(const Credential& c, const std::vector<std::string>& extra_ids) {
+  // REQUIRES: inside a write transaction. With `ledger_batch`, the version
+  // ledger's entry is left to the caller's VersionLedger::set_all, once for
+  // the whole batch, before the transaction commits.
+  void insert_new(const Credential& c, const std::vector<std::string>& extra_ids,
+                  std::vector<LedgerChange>* ledger_batch = nullptr) {
     const Bytes lookup = lookup_tag(c.owner, c.name);
     if (store_->current_version(lookup)) {
       throw AlreadyExistsError(fmt::format(
@@ -372,7 +375,11 @@ class EmbeddedVault final : public VaultImpl {
     StoredRecord record = seal(c, lookup, owner_tag(c.owner));
     store_->insert_credential(id_tag(c.credential_id), record);
     for (const auto& id : extra_ids) store_->insert_credential_id(id_tag(id), lookup);
-    ledger_.set(*store_, {record.owner_tag, lookup}, c.version);
+    if (ledger_batch) {
+      ledger_batch->push_back({record.owner_tag, lookup, c.version});
+    } else {
+      ledger_.set(*store_, {record.owner_tag, lookup}, c.version);
+    }
   }
 
   // Written directly rather than through a JSON object: it is on the path
@@ -836,15 +843,17 @@ class EmbeddedVault final : public VaultImpl {
     std::vector<std::string> ids;
     audited_write(user, "store_batch", user.user_id, fmt::format("{} credentials", inputs.size()), [&] {
       const Timestamp created = now();
+      std::vector<LedgerChange> ledger_changes;
       for (auto& input : inputs) {
         Credential c = from_input(user, std::move(input));
         validate_fields(c, c.password);
         c.credential_id = new_credential_id(c);
         c.created_at = c.updated_at = created;
         c.version = 1;
-        insert_new(c, {});
+        insert_new(c, {}, &ledger_changes);
         ids.push_back(c.credential_id);
       }
+      ledger_.set_all(*store_, ledger_changes);
       return 0;
     });
     return ids;
@@ -1157,6 +1166,7 @@ class EmbeddedVault final : public VaultImpl {
     report.dry_run = dry_run;
     vault_write(dry_run ? "import_legacy_dry_run" : "import_legacy", [&] {
       std::set<std::pair<std::string, std::string>> taken;  // names given in this run
+      std::vector<LedgerChange> ledger_changes;
       for (auto& old : legacy) {
         ImportedCredential line{old.credential_id, old.user_id, old.name, "", ""};
         if (store_->lookup_by_id(id_tag(old.credential_id))) {
@@ -1191,13 +1201,14 @@ class EmbeddedVault final : public VaultImpl {
         c.updated_at = old.updated_at;
         c.version = 1;
         validate_fields(c, c.password);
-        insert_new(c, {});
+        insert_new(c, {}, &ledger_changes);
         line.name = name;
         line.status = name == old.name ? "imported" : "renamed";
         ++report.imported;
         if (name != old.name) ++report.renamed;
         report.credentials.push_back(std::move(line));
       }
+      ledger_.set_all(*store_, ledger_changes);
       if (dry_run) throw DryRunDone{};
     });
     return report;

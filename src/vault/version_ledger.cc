@@ -257,40 +257,89 @@ std::vector<std::optional<std::uint64_t>> VersionLedger::versions_of(RecordStore
   return out;
 }
 
-void VersionLedger::write_path(RecordStore& store, Path& path) {
-  const std::int64_t leaf = path.leaf_id - kFirstLeafId;
-  const Bytes& leaf_mac = node_mac(path.leaf_id, path.leaf);
-  std::ranges::copy(leaf_mac, path.inner.begin() + (leaf % kFanout) * static_cast<std::int64_t>(kMacSize));
-  const Bytes& inner_mac = node_mac(path.inner_id, path.inner);
-  std::ranges::copy(inner_mac, path.root.begin() + (leaf / kFanout) * static_cast<std::int64_t>(kMacSize));
-  const Bytes tag = root_tag(ByteView(path.root).first(kSlotsSize));
-  std::ranges::copy(tag, path.root.begin() + static_cast<std::int64_t>(kSlotsSize));
-  store.put_ledger_node(path.leaf_id, path.leaf);
-  store.put_ledger_node(path.inner_id, path.inner);
-  store.put_ledger_node(kRootId, path.root);
-  remember_root(path.root);
+void VersionLedger::set(RecordStore& store, LedgerKey key, std::optional<std::uint64_t> version) {
+  set_all(store, {{Bytes(key.owner_tag.begin(), key.owner_tag.end()), Bytes(key.lookup.begin(), key.lookup.end()),
+                   version}});
 }
 
-void VersionLedger::set(RecordStore& store, LedgerKey key, std::optional<std::uint64_t> version) {
-  const auto ids = path_ids(key);
-  Path path = verified_path(key, store.ledger_nodes({ids.begin(), ids.end()}));
-  const ByteView lookup = key.lookup;
-  const auto [at, found] = find_entry(path.leaf, lookup);
-  const auto offset = static_cast<std::ptrdiff_t>(at);
-  if (!version) {
-    if (!found) return;
-    path.leaf.erase(path.leaf.begin() + offset, path.leaf.begin() + offset + static_cast<std::ptrdiff_t>(kEntrySize));
-  } else {
-    Bytes entry(lookup.begin(), lookup.end());
-    const Bytes v = be64(*version);
-    entry.insert(entry.end(), v.begin(), v.end());
-    if (found) {
-      std::ranges::copy(entry, path.leaf.begin() + offset);
-    } else {
-      path.leaf.insert(path.leaf.begin() + offset, entry.begin(), entry.end());
-    }
+void VersionLedger::set_all(RecordStore& store, const std::vector<LedgerChange>& changes) {
+  if (changes.empty()) return;
+  std::vector<std::int64_t> ids{kRootId};
+  for (const auto& change : changes) {
+    const auto path = path_ids({change.owner_tag, change.lookup});
+    ids.insert(ids.end(), path.begin() + 1, path.end());
   }
-  write_path(store, path);
+  std::ranges::sort(ids);
+  ids.erase(std::unique(ids.begin(), ids.end()), ids.end());
+  std::map<std::int64_t, Bytes> stored;
+  for (auto& node : store.ledger_nodes(ids)) stored.emplace(node.node_id, std::move(node.body));
+  // Every node on the changed paths verified first, so that a write never
+  // re-authenticates a node someone altered.
+  auto root = stored.find(kRootId);
+  if (root == stored.end()) damaged("a node is missing");
+  check_root(root->second);
+  std::map<std::int64_t, Bytes> inners;  // by node id, verified
+  std::map<std::int64_t, Bytes> leaves;  // by bucket, verified
+  bool changed = false;
+  for (const auto& change : changes) {
+    const std::int64_t leaf = leaf_of({change.owner_tag, change.lookup});
+    const std::int64_t inner = inner_id(leaf);
+    if (!inners.contains(inner)) {
+      auto it = stored.find(inner);
+      if (it == stored.end()) damaged("a node is missing");
+      if (it->second.size() != kSlotsSize) damaged("an inner node has the wrong size");
+      if (!constant_time_equal(node_mac(inner, it->second), slot(root->second, leaf / kFanout))) {
+        damaged("an inner node does not match the root");
+      }
+      inners.emplace(inner, std::move(it->second));
+    }
+    auto body = leaves.find(leaf);
+    if (body == leaves.end()) {
+      auto it = stored.find(leaf_id(leaf));
+      Bytes verified = it == stored.end() ? Bytes() : std::move(it->second);
+      if (!constant_time_equal(node_mac(leaf_id(leaf), verified), slot(inners.at(inner), leaf % kFanout))) {
+        damaged("a leaf does not match its parent");
+      }
+      if (!well_formed_leaf(verified, leaf)) damaged("a leaf is malformed");
+      body = leaves.emplace(leaf, std::move(verified)).first;
+    }
+    const auto [at, found] = find_entry(body->second, change.lookup);
+    const auto offset = static_cast<std::ptrdiff_t>(at);
+    if (!change.version) {
+      if (!found) continue;
+      body->second.erase(body->second.begin() + offset,
+                         body->second.begin() + offset + static_cast<std::ptrdiff_t>(kEntrySize));
+    } else {
+      Bytes entry(change.lookup.begin(), change.lookup.end());
+      const Bytes v = be64(*change.version);
+      entry.insert(entry.end(), v.begin(), v.end());
+      if (found) {
+        std::ranges::copy(entry, body->second.begin() + offset);
+      } else {
+        body->second.insert(body->second.begin() + offset, entry.begin(), entry.end());
+      }
+    }
+    changed = true;
+  }
+  if (!changed) return;
+  // Each changed node MACed and written once, bottom up: a batch of
+  // credentials (an import) pays for the root and its inner nodes once, not
+  // once per credential.
+  Bytes new_root = root->second;
+  for (const auto& [leaf, body] : leaves) {
+    std::ranges::copy(node_mac(leaf_id(leaf), body),
+                      inners.at(inner_id(leaf)).begin() + (leaf % kFanout) * static_cast<std::int64_t>(kMacSize));
+    store.put_ledger_node(leaf_id(leaf), body);
+  }
+  for (const auto& [inner, body] : inners) {
+    std::ranges::copy(node_mac(inner, body),
+                      new_root.begin() + (inner - kFirstInnerId) * static_cast<std::int64_t>(kMacSize));
+    store.put_ledger_node(inner, body);
+  }
+  const Bytes tag = root_tag(ByteView(new_root).first(kSlotsSize));
+  std::ranges::copy(tag, new_root.begin() + static_cast<std::int64_t>(kSlotsSize));
+  store.put_ledger_node(kRootId, new_root);
+  remember_root(new_root);
 }
 
 void VersionLedger::build(RecordStore& store, const std::vector<StoredRecord>& current) {

@@ -73,6 +73,13 @@ struct LedgerKey {
   ByteView lookup;
 };
 
+// A change to a credential's entry (nullopt: removed), for set_all.
+struct LedgerChange {
+  Bytes owner_tag;
+  Bytes lookup;
+  std::optional<std::uint64_t> version;
+};
+
 class VersionLedger {
  public:
   static constexpr std::size_t kLookupSize = 32;
@@ -99,6 +106,10 @@ class VersionLedger {
   // path is verified first, so that a write never re-authenticates a node
   // someone altered. REQUIRES: inside a write transaction.
   void set(RecordStore& store, LedgerKey key, std::optional<std::uint64_t> version);
+  // The same for many credentials in one write (a batch store, an import):
+  // each node on their paths verified, MACed and written once, in order of
+  // `changes` for a credential changed twice.
+  void set_all(RecordStore& store, const std::vector<LedgerChange>& changes);
 
   // Writes the whole ledger for `current` (each credential at its version)
   // into a store whose ledger table is empty (a new vault, an upgrade).
@@ -130,7 +141,6 @@ class VersionLedger {
   void remember_root(ByteView root);
   void check_root(ByteView root);
   [[nodiscard]] Bytes root_tag(ByteView macs) const;
-  void write_path(RecordStore& store, Path& path);
   // Every stored node verified; the entries of the nodes that verify, in
   // lookup order, and what does not verify appended to `damage`.
   struct Entry {
