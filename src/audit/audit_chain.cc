@@ -146,17 +146,17 @@ ChainVerification walk_audit_chain(
   return result;
 }
 
-// An event is sealed either under its chain sequence number (the events of
-// writes), or, folded from a read journal, as the journal sealed it:
-// `journal id (16) ‖ index (8, BE) ‖ sealed`, bound to that journal and index
-// (docs/FORMAT.md, "Read journal"). AES-GCM tells which: only the right
-// associated data authenticates.
 bool row_follows(const Keyring& keys, ByteView previous_mac, const AuditRow& row) {
   return constant_time_equal(chain_mac(keys, previous_mac, row.seq, row.owner_tag, row.sealed), row.mac);
 }
 
 Bytes chain_genesis_mac(const Keyring& keys) { return genesis_mac(keys); }
 
+// An event is sealed either under its chain sequence number (the events of
+// writes), or, folded from a read journal, as the journal sealed it:
+// `journal id (16) ‖ index (8, BE) ‖ sealed`, bound to that journal and index
+// (docs/FORMAT.md, "Read journal"). AES-GCM tells which: only the right
+// associated data authenticates.
 std::optional<std::string> open_audit_event(const Keyring& keys, const AuditRow& row) {
   constexpr std::size_t kJournalRef = 16 + 8;
   const ByteView sealed(row.sealed);
