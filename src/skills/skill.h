@@ -19,7 +19,8 @@ struct Skill {
   // Empty when the skill can be executed here; otherwise why not (another
   // executor or action type).
   std::string not_runnable;
-  std::string query;  // as written, for the audit hash
+  std::string query;  // as written
+  std::string query_sha256;  // hex, for audit events (set by the runner)
   std::optional<QueryTemplate> compiled;
   std::optional<DbKind> source;  // nullopt: from the credential's db type
   std::string credential_ref;

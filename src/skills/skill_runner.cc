@@ -1,10 +1,12 @@
 // SkillRunner: registry, credential resolution, pooled execution, audit.
 #include <algorithm>
+#include <array>
 #include <cstdlib>
 #include <fstream>
 #include <map>
 #include <mutex>
 #include <sstream>
+#include <tuple>
 #include <typeinfo>
 
 #include <fmt/format.h>
@@ -170,6 +172,7 @@ class SkillRunnerImpl {
                                  fmt::format("name: '{}' is already the name of {}", name,
                                              it->second.info.file.string())};
         } else {
+          skill->query_sha256 = hex_sha256(skill->query);
           skills_.emplace(name, std::move(*skill));
           continue;
         }
@@ -237,7 +240,7 @@ class SkillRunnerImpl {
       throw SkillError(
           fmt::format("skill '{}' cannot be executed here: {}", skill_name, skill.not_runnable));
     }
-    event.query_sha256 = hex_sha256(skill.query);
+    event.query_sha256 = skill.query_sha256;
     if (!inputs.is_object() && !inputs.is_null()) {
       throw SkillError(fmt::format("skill '{}': inputs must be a JSON object", skill_name));
     }
@@ -291,6 +294,11 @@ class SkillRunnerImpl {
     std::string credential_id;
     std::string name;
     DbKind kind;
+    std::uint64_t version = 0;
+    // The vault's change stamp taken before `version` was read: while the
+    // vault still shows it, nothing was written since, so the version (and
+    // the authorization that came with it) still hold.
+    std::optional<std::array<std::uint64_t, 2>> checked_at;
   };
 
   std::pair<ConnectionPool::Lease, DbKind> acquire_credential(const UserContext& user,
@@ -298,12 +306,17 @@ class SkillRunnerImpl {
                                                               const ConnectionOverrides& overrides,
                                                               AuditRecord& event) {
     const std::string target = fingerprint(overrides);
-    const std::pair<std::string, std::string> cache_key(user.user_id, ref);
+    // Authorization depends on the roles only through admin: it is part of
+    // the key, so an answer given to an administrator never serves the same
+    // user id without the role.
+    const CacheKey cache_key{user.user_id, user.is_admin(), ref};
 
     // Fast path: a connection for the credential's current version is idle.
     // current_version authorizes `user` and decrypts nothing; it is asked by
     // credential id so that a deleted-and-recreated name is not mistaken for
-    // the credential we connected to.
+    // the credential we connected to. It is not asked again while the
+    // vault's change stamp stays the same (a read of the SQLite log's index
+    // instead of the lookups, their ledger check and the id check).
     std::optional<Resolved> cached;
     {
       std::lock_guard lock(cache_mutex_);
@@ -311,11 +324,21 @@ class SkillRunnerImpl {
     }
     if (cached) {
       std::optional<std::uint64_t> version;
-      try {
-        version = vault_.impl().current_version(user, cached->credential_id);
-      } catch (const CredentialNotFoundError&) {
-        std::lock_guard lock(cache_mutex_);
-        cache_.erase(cache_key);
+      const auto stamp = vault_.impl().change_stamp();
+      if (stamp && stamp == cached->checked_at) {
+        version = cached->version;
+      } else {
+        try {
+          version = vault_.impl().current_version(user, cached->credential_id);
+          std::lock_guard lock(cache_mutex_);
+          if (const auto it = cache_.find(cache_key); it != cache_.end()) {
+            it->second.version = *version;
+            it->second.checked_at = stamp;
+          }
+        } catch (const CredentialNotFoundError&) {
+          std::lock_guard lock(cache_mutex_);
+          cache_.erase(cache_key);
+        }
       }
       if (version) {
         event.owner = cached->owner;
@@ -329,14 +352,16 @@ class SkillRunnerImpl {
     }
 
     // Slow path: read (and decrypt) the credential, connect.
+    const auto stamp = vault_.impl().change_stamp();
     Credential credential = vault_.get_credential(user, ref);
     event.owner = credential.owner;
     event.name = credential.name;
     ConnectionParams params = connection_params(credential, overrides);
     {
       std::lock_guard lock(cache_mutex_);
-      cache_.insert_or_assign(cache_key, Resolved{credential.owner, credential.credential_id,
-                                                  credential.name, params.kind});
+      cache_.insert_or_assign(cache_key,
+                              Resolved{credential.owner, credential.credential_id, credential.name,
+                                       params.kind, credential.version, stamp});
     }
     pool_.retire_older(credential.owner, credential.credential_id, credential.version);
     PoolKey key{credential.owner, credential.credential_id, credential.version, target};
@@ -351,7 +376,8 @@ class SkillRunnerImpl {
   std::map<std::string, std::size_t> broken_;  // folder or skill name -> problems_ index
   ConnectionPool pool_;
   std::mutex cache_mutex_;
-  std::map<std::pair<std::string, std::string>, Resolved> cache_;
+  using CacheKey = std::tuple<std::string, bool, std::string>;  // user id, admin, ref
+  std::map<CacheKey, Resolved> cache_;
 };
 
 ConnectionPool& skill_runner_pool(SkillRunner& runner);

@@ -61,6 +61,9 @@ struct AuditRow {
   Bytes mac;
 };
 
+// See RecordStore::change_stamp.
+using ChangeStamp = std::array<std::uint64_t, 2>;
+
 class RecordStore {
  public:
   virtual ~RecordStore() = default;
@@ -170,6 +173,12 @@ class RecordStore {
                                                          std::int64_t limit) = 0;
 
   [[nodiscard]] virtual const std::filesystem::path& directory() const = 0;
+
+  // A stamp that stays the same as long as nothing was written to the
+  // store, by this connection or any other; nullopt when the store cannot
+  // tell cheaply. Lets a caller keep what it checked (the skills runner, a
+  // credential's current version) until something changes.
+  [[nodiscard]] virtual std::optional<ChangeStamp> change_stamp() { return std::nullopt; }
 
   // True when several threads may call this store at once, each with its
   // own transactions (a transaction belongs to the thread that began it).

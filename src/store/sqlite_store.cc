@@ -217,6 +217,16 @@ void SqliteStore::start_write(bool durable) {
 
 void SqliteStore::start_read() { exec("BEGIN"); }
 
+// data_version changes when another connection commits (SQLite notices it
+// at the start of a read, from the log's index: no file read); this
+// connection's own writes are counted by total_changes, which only grows.
+std::optional<ChangeStamp> SqliteStore::change_stamp() {
+  Use q(prepare("PRAGMA data_version"));
+  if (!q->step()) throw DatabaseError("vault storage: PRAGMA data_version returned nothing");
+  return ChangeStamp{static_cast<std::uint64_t>(sqlite3_column_int64(q->get(), 0)),
+                     static_cast<std::uint64_t>(sqlite3_total_changes64(db_))};
+}
+
 void SqliteStore::commit_transaction() { exec("COMMIT"); }
 
 void SqliteStore::rollback_transaction() noexcept {

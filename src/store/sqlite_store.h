@@ -71,6 +71,7 @@ class SqliteStore final : public RecordStore {
   [[nodiscard]] virtual std::int64_t last_used(ByteView lookup) override;
   virtual void backup_to(const std::filesystem::path& file) override;
   void compact_log() override;
+  [[nodiscard]] std::optional<ChangeStamp> change_stamp() override;
 
   [[nodiscard]] std::vector<LedgerNode> ledger_nodes(const std::vector<std::int64_t>& node_ids) override;
   [[nodiscard]] std::vector<LedgerNode> all_ledger_nodes() override;

@@ -830,6 +830,11 @@ class EmbeddedVault final : public VaultImpl {
     return locate(user, ref).record.version;
   }
 
+  std::optional<ChangeStamp> change_stamp() override {
+    const ReadLock lock = lock_for_read();
+    return store_->change_stamp();
+  }
+
   void record_event(const UserContext& actor, const AuditRecord& event) override {
     std::lock_guard lock(mutex_);
     record_locked(actor, event);

@@ -3,6 +3,7 @@
 // Thread-safe (an internal mutex serialises use of the storage connection).
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <memory>
 #include <optional>
@@ -45,6 +46,12 @@ class VaultImpl {
   // lookup). Used by the skills connection pool to notice a rotation.
   // Authorization as get_credential.
   virtual std::uint64_t current_version(const UserContext& user, std::string_view ref) = 0;
+
+  // A stamp that stays the same as long as no credential can have changed
+  // (see RecordStore::change_stamp); nullopt when the store cannot tell.
+  // A current_version answer taken after a stamp stays right while the
+  // stamp does.
+  [[nodiscard]] virtual std::optional<std::array<std::uint64_t, 2>> change_stamp() = 0;
 
   // Appends one event to the audit trail as `actor`. Throws DatabaseError
   // when it cannot be written: callers then refuse the operation (fail closed).

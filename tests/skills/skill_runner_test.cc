@@ -280,6 +280,35 @@ TEST_F(PgRotationTest, ServerRotationWithoutVaultUpdateFailsCleanly) {
   EXPECT_GT(backend_pid(r), 0);
 }
 
+// The runner keeps a credential's checked version while the vault's change
+// stamp holds: a write by another handle must still be seen at once.
+TEST_F(SkillRunnerTest, ADeletionByAnotherHandleIsSeenAtTheNextExecution) {
+  setup_sqlite();
+  SkillRunner r = runner();
+  EXPECT_EQ(r.execute("DatabaseUserFetcher", {{"user_id", 1}}, alice_)["row_count"], 1);
+  EXPECT_EQ(r.execute("DatabaseUserFetcher", {{"user_id", 2}}, alice_)["row_count"], 1);
+  {
+    Vault other = open_other_handle();
+    other.delete_credential(alice_, "my_postgres_main");
+  }
+  EXPECT_THROW((void)r.execute("DatabaseUserFetcher", {{"user_id", 1}}, alice_), CredentialNotFoundError);
+}
+
+TEST_F(SkillRunnerTest, AnAnswerGivenToAnAdministratorDoesNotServeTheSameUserWithoutTheRole) {
+  setup_sqlite();
+  const std::string alice_id = vault_->list_credentials(alice_).at(0).credential_id;
+  write_skill(skills_dir_, "ById",
+              fmt::format("name: ById\nexecutor: action\naction:\n  type: data_query\n"
+                          "  query: SELECT * FROM users\n  credential_ref: \"{}\"\n",
+                          alice_id));
+  SkillRunner r = runner();
+  const UserContext carol_admin{"carol", "carol", {"admin"}};
+  const UserContext carol{"carol", "carol", {}};
+  EXPECT_EQ(r.execute("ById", nlohmann::json::object(), carol_admin)["row_count"], 3);
+  EXPECT_EQ(r.execute("ById", nlohmann::json::object(), carol_admin)["row_count"], 3);
+  EXPECT_THROW((void)r.execute("ById", nlohmann::json::object(), carol), UnauthorizedError);
+}
+
 TEST_F(SkillRunnerTest, AnotherUsersCredentialIsRefused) {
   setup_sqlite();
   const std::string alice_id = vault_->list_credentials(alice_).at(0).credential_id;
