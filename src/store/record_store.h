@@ -179,6 +179,12 @@ class RecordStore {
   // tell cheaply. Lets a caller keep what it checked (the skills runner, a
   // credential's current version) until something changes.
   [[nodiscard]] virtual std::optional<ChangeStamp> change_stamp() { return std::nullopt; }
+  // The first half of the stamp alone: it moves only when another
+  // connection commits. nullopt when the store cannot tell.
+  [[nodiscard]] virtual std::optional<std::uint64_t> data_version() { return std::nullopt; }
+  // True inside a transaction begun on this connection (embedded store only;
+  // stores with a transaction per thread answer false).
+  [[nodiscard]] virtual bool in_transaction() { return false; }
 
   // True when several threads may call this store at once, each with its
   // own transactions (a transaction belongs to the thread that began it).

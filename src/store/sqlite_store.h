@@ -72,6 +72,8 @@ class SqliteStore final : public RecordStore {
   virtual void backup_to(const std::filesystem::path& file) override;
   void compact_log() override;
   [[nodiscard]] std::optional<ChangeStamp> change_stamp() override;
+  [[nodiscard]] std::optional<std::uint64_t> data_version() override;
+  [[nodiscard]] bool in_transaction() override;
 
   [[nodiscard]] std::vector<LedgerNode> ledger_nodes(const std::vector<std::int64_t>& node_ids) override;
   [[nodiscard]] std::vector<LedgerNode> all_ledger_nodes() override;
@@ -97,6 +99,7 @@ class SqliteStore final : public RecordStore {
  private:
   SqliteStore(std::filesystem::path directory, sqlite3* db);
   Statement& prepare(const char* sql);
+  void run_prepared(const char* sql);
   void exec(const char* sql);
   void set_durable(bool durable);
 

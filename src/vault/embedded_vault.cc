@@ -256,12 +256,31 @@ class EmbeddedVault final : public VaultImpl {
   }
 
   // The current record of a credential, checked against the version ledger
-  // (its path read in the same statement). REQUIRES: mutex_ held.
+  // (its path read in the same statement). On the embedded store the
+  // ledger's verified answer is kept while no other connection has
+  // committed and this handle has not written the ledger: the record alone
+  // is read then, in one read transaction with the store's data_version
+  // (the path is ~6 KiB of nodes to read and compare, a third of a get).
+  // REQUIRES: mutex_ held.
   std::optional<StoredRecord> current_record(ByteView owner_tag, ByteView lookup) {
-    std::vector<LedgerNode> path;
     const LedgerKey key{owner_tag, lookup};
+    std::optional<RecordStore::Transaction> snapshot;
+    if (!store_->thread_safe() && !store_->in_transaction()) snapshot.emplace(store_->begin_read());
+    const std::optional<std::uint64_t> data_version = store_->data_version();
+    if (data_version) {
+      if (const auto known = ledger_.known_version(*data_version, lookup)) {
+        auto record = store_->current_record(lookup);
+        if (record && record->version == *known) {
+          if (snapshot) std::exchange(snapshot, std::nullopt)->commit();
+          return record;
+        }
+      }
+    }
+    std::vector<LedgerNode> path;
     auto record = store_->current_record(lookup, ledger_.path_ids(key), path);
     if (record && ledger_.version_in(key, std::move(path)) != record->version) not_the_ledgers_version();
+    if (record && data_version) ledger_.remember_version(*data_version, lookup, record->version);
+    if (snapshot) std::exchange(snapshot, std::nullopt)->commit();
     return record;
   }
 

@@ -262,8 +262,35 @@ void VersionLedger::set(RecordStore& store, LedgerKey key, std::optional<std::ui
                    version}});
 }
 
+std::optional<std::uint64_t> VersionLedger::known_version(std::uint64_t data_version, ByteView lookup) {
+  std::lock_guard lock(memo_mutex_);
+  if (known_at_ != data_version) return std::nullopt;
+  const auto it = known_.find(std::string(lookup.begin(), lookup.end()));
+  if (it == known_.end()) return std::nullopt;
+  return it->second;
+}
+
+void VersionLedger::remember_version(std::uint64_t data_version, ByteView lookup, std::uint64_t version) {
+  constexpr std::size_t kMaxKnown = 1 << 16;  // ~6 MB at most
+  std::lock_guard lock(memo_mutex_);
+  if (known_at_ != data_version || known_.size() >= kMaxKnown) {
+    known_.clear();
+    known_at_ = data_version;
+  }
+  known_.insert_or_assign(std::string(lookup.begin(), lookup.end()), version);
+}
+
+void VersionLedger::forget_known() {
+  std::lock_guard lock(memo_mutex_);
+  known_.clear();
+  known_at_.reset();
+}
+
 void VersionLedger::set_all(RecordStore& store, const std::vector<LedgerChange>& changes) {
   if (changes.empty()) return;
+  // Before the write, which may fail half way: a rolled-back write forgets
+  // versions that were still right, which only costs a path read.
+  forget_known();
   std::vector<std::int64_t> ids{kRootId};
   for (const auto& change : changes) {
     const auto path = path_ids({change.owner_tag, change.lookup});
@@ -343,6 +370,7 @@ void VersionLedger::set_all(RecordStore& store, const std::vector<LedgerChange>&
 }
 
 void VersionLedger::build(RecordStore& store, const std::vector<StoredRecord>& current) {
+  forget_known();
   std::vector<const StoredRecord*> sorted;
   for (const auto& record : current) sorted.push_back(&record);
   std::ranges::sort(sorted, [](const StoredRecord* a, const StoredRecord* b) { return a->lookup < b->lookup; });

@@ -27,7 +27,9 @@
 // Verified nodes are remembered per handle (node id -> bytes and MAC): a read
 // fetches its path in one statement and recomputes a MAC only for bytes it
 // has not verified before. The memo is a pure function of the bytes, so it
-// stays right across processes and rolled-back transactions.
+// stays right across processes and rolled-back transactions. On the
+// embedded store the verified versions themselves are kept too, while the
+// store's data_version holds (known_version).
 //
 // Owned by the vault and used under its lock, which readers on the
 // PostgreSQL store hold shared: the memo of verified nodes has a mutex of
@@ -40,6 +42,7 @@
 #include <mutex>
 #include <optional>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 #include "crypto/primitives.h"
@@ -102,6 +105,15 @@ class VersionLedger {
   [[nodiscard]] std::vector<std::optional<std::uint64_t>> versions_of(RecordStore& store,
                                                                       const std::vector<LedgerKey>& keys);
 
+  // Versions this handle has verified, for reads while the ledger cannot
+  // have changed: `data_version` is the store's (RecordStore::data_version:
+  // it moves when another connection commits), and any write of the ledger
+  // through this object forgets them all. A reader still compares the
+  // record it reads with the version given here (a record put back beneath
+  // SQLite does not match), and reads the path when there is none.
+  [[nodiscard]] std::optional<std::uint64_t> known_version(std::uint64_t data_version, ByteView lookup);
+  void remember_version(std::uint64_t data_version, ByteView lookup, std::uint64_t version);
+
   // Sets (nullopt: removes) a credential's entry and re-MACs its path. The
   // path is verified first, so that a write never re-authenticates a node
   // someone altered. REQUIRES: inside a write transaction.
@@ -159,6 +171,11 @@ class VersionLedger {
   std::mutex memo_mutex_;  // guards verified_ and verified_root_
   std::vector<Verified> verified_;  // by node id (4,161 at most); a hash map cost a microsecond a read
   Bytes verified_root_;
+  // known_version's answers, valid at known_at_ (a data_version) while no
+  // ledger write went through this object; also under memo_mutex_.
+  std::optional<std::uint64_t> known_at_;
+  std::unordered_map<std::string, std::uint64_t> known_;
+  void forget_known();
 };
 
 }  // namespace credentials::internal

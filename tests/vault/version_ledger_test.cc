@@ -210,6 +210,25 @@ TEST_P(VersionLedgerTest, RowsOfOneCredentialFromAnOlderCopyFailToRead) {
   EXPECT_FALSE(vault.verify().ok());
 }
 
+// A handle keeps the ledger's verified answers while nothing is committed
+// (EmbeddedVault::current_record): another handle's update, and rows put
+// back by another connection, must still be seen at the next read.
+TEST_P(VersionLedgerTest, AHandleThatKeptTheLedgersAnswerSeesLaterChangesAndAttacks) {
+  Vault vault = open_vault();
+  vault.store_credential(kAlice, {.name = "db_a", .host = "h", .password = "a-v1"});
+  copy_tables("old");
+  for (int i = 0; i < 3; ++i) EXPECT_EQ(vault.get_credential(kAlice, "db_a").version, 1u);
+  {
+    Vault other = open_vault();
+    other.update_password(kAlice, "db_a", "a-v2");
+  }
+  EXPECT_EQ(vault.get_credential(kAlice, "db_a").password.reveal(), "a-v2");
+  EXPECT_EQ(vault.get_credential(kAlice, "db_a").password.reveal(), "a-v2");
+  put_back_credential("old", lookup_at_version(2));
+  expect_integrity_error(vault, kAlice, "db_a");
+  expect_integrity_error(vault, kAlice, "db_a");
+}
+
 TEST_P(VersionLedgerTest, TheWholeLedgerFromAnOlderCopyFailsEveryCredentialChangedSince) {
   Vault vault = open_vault();
   vault.store_credential(kAlice, {.name = "db_a", .host = "h", .password = "a-v1"});
