@@ -142,12 +142,22 @@ class PostgresConnection final : public Connection {
                                                                          : texts[i].c_str());
     }
 
-    const std::string& statement = prepared(sql, types);
-    Result result(statement.empty()
-                      ? pq::PQexecParams(conn_, sql.c_str(), static_cast<int>(params.size()),
-                                         types.data(), values.data(), nullptr, nullptr, /*resultFormat=*/0)
-                      : pq::PQexecPrepared(conn_, statement.c_str(), static_cast<int>(params.size()),
-                                           values.data(), nullptr, nullptr, /*resultFormat=*/0));
+    auto run = [&] {
+      const std::string& statement = prepared(sql, types);
+      return Result(statement.empty()
+                        ? pq::PQexecParams(conn_, sql.c_str(), static_cast<int>(params.size()),
+                                           types.data(), values.data(), nullptr, nullptr, /*resultFormat=*/0)
+                        : pq::PQexecPrepared(conn_, statement.c_str(), static_cast<int>(params.size()),
+                                             values.data(), nullptr, nullptr, /*resultFormat=*/0));
+    };
+    Result result = run();
+    // A kept statement whose tables changed shape ("cached plan must not
+    // change result type", 0A000) would fail at every execution on this
+    // connection: it is prepared again, once.
+    if (result != nullptr && pq::PQresultStatus(result.get()) == PGRES_FATAL_ERROR &&
+        sqlstate_of(result.get()) == "0A000" && forget_prepared(sql, types)) {
+      result = run();
+    }
     const ExecStatusType status =
         result != nullptr ? pq::PQresultStatus(result.get()) : PGRES_FATAL_ERROR;
     if (status == PGRES_TUPLES_OK) {
@@ -213,9 +223,7 @@ class PostgresConnection final : public Connection {
   // INSERT, UPDATE, DELETE, MERGE and VALUES; or it fails now): it is then
   // sent whole with PQexecParams, which reports its error if it has one.
   const std::string& prepared(const std::string& sql, const std::vector<Oid>& types) {
-    std::string key = sql;
-    key.push_back('\0');
-    for (const Oid type : types) key += fmt::format("{},", type);
+    std::string key = statement_key(sql, types);
     if (const auto it = statements_.find(key); it != statements_.end()) return it->second;
     if (statements_.size() >= kMaxPreparedStatements) {
       Result cleared(pq::PQexec(conn_, "DEALLOCATE ALL"));
@@ -239,6 +247,29 @@ class PostgresConnection final : public Connection {
       return unprepared_;
     }
     return statements_.emplace(std::move(key), std::move(name)).first->second;
+  }
+
+  static std::string sqlstate_of(const PGresult* result) {
+    const char* state = pq::PQresultErrorField(result, PG_DIAG_SQLSTATE);
+    return state != nullptr ? state : "";
+  }
+
+  // Drops the kept statement for `sql` (DEALLOCATE on the server). True when
+  // there was one and it is gone.
+  bool forget_prepared(const std::string& sql, const std::vector<Oid>& types) {
+    const auto it = statements_.find(statement_key(sql, types));
+    if (it == statements_.end() || it->second.empty()) return false;
+    // The name is ours ("credentials_skill_<n>"): nothing from outside.
+    Result dropped(pq::PQexec(conn_, fmt::format("DEALLOCATE {}", it->second).c_str()));
+    statements_.erase(it);
+    return dropped != nullptr && pq::PQresultStatus(dropped.get()) == PGRES_COMMAND_OK;
+  }
+
+  static std::string statement_key(const std::string& sql, const std::vector<Oid>& types) {
+    std::string key = sql;
+    key.push_back('\0');
+    for (const Oid type : types) key += fmt::format("{},", type);
+    return key;
   }
 
   void set_statement_timeout(std::optional<std::chrono::milliseconds> timeout) {

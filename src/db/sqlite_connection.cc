@@ -1,6 +1,7 @@
 // SQLite connections: the credential's `database` is the file path.
 #include <chrono>
 #include <cstring>
+#include <map>
 #include <memory>
 #include <string>
 
@@ -19,29 +20,31 @@ using Clock = std::chrono::steady_clock;
 class SqliteConnection final : public Connection {
  public:
   explicit SqliteConnection(sqlite3* db) : db_(db) {}
-  ~SqliteConnection() override { sqlite3_close_v2(db_); }
+  ~SqliteConnection() override {
+    for (auto& [sql, stmt] : statements_) sqlite3_finalize(stmt);
+    sqlite3_close_v2(db_);
+  }
   SqliteConnection(const SqliteConnection&) = delete;
   SqliteConnection& operator=(const SqliteConnection&) = delete;
 
   nlohmann::json execute(const std::string& sql, const std::vector<Param>& params,
                          std::optional<std::chrono::milliseconds> timeout) override {
-    sqlite3_stmt* raw = nullptr;
-    const char* tail = nullptr;
-    if (sqlite3_prepare_v2(db_, sql.c_str(), static_cast<int>(sql.size() + 1), &raw, &tail) !=
-        SQLITE_OK) {
-      throw error("cannot prepare the query", params);
-    }
-    std::unique_ptr<sqlite3_stmt, decltype(&sqlite3_finalize)> stmt(raw, &sqlite3_finalize);
-    if (stmt == nullptr) throw DatabaseError("SQLite: the query is empty");
-    if (has_another_statement(tail)) {
-      throw DatabaseError("SQLite: the query must be a single SQL statement");
-    }
-    if (sqlite3_bind_parameter_count(stmt.get()) != static_cast<int>(params.size())) {
+    sqlite3_stmt* const statement = prepared(sql, params);
+    // Reset when done, also by an exception: a statement left stepping
+    // would hold its read transaction open on the pooled connection.
+    struct ResetWhenDone {
+      sqlite3_stmt* stmt;
+      ~ResetWhenDone() {
+        sqlite3_reset(stmt);
+        sqlite3_clear_bindings(stmt);
+      }
+    } reset{statement};
+    if (sqlite3_bind_parameter_count(statement) != static_cast<int>(params.size())) {
       throw DatabaseError(fmt::format("SQLite: the query has {} parameters but {} were bound",
-                                      sqlite3_bind_parameter_count(stmt.get()), params.size()));
+                                      sqlite3_bind_parameter_count(statement), params.size()));
     }
     for (std::size_t i = 0; i < params.size(); ++i)
-      bind(stmt.get(), static_cast<int>(i + 1), params[i]);
+      bind(statement, static_cast<int>(i + 1), params[i]);
 
     // A deadline checked every 1000 virtual-machine steps interrupts a
     // runaway statement (SQLite has no statement_timeout).
@@ -52,10 +55,9 @@ class SqliteConnection final : public Connection {
       ~ClearHandler() { sqlite3_progress_handler(db, 0, nullptr, nullptr); }
     } clear_handler{db_};
 
-    const int columns = sqlite3_column_count(stmt.get());
     nlohmann::json rows = nlohmann::json::array();
     for (;;) {
-      const int rc = sqlite3_step(stmt.get());
+      const int rc = sqlite3_step(statement);
       if (rc == SQLITE_DONE) break;
       if (rc != SQLITE_ROW) {
         if ((rc & 0xff) == SQLITE_INTERRUPT && deadline.expired) {
@@ -64,11 +66,14 @@ class SqliteConnection final : public Connection {
         throw error("the query failed", params);
       }
       nlohmann::json row = nlohmann::json::object();
+      // Counted after stepping: a kept statement that SQLite prepared again
+      // for a changed schema may have other columns than before.
+      const int columns = sqlite3_column_count(statement);
       for (int c = 0; c < columns; ++c)
-        row[sqlite3_column_name(stmt.get(), c)] = value(stmt.get(), c);
+        row[sqlite3_column_name(statement, c)] = value(statement, c);
       rows.push_back(std::move(row));
     }
-    if (columns == 0) {
+    if (sqlite3_column_count(statement) == 0) {
       return {{"affected_rows", static_cast<std::int64_t>(sqlite3_changes64(db_))}};
     }
     const auto count = rows.size();
@@ -92,6 +97,29 @@ class SqliteConnection final : public Connection {
       return d->expired ? 1 : 0;
     }
   };
+
+  // The statement for `sql`, prepared at its first execution on this
+  // connection and kept (as PostgreSQL's PREPARE is): parsing and planning
+  // were a quarter of a warm execution. At most kMaxStatements are kept.
+  sqlite3_stmt* prepared(const std::string& sql, const std::vector<Param>& params) {
+    if (const auto it = statements_.find(sql); it != statements_.end()) return it->second;
+    sqlite3_stmt* raw = nullptr;
+    const char* tail = nullptr;
+    if (sqlite3_prepare_v3(db_, sql.c_str(), static_cast<int>(sql.size() + 1), SQLITE_PREPARE_PERSISTENT, &raw,
+                           &tail) != SQLITE_OK) {
+      throw error("cannot prepare the query", params);
+    }
+    std::unique_ptr<sqlite3_stmt, decltype(&sqlite3_finalize)> stmt(raw, &sqlite3_finalize);
+    if (stmt == nullptr) throw DatabaseError("SQLite: the query is empty");
+    if (has_another_statement(tail)) {
+      throw DatabaseError("SQLite: the query must be a single SQL statement");
+    }
+    if (statements_.size() >= kMaxStatements) {
+      for (auto& [text, kept] : statements_) sqlite3_finalize(kept);
+      statements_.clear();
+    }
+    return statements_.emplace(sql, stmt.release()).first->second;
+  }
 
   // True when text other than whitespace, ';' and comments follows the first
   // statement: the second statement of "1; DROP TABLE users" must not run.
@@ -156,6 +184,8 @@ class SqliteConnection final : public Connection {
   }
 
   sqlite3* db_;
+  static constexpr std::size_t kMaxStatements = 64;
+  std::map<std::string, sqlite3_stmt*> statements_;  // sql -> prepared, finalized with the connection
 };
 
 }  // namespace

@@ -4,6 +4,7 @@
 
 #include <chrono>
 #include <functional>
+#include <limits>
 
 #include <gtest/gtest.h>
 
@@ -80,6 +81,38 @@ TEST(SqliteConnectionTest, BoundParametersAndAffectedRows) {
                                     {std::string("z"), std::int64_t{2}}, std::nullopt);
   EXPECT_EQ(result, (nlohmann::json{{"affected_rows", 1}}));
   EXPECT_EQ(sqlite_value(file, "SELECT v FROM t WHERE id = 2"), "z");
+}
+
+// A connection keeps each statement prepared after its first execution:
+// every execution binds its own values, none leaves a read transaction
+// behind (the file is in rollback-journal mode and sqlite_exec does not
+// wait, so a lingering read lock would make its writes fail), not even a
+// failed one, and a schema changed by another connection is seen.
+TEST(SqliteConnectionTest, AKeptStatementBindsEachExecutionsValuesAndHoldsNoLock) {
+  TempDir tmp;
+  const auto file = tmp / "t.db";
+  sqlite_exec(file, "CREATE TABLE t (id INTEGER, v TEXT); INSERT INTO t VALUES (1,'a'),(2,'b');");
+  auto conn = connect(connection_params(sqlite_credential(file)));
+  const std::string by_id = "SELECT * FROM t WHERE id = ?";
+  auto v_of = [&](std::int64_t id) {
+    const auto result = conn->execute(by_id, {id}, std::nullopt);
+    return result["row_count"] == 1 ? result["query_result"][0]["v"].get<std::string>() : std::string("(none)");
+  };
+  EXPECT_EQ(v_of(1), "a");
+  EXPECT_EQ(v_of(2), "b");
+  EXPECT_EQ(v_of(3), "(none)");
+  EXPECT_NO_THROW(sqlite_exec(file, "INSERT INTO t VALUES (3,'c')"));
+  EXPECT_EQ(v_of(3), "c");
+
+  EXPECT_THROW((void)conn->execute("SELECT abs(?) FROM t", {std::numeric_limits<std::int64_t>::min()}, std::nullopt),
+               DatabaseError);  // integer overflow, once the statement has begun reading
+  EXPECT_NO_THROW(sqlite_exec(file, "INSERT INTO t VALUES (4,'d')"));
+  EXPECT_EQ(conn->execute("SELECT abs(?) AS a FROM t WHERE id = 1", {std::int64_t{-5}}, std::nullopt)["query_result"][0]["a"],
+            5);
+
+  sqlite_exec(file, "ALTER TABLE t ADD COLUMN w TEXT DEFAULT 'x'");
+  EXPECT_EQ(conn->execute(by_id, {std::int64_t{4}}, std::nullopt)["query_result"][0],
+            (nlohmann::json{{"id", 4}, {"v", "d"}, {"w", "x"}}));
 }
 
 TEST(SqliteConnectionTest, SecondStatementIsRefusedAndNotRun) {
@@ -206,6 +239,24 @@ TEST(PostgresConnectionTest, TypedParametersAndAffectedRows) {
   const auto rows = conn->execute("SELECT * FROM t WHERE id = $1", {std::int64_t{1}}, std::nullopt);
   EXPECT_EQ(rows["query_result"][0],
             nlohmann::json::parse(R"({"id":1,"v":"x","f":0.5,"b":true,"n":null})"));
+}
+
+// A connection keeps statements prepared; one whose table gains a column
+// ("cached plan must not change result type") is prepared again, not
+// failed at every later execution.
+TEST(PostgresConnectionTest, AKeptStatementSurvivesAChangedTable) {
+  REQUIRE_PG();
+  auto db = make_pg_database("reshape", "reshape-pw");
+  db.exec("CREATE TABLE t (id int, v text); INSERT INTO t VALUES (1, 'a')");
+  auto conn = connect(connection_params(pg_credential(db)));
+  const std::string by_id = "SELECT * FROM t WHERE id = $1";
+  EXPECT_EQ(conn->execute(by_id, {std::int64_t{1}}, std::nullopt)["query_result"][0],
+            (nlohmann::json{{"id", 1}, {"v", "a"}}));
+  db.exec("ALTER TABLE t ADD COLUMN w text DEFAULT 'x'");
+  for (int i = 0; i < 2; ++i) {
+    EXPECT_EQ(conn->execute(by_id, {std::int64_t{1}}, std::nullopt)["query_result"][0],
+              (nlohmann::json{{"id", 1}, {"v", "a"}, {"w", "x"}}));
+  }
 }
 
 TEST(PostgresConnectionTest, PasswordWithUrlSpecialCharactersConnects) {
