@@ -20,6 +20,11 @@ class SqliteStore final : public RecordStore {
   // database file (0600) when `create` is true. Returns nullptr when there is
   // no vault there and `create` is false. Throws DatabaseError.
   static std::unique_ptr<SqliteStore> open(const std::filesystem::path& directory, bool create);
+  // Gives SQLite's page cache one region of transparent huge pages, for a
+  // short-lived process (VaultOptions::short_lived_process); stores opened
+  // after it then read the file with pread instead of a memory map. Only
+  // before SQLite is first used in the process: false when it could not.
+  static bool use_huge_page_cache();
   ~SqliteStore() override;
   SqliteStore(const SqliteStore&) = delete;
   SqliteStore& operator=(const SqliteStore&) = delete;

@@ -20,6 +20,7 @@
 #include "audit/read_journal.h"
 #include "credentials/errors.h"
 #include "legacy/legacy_vault.h"
+#include "store/sqlite_store.h"
 #include "store/store_factory.h"
 #include "vault/keyring.h"
 #include "vault/record_codec.h"
@@ -1394,6 +1395,7 @@ std::unique_ptr<VaultImpl> open_vault(VaultOptions options) {
   if (options.history_depth < 1 || options.history_depth > 1000) {
     throw InvalidArgumentError("history depth must be between 1 and 1000");
   }
+  if (options.short_lived_process && options.url.empty()) (void)SqliteStore::use_huge_page_cache();
   // A postgresql:// URL: the shared store; else the embedded one in the directory.
   std::unique_ptr<RecordStore> store =
       open_record_store(options.url, options.directory, options.create_if_missing);
