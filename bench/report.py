@@ -268,7 +268,10 @@ targets = [
 # src/skills/skill_runner.cc, src/db/). Shown only for targets missed in this run.
 WHY = {
     "get": """A get is the lookup and decrypt (the floor column: one SQLite point
-lookup, one AES-GCM decrypt) plus its audit event. The event no longer costs a
+lookup, one AES-GCM decrypt) plus its audit event. The version ledger's
+verified answer is kept while no other connection commits (docs/FORMAT.md),
+so a get reads the record alone, with SQLite's `data_version`, in one read
+transaction (two `fcntl` calls for its lock on this file system). The event no longer costs a
 write transaction: it is sealed, HMAC-chained and appended to the handle's read
 journal with one `write(2)` before the value is returned (docs/FORMAT.md, "Read
 journal"), and folded into the chain in batches of up to 1,024 (one
@@ -311,9 +314,11 @@ auto-checkpoint size) instead of paying syncs.
 *What would close it:* a smaller `wal_autocheckpoint` bounds the log to read;
 with a passphrase, Argon2id stays by design: use the raw key format for
 processes that open often.""",
-    "memory": """The resident set includes the pages of the database file read so far
-through SQLite's memory map (shared, file-backed: the kernel's page cache,
-reclaimable, up to 256 MiB of the file), the SQLite page cache (2 MB default),
+    "memory": """The resident set of a library process includes the pages of the
+database file read so far through SQLite's memory map (shared, file-backed:
+the kernel's page cache, reclaimable, up to 256 MiB of the file); the CLI
+reads with `pread` instead (`short_lived_process`). Then the SQLite page
+cache (2 MB default; in the CLI one huge-page region of 4 MiB),
 the libraries (OpenSSL, libsodium, yaml-cpp; libpq only once PostgreSQL is
 used) and, after a passphrase unlock, Argon2id's 64 MiB work area.
 *What would close it:* the raw key format (no Argon2), `PRAGMA cache_size`.""",
@@ -332,8 +337,7 @@ nor even loaded (libcrypto is opened with dlopen by the legacy importer, and
 for HMAC only by a process that has MACed 1 MiB, which a `list` never does). `--version` went from 27 to 5.7 ms and 188 page faults. The version
 ledger's buckets are chosen by owner first (format 4), so checking one user's
 100 records verifies 4 inner nodes instead of ~50 (15.2 → 9.2 million
-instructions for a whole `list` at 1,000), and the database is read through
-a memory map (`mmap_size`), not a `pread` and a copy per page.
+instructions for a whole `list` at 1,000).
 The CLI opens the vault as a short-lived process
 (`VaultOptions::short_lived_process`): SQLite's page cache is one region
 of transparent huge pages and the file is read with `pread`, not mapped.
@@ -374,12 +378,10 @@ per pooled connection (`PQprepare`), as in the comparator. The version check
 is skipped while the vault's change stamp (SQLite's `data_version` and the
 handle's own change count, one read of the log's index) has not moved since
 the last check: a check is two index lookups, a ledger check and a decrypt by
-credential id. The SQLite driver still calls `sqlite3_prepare_v2` on every
-execution.
+credential id. SQLite statements are likewise kept prepared per pooled
+connection.
 *What would close it:* the audit event is now most of the difference (see
-get: the journal's `write(2)`, its `getrandom`, the fold's share);
-`sqlite3_prepare_v3(SQLITE_PREPARE_PERSISTENT)` once per skill and SQLite
-connection.""",
+get: the journal's `write(2)`, its `getrandom`, the fold's share).""",
 }
 
 # --- the document -----------------------------------------------------------------------

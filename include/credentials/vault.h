@@ -62,6 +62,9 @@ struct VaultOptions {
   // page cache, so it takes effect only when the vault is the first thing in
   // the process to use SQLite; otherwise the vault is read as without it.
   // A long-lived process should leave it off: the map serves it better.
+  // Not thread-safe against other threads using SQLite at the same moment
+  // (sqlite3_config): set it on the program's first open, before starting
+  // threads.
   bool short_lived_process = false;
 };
 

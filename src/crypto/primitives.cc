@@ -157,7 +157,8 @@ std::optional<SecretBytes> aead_decrypt(AeadEngine engine, const SecretBytes& ke
 }
 
 // HKDF-SHA256 as RFC 5869 defines it: extract = HMAC(salt, IKM), expand =
-// HMAC(PRK, T(i-1) ‖ info ‖ i), over libsodium's HMAC (crypto_kdf_hkdf_sha256
+// HMAC(PRK, T(i-1) ‖ info ‖ i), over HmacSha256 below (libsodium's HMAC,
+// or OpenSSL's in a process that has MACed 1 MiB) (crypto_kdf_hkdf_sha256
 // does exactly this from libsodium 1.0.19; Debian 12 ships 1.0.18). Why not
 // OpenSSL's HKDF: see HmacSha256 below. Checked against RFC 5869's vectors
 // and OpenSSL's EVP_KDF in tests/crypto.
@@ -241,6 +242,7 @@ HmacSha256::HmacSha256(ByteView key) : keyed_(std::make_unique<Keyed>()) {
     fatal("HMAC-SHA256 initialisation failed");
   }
   keyed_->key = SecretBytes(key);
+  keyed_->key.lock();  // as the keyring's own keys: kept out of swap
 }
 
 HmacSha256::HmacSha256() = default;

@@ -155,7 +155,7 @@ class PostgresConnection final : public Connection {
     // change result type", 0A000) would fail at every execution on this
     // connection: it is prepared again, once.
     if (result != nullptr && pq::PQresultStatus(result.get()) == PGRES_FATAL_ERROR &&
-        sqlstate_of(result.get()) == "0A000" && forget_prepared(sql, types)) {
+        sqlstate_of(result.get()) == "0A000" && is_stale_plan(result.get()) && forget_prepared(sql, types)) {
       result = run();
     }
     const ExecStatusType status =
@@ -247,6 +247,13 @@ class PostgresConnection final : public Connection {
       return unprepared_;
     }
     return statements_.emplace(std::move(key), std::move(name)).first->second;
+  }
+
+  // 0A000 is "feature not supported" in general; only this one message says
+  // the kept plan went stale.
+  static bool is_stale_plan(const PGresult* result) {
+    const char* message = pq::PQresultErrorField(result, PG_DIAG_MESSAGE_PRIMARY);
+    return message != nullptr && std::string_view(message).starts_with("cached plan must not change result type");
   }
 
   static std::string sqlstate_of(const PGresult* result) {

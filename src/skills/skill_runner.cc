@@ -331,13 +331,17 @@ class SkillRunnerImpl {
         try {
           version = vault_.impl().current_version(user, cached->credential_id);
           std::lock_guard lock(cache_mutex_);
-          if (const auto it = cache_.find(cache_key); it != cache_.end()) {
+          if (const auto it = cache_.find(cache_key);
+              it != cache_.end() && it->second.credential_id == cached->credential_id) {
             it->second.version = *version;
             it->second.checked_at = stamp;
           }
         } catch (const CredentialNotFoundError&) {
           std::lock_guard lock(cache_mutex_);
-          cache_.erase(cache_key);
+          if (const auto it = cache_.find(cache_key);
+              it != cache_.end() && it->second.credential_id == cached->credential_id) {
+            cache_.erase(it);
+          }
         }
       }
       if (version) {

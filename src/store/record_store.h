@@ -77,7 +77,12 @@ class RecordStore {
     ~Transaction() {
       if (store_) store_->rollback_transaction();
     }
-    void commit() { std::exchange(store_, nullptr)->commit_transaction(); }
+    // A commit that throws leaves the transaction to the destructor's
+    // rollback: never open on the connection after this returns or throws.
+    void commit() {
+      store_->commit_transaction();
+      store_ = nullptr;
+    }
 
    private:
     RecordStore* store_;

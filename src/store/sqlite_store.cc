@@ -155,10 +155,13 @@ bool SqliteStore::use_huge_page_cache() {
       ::munmap(raw, kRegion + kHugePage);
       return false;
     }
+    // Slots of the vault's page size (SQLite's default, 4 KiB) and SQLite's
+    // header per page. Pages of another size come from the heap.
     int header = 0;
-    if (sqlite3_config(SQLITE_CONFIG_PCACHE_HDRSZ, &header) != SQLITE_OK) return false;
-    const int slot = 4096 + header;  // the vault's page size (SQLite's default)
-    if (sqlite3_config(SQLITE_CONFIG_PAGECACHE, region, slot, static_cast<int>(kRegion / slot)) != SQLITE_OK) {
+    if (sqlite3_config(SQLITE_CONFIG_PCACHE_HDRSZ, &header) != SQLITE_OK ||
+        sqlite3_config(SQLITE_CONFIG_PAGECACHE, region, 4096 + header,
+                       static_cast<int>(kRegion / static_cast<std::size_t>(4096 + header))) != SQLITE_OK) {
+      ::munmap(raw, kRegion + kHugePage);
       return false;  // SQLite was initialised already: it keeps its own cache
     }
     huge_page_cache_in_use = true;

@@ -280,7 +280,9 @@ class EmbeddedVault final : public VaultImpl {
     std::vector<LedgerNode> path;
     auto record = store_->current_record(lookup, ledger_.path_ids(key), path);
     if (record && ledger_.version_in(key, std::move(path)) != record->version) not_the_ledgers_version();
-    if (record && data_version) ledger_.remember_version(*data_version, lookup, record->version);
+    // Kept only from a snapshot of its own: inside a caller's write, what
+    // it read may yet be rolled back.
+    if (record && data_version && snapshot) ledger_.remember_version(*data_version, lookup, record->version);
     if (snapshot) std::exchange(snapshot, std::nullopt)->commit();
     return record;
   }
