@@ -606,7 +606,7 @@ w("|---|---|---|---|---|")
 for label, run, base in [
     ("skill on a warm pool, PostgreSQL", "BM_SkillPostgresWarmPool/real_time", raw_prep),
     ("raw libpq, prepared statement, open connection (the comparator)", "BM_RawLibpqPrepared/real_time", raw_prep),
-    ("raw libpq, `PQexecParams` (unprepared, as the runner sends it)", "BM_RawLibpqExecParams/real_time", raw_prep),
+    ("raw libpq, `PQexecParams` (unprepared: parsed and planned at every execution)", "BM_RawLibpqExecParams/real_time", raw_prep),
     ("raw libpq `SELECT 1` round trip (floor)", "BM_LibpqRoundTrip/real_time", raw_prep),
     ("new connection per execution (the Python version's way)", "BM_NewConnectionPerExecution/real_time", raw_prep),
     ("skill on a warm pool, SQLite", "BM_SkillSqliteWarmPool/real_time", raw_lite),
