@@ -238,6 +238,11 @@ struct HmacSha256::Keyed {
 
 HmacSha256::HmacSha256(ByteView key) : keyed_(std::make_unique<Keyed>()) {
   ensure_sodium();
+  // An empty key is a valid HMAC key, but an empty span may have no storage,
+  // and both libraries take the pointer as non-null (NULL means "no key" to
+  // OpenSSL).
+  static constexpr std::uint8_t kEmpty = 0;
+  if (key.empty()) key = ByteView(&kEmpty, 0);
   if (crypto_auth_hmacsha256_init(&keyed_->sodium, key.data(), key.size()) != 0) {
     fatal("HMAC-SHA256 initialisation failed");
   }
@@ -266,7 +271,9 @@ bool HmacSha256::mac_with_openssl(std::initializer_list<ByteView> parts, std::sp
     char digest[] = "SHA256";
     const OSSL_PARAM params[] = {ossl::OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, digest, 0),
                                  ossl::OSSL_PARAM_construct_end()};
-    if (ctx && ossl::EVP_MAC_init(ctx.get(), keyed_->key.data(), keyed_->key.size(), params) == 1) {
+    static constexpr std::uint8_t kEmpty = 0;
+    const std::uint8_t* key = keyed_->key.empty() ? &kEmpty : keyed_->key.data();
+    if (ctx && ossl::EVP_MAC_init(ctx.get(), key, keyed_->key.size(), params) == 1) {
       keyed_->openssl = std::move(ctx);
     }
   });
