@@ -170,10 +170,8 @@ SecretBytes hkdf_sha256(ByteView input_key, ByteView salt, std::string_view info
   // RFC 5869 2.2: no salt means HashLen zero bytes.
   const std::uint8_t zeros[kHashSize] = {};
   const ByteView extract_key = salt.empty() ? ByteView(zeros, kHashSize) : salt;
-  const HmacSha256 extract(extract_key);
   SecretBytes prk(kHashSize);
-  extract.mac_into({input_key}, prk.mutable_span());
-  const HmacSha256 expand(prk.span());
+  HmacSha256::mac_once_into(extract_key, {input_key}, prk.mutable_span());
   SecretBytes out(length);
   SecretBytes block(kHashSize);
   const ByteView info_bytes(reinterpret_cast<const std::uint8_t*>(info.data()), info.size());
@@ -181,7 +179,8 @@ SecretBytes hkdf_sha256(ByteView input_key, ByteView salt, std::string_view info
     const std::uint8_t counter = static_cast<std::uint8_t>(i);
     const ByteView previous = i == 1 ? ByteView() : block.span();
     SecretBytes next(kHashSize);
-    expand.mac_into({previous, info_bytes, ByteView(&counter, 1)}, next.mutable_span());
+    HmacSha256::mac_once_into(prk.span(), {previous, info_bytes, ByteView(&counter, 1)},
+                              next.mutable_span());
     block = std::move(next);
     std::memcpy(out.data() + offset, block.data(), std::min(kHashSize, length - offset));
   }
@@ -230,13 +229,27 @@ bool openssl_hmac_ready() {
 
 struct HmacSha256::Keyed {
   crypto_auth_hmacsha256_state sodium;
-  SecretBytes key;  // for OpenSSL's state, made at the first MAC it computes
+  // For OpenSSL's state, made at the first MAC it computes. Without a kept
+  // copy (mac_once_into), OpenSSL is keyed at once if it is the engine
+  // already, else libsodium computes the MAC.
+  bool key_kept = false;
+  SecretBytes key;
   std::once_flag openssl_once;
   MacCtx openssl;  // keyed; each MAC works on a copy
   ~Keyed() { sodium_memzero(&sodium, sizeof(sodium)); }
+
+  void key_openssl(ByteView with) {
+    MacCtx ctx(ossl::EVP_MAC_CTX_new(hmac_algorithm()));
+    char digest[] = "SHA256";
+    const OSSL_PARAM params[] = {ossl::OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, digest, 0),
+                                 ossl::OSSL_PARAM_construct_end()};
+    if (ctx && ossl::EVP_MAC_init(ctx.get(), with.data(), with.size(), params) == 1) openssl = std::move(ctx);
+  }
 };
 
-HmacSha256::HmacSha256(ByteView key) : keyed_(std::make_unique<Keyed>()) {
+HmacSha256::HmacSha256(ByteView key) : HmacSha256(key, KeyCopy::kKept) {}
+
+HmacSha256::HmacSha256(ByteView key, KeyCopy copy) : keyed_(std::make_unique<Keyed>()) {
   ensure_sodium();
   // An empty key is a valid HMAC key, but an empty span may have no storage,
   // and both libraries take the pointer as non-null (NULL means "no key" to
@@ -246,8 +259,18 @@ HmacSha256::HmacSha256(ByteView key) : keyed_(std::make_unique<Keyed>()) {
   if (crypto_auth_hmacsha256_init(&keyed_->sodium, key.data(), key.size()) != 0) {
     fatal("HMAC-SHA256 initialisation failed");
   }
-  keyed_->key = SecretBytes(key);
-  keyed_->key.lock();  // as the keyring's own keys: kept out of swap
+  if (copy == KeyCopy::kKept) {
+    keyed_->key_kept = true;
+    keyed_->key = SecretBytes(key);
+    keyed_->key.lock();  // as the keyring's own keys: kept out of swap
+  } else if (hmac_engine.load(std::memory_order_relaxed) == kOpenssl) {
+    std::call_once(keyed_->openssl_once, [&] { keyed_->key_openssl(key); });
+  }
+}
+
+void HmacSha256::mac_once_into(ByteView key, std::initializer_list<ByteView> parts,
+                               std::span<std::uint8_t> out) {
+  HmacSha256(key, KeyCopy::kNone).mac_into(parts, out);
 }
 
 HmacSha256::HmacSha256() = default;
@@ -267,15 +290,9 @@ HmacSha256::Engine HmacSha256::engine_now() {
 
 bool HmacSha256::mac_with_openssl(std::initializer_list<ByteView> parts, std::span<std::uint8_t> out) const {
   std::call_once(keyed_->openssl_once, [&] {
-    MacCtx ctx(ossl::EVP_MAC_CTX_new(hmac_algorithm()));
-    char digest[] = "SHA256";
-    const OSSL_PARAM params[] = {ossl::OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, digest, 0),
-                                 ossl::OSSL_PARAM_construct_end()};
     static constexpr std::uint8_t kEmpty = 0;
-    const std::uint8_t* key = keyed_->key.empty() ? &kEmpty : keyed_->key.data();
-    if (ctx && ossl::EVP_MAC_init(ctx.get(), key, keyed_->key.size(), params) == 1) {
-      keyed_->openssl = std::move(ctx);
-    }
+    const ByteView key = keyed_->key.empty() ? ByteView(&kEmpty, 0) : keyed_->key.span();
+    if (keyed_->key_kept) keyed_->key_openssl(key);
   });
   if (!keyed_->openssl) return false;
   MacCtx ctx(ossl::EVP_MAC_CTX_dup(keyed_->openssl.get()));
@@ -314,7 +331,11 @@ Bytes HmacSha256::mac(std::initializer_list<ByteView> parts) const {
   return out;
 }
 
-Bytes hmac_sha256(ByteView key, ByteView message) { return HmacSha256(key).mac(message); }
+Bytes hmac_sha256(ByteView key, ByteView message) {
+  Bytes out(crypto_auth_hmacsha256_BYTES);
+  HmacSha256::mac_once_into(key, {message}, out);
+  return out;
+}
 
 Bytes hmac_sha256(const SecretBytes& key, ByteView message) {
   return hmac_sha256(key.span(), message);

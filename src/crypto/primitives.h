@@ -81,6 +81,12 @@ class HmacSha256 {
   HmacSha256& operator=(const HmacSha256&) = delete;
   ~HmacSha256();
 
+  // One MAC under `key`, keeping no copy of it (HKDF, Fernet): the kept,
+  // mlocked copy of a long-lived HmacSha256 cost two system calls, more than
+  // the MAC of a short message.
+  static void mac_once_into(ByteView key, std::initializer_list<ByteView> parts,
+                            std::span<std::uint8_t> out);
+
   // The MAC of the concatenation of `parts`.
   [[nodiscard]] Bytes mac(std::initializer_list<ByteView> parts) const;
   [[nodiscard]] Bytes mac(ByteView message) const { return mac({message}); }
@@ -94,6 +100,8 @@ class HmacSha256 {
 
  private:
   struct Keyed;  // both engines' keyed states (primitives.cc)
+  enum class KeyCopy : bool { kNone, kKept };
+  HmacSha256(ByteView key, KeyCopy copy);
   bool mac_with_openssl(std::initializer_list<ByteView> parts, std::span<std::uint8_t> out) const;
   std::unique_ptr<Keyed> keyed_;
 };

@@ -112,16 +112,23 @@ std::string_view VersionLedger::label(char kind) const {
   return kind == 'L' ? "ledger/4/leaf" : kind == 'N' ? "ledger/4/inner" : "ledger/4/root";
 }
 
+VersionLedger::Verified& VersionLedger::memo_for(std::int64_t node_id) {
+  const auto index = static_cast<std::size_t>(node_id);
+  if (verified_.empty()) verified_.resize((static_cast<std::size_t>(kNodeCount) + kMemoBlock - 1) / kMemoBlock);
+  std::unique_ptr<MemoBlock>& block = verified_.at(index / kMemoBlock);
+  if (!block) block = std::make_unique<MemoBlock>();
+  return (*block)[index % kMemoBlock];
+}
+
 Bytes VersionLedger::node_mac(std::int64_t node_id, ByteView body) {
   {
     std::lock_guard lock(memo_mutex_);
-    if (verified_.empty()) verified_.resize(static_cast<std::size_t>(kNodeCount));
-    const Verified& memo = verified_[static_cast<std::size_t>(node_id)];
+    const Verified& memo = memo_for(node_id);
     if (!memo.mac.empty() && same_bytes(memo.body, body)) return memo.mac;
   }
   Bytes mac = keys_.ledger_mac().mac({as_bytes(label(is_leaf(node_id) ? 'L' : 'N')), be64(static_cast<std::uint64_t>(node_id)), body});
   std::lock_guard lock(memo_mutex_);
-  Verified& memo = verified_[static_cast<std::size_t>(node_id)];
+  Verified& memo = memo_for(node_id);
   memo.body.assign(body.begin(), body.end());
   memo.mac = mac;
   return mac;

@@ -210,6 +210,8 @@ class HmacEngineTest : public ::testing::Test {
         out.push_back(keyed.mac(all));
         // The same message in three parts, one of them empty.
         out.push_back(keyed.mac({all.first(length / 3), ByteView(), all.subspan(length / 3)}));
+        // A one-shot MAC keeps no copy of the key: the engine is keyed at once.
+        out.push_back(hmac_sha256(Bytes(key_size, static_cast<std::uint8_t>(key_size + 1)), all));
       }
     }
     return out;
@@ -237,7 +239,10 @@ TEST_F(HmacEngineTest, TheEnginesAgreeOnEveryLengthAndKeySize) {
     SCOPED_TRACE(i);
     EXPECT_EQ(hex_encode(sodium[i]), hex_encode(openssl[i]));
   }
-  for (std::size_t i = 0; i + 1 < sodium.size(); i += 2) EXPECT_EQ(sodium[i], sodium[i + 1]);
+  for (std::size_t i = 0; i + 2 < sodium.size(); i += 3) {
+    EXPECT_EQ(sodium[i], sodium[i + 1]);
+    EXPECT_EQ(sodium[i], sodium[i + 2]);
+  }
 }
 
 TEST_F(HmacEngineTest, AProcessSwitchesToOpensslAfterOneMebibyteWithTheSameMacs) {
@@ -257,6 +262,13 @@ TEST_F(HmacEngineTest, AProcessSwitchesToOpensslAfterOneMebibyteWithTheSameMacs)
   EXPECT_EQ(HmacSha256::engine_now(), HmacSha256::Engine::kOpenssl);
   HmacSha256::use_engine_for_tests(HmacSha256::Engine::kLibsodium);
   EXPECT_EQ(keyed.mac(long_message), by_openssl);
+
+  // A one-shot MAC keyed before the switch and computed after it has no key
+  // copy for OpenSSL: libsodium computes it, the same MAC.
+  HmacSha256::use_engine_for_tests(HmacSha256::Engine::kAdaptive);
+  EXPECT_EQ(hmac_sha256(Bytes(32, 9), long_message), by_openssl);
+  EXPECT_EQ(HmacSha256::engine_now(), HmacSha256::Engine::kOpenssl);
+  EXPECT_EQ(hmac_sha256(Bytes(32, 9), long_message), by_openssl);  // keyed by OpenSSL at once
 }
 
 // FIPS 180-2, appendix B.1.
