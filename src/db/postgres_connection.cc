@@ -249,9 +249,12 @@ class PostgresConnection final : public Connection {
     return statements_.emplace(std::move(key), std::move(name)).first->second;
   }
 
-  // 0A000 is "feature not supported" in general; only this one message says
-  // the kept plan went stale.
+  // 0A000 is "feature not supported" in general; only this error says the
+  // kept plan went stale. Its message is translated by a server whose
+  // lc_messages is not English; the server function that raises it is not.
   static bool is_stale_plan(const PGresult* result) {
+    const char* function = pq::PQresultErrorField(result, PG_DIAG_SOURCE_FUNCTION);
+    if (function != nullptr && std::string_view(function) == "RevalidateCachedQuery") return true;
     const char* message = pq::PQresultErrorField(result, PG_DIAG_MESSAGE_PRIMARY);
     return message != nullptr && std::string_view(message).starts_with("cached plan must not change result type");
   }

@@ -298,7 +298,7 @@ class SkillRunnerImpl {
     // The vault's change stamp taken before `version` was read: while the
     // vault still shows it, nothing was written since, so the version (and
     // the authorization that came with it) still hold.
-    std::optional<std::array<std::uint64_t, 2>> checked_at;
+    std::optional<internal::ChangeStamp> checked_at;
   };
 
   std::pair<ConnectionPool::Lease, DbKind> acquire_credential(const UserContext& user,

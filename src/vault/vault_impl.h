@@ -13,6 +13,7 @@
 
 #include "credentials/credential.h"
 #include "credentials/vault.h"
+#include "store/record_store.h"  // ChangeStamp
 
 namespace credentials::internal {
 
@@ -51,7 +52,7 @@ class VaultImpl {
   // (see RecordStore::change_stamp); nullopt when the store cannot tell.
   // A current_version answer taken after a stamp stays right while the
   // stamp does.
-  [[nodiscard]] virtual std::optional<std::array<std::uint64_t, 2>> change_stamp() = 0;
+  [[nodiscard]] virtual std::optional<ChangeStamp> change_stamp() = 0;
 
   // Appends one event to the audit trail as `actor`. Throws DatabaseError
   // when it cannot be written: callers then refuse the operation (fail closed).

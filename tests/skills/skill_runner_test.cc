@@ -47,6 +47,14 @@ class SkillRunnerTest : public testing::VaultFixture {
 
   SkillRunner runner(Vault& vault) { return SkillRunner::open(vault, {.skills_dir = skills_dir_}); }
   SkillRunner runner() { return runner(*vault_); }
+  // A skill that names alice's first credential by its id, not its name.
+  void write_skill_naming_alices_credential_by_id(const std::string& name) {
+    const std::string alice_id = vault_->list_credentials(alice_).at(0).credential_id;
+    write_skill(skills_dir_, name,
+                fmt::format("name: {}\nexecutor: action\naction:\n  type: data_query\n"
+                            "  query: SELECT * FROM users\n  credential_ref: \"{}\"\n",
+                            name, alice_id));
+  }
 
   // alice's SQLite database with the example schema; both example skills'
   // credentials point at it.
@@ -296,11 +304,7 @@ TEST_F(SkillRunnerTest, ADeletionByAnotherHandleIsSeenAtTheNextExecution) {
 
 TEST_F(SkillRunnerTest, AnAnswerGivenToAnAdministratorDoesNotServeTheSameUserWithoutTheRole) {
   setup_sqlite();
-  const std::string alice_id = vault_->list_credentials(alice_).at(0).credential_id;
-  write_skill(skills_dir_, "ById",
-              fmt::format("name: ById\nexecutor: action\naction:\n  type: data_query\n"
-                          "  query: SELECT * FROM users\n  credential_ref: \"{}\"\n",
-                          alice_id));
+  write_skill_naming_alices_credential_by_id("ById");
   SkillRunner r = runner();
   const UserContext carol_admin{"carol", "carol", {"admin"}};
   const UserContext carol{"carol", "carol", {}};
@@ -311,11 +315,7 @@ TEST_F(SkillRunnerTest, AnAnswerGivenToAnAdministratorDoesNotServeTheSameUserWit
 
 TEST_F(SkillRunnerTest, AnotherUsersCredentialIsRefused) {
   setup_sqlite();
-  const std::string alice_id = vault_->list_credentials(alice_).at(0).credential_id;
-  write_skill(skills_dir_, "Steal",
-              fmt::format("name: Steal\nexecutor: action\naction:\n  type: data_query\n"
-                          "  query: SELECT * FROM users\n  credential_ref: \"{}\"\n",
-                          alice_id));
+  write_skill_naming_alices_credential_by_id("Steal");
   SkillRunner r = runner();
   EXPECT_THROW((void)r.execute("Steal", nlohmann::json::object(), bob_), UnauthorizedError);
   // By name, bob's own namespace is searched: alice's credential is not found.
@@ -511,11 +511,7 @@ TEST_F(SkillRunnerTest, UnsupportedDatabaseTypeIsSaidPlainly) {
 
 TEST_F(SkillRunnerTest, EveryExecutionIsOneAuditEventWithoutInputValues) {
   setup_sqlite();
-  const std::string alice_id = vault_->list_credentials(alice_).at(0).credential_id;
-  write_skill(skills_dir_, "Steal",
-              fmt::format("name: Steal\nexecutor: action\naction:\n  type: data_query\n"
-                          "  query: SELECT * FROM users\n  credential_ref: \"{}\"\n",
-                          alice_id));
+  write_skill_naming_alices_credential_by_id("Steal");
   SkillRunner r = runner();
   (void)r.execute("DatabaseUserFetcher", {{"user_id", "needle-input-42"}}, alice_);
   EXPECT_THROW((void)r.execute("Steal", nlohmann::json::object(), bob_), UnauthorizedError);
