@@ -11,6 +11,7 @@
 // and the same on PostgreSQL (synchronous_commit off / on, as the shared
 // store runs them).
 #include <fcntl.h>
+#include <sys/random.h>
 #include <unistd.h>
 
 #include <cstring>
@@ -24,6 +25,7 @@
 
 #include "bench_common.h"
 #include "crypto/primitives.h"
+#include "crypto/vdso_random.h"
 #include "vault/record_codec.h"
 
 namespace credentials::bench {
@@ -83,6 +85,30 @@ void BM_HmacLookupTag(benchmark::State& state) {
   }
 }
 BENCHMARK(BM_HmacLookupTag)->UseRealTime()->Unit(benchmark::kMicrosecond);
+
+// One AES-GCM nonce from the OS: what the library draws (the vDSO where the
+// kernel has it), and getrandom(2) itself.
+void BM_RandomNonce(benchmark::State& state) {
+  Bytes nonce(internal::kGcmNonceSize);
+  for (auto _ : state) {
+    internal::random_fill(nonce);
+    benchmark::DoNotOptimize(nonce.data());
+  }
+  state.counters["vdso"] = internal::vdso_random_available() ? 1 : 0;
+}
+BENCHMARK(BM_RandomNonce)->UseRealTime()->Unit(benchmark::kMicrosecond);
+
+void BM_GetrandomSyscall(benchmark::State& state) {
+  Bytes nonce(internal::kGcmNonceSize);
+  for (auto _ : state) {
+    if (::getrandom(nonce.data(), nonce.size(), 0) != static_cast<ssize_t>(nonce.size())) {
+      state.SkipWithError("getrandom failed");
+      break;
+    }
+    benchmark::DoNotOptimize(nonce.data());
+  }
+}
+BENCHMARK(BM_GetrandomSyscall)->UseRealTime()->Unit(benchmark::kMicrosecond);
 
 // --- SQLite -----------------------------------------------------------------------
 

@@ -277,18 +277,24 @@ journal with one `write(2)` before the value is returned (docs/FORMAT.md, "Read
 journal"), and folded into the chain in batches of up to 1,024 (one
 transaction for the batch; the chain row keeps the journal's seal, so a fold
 decrypts and re-seals nothing). What remains per read: building the event's
-JSON, one AES-GCM seal with a fresh nonce from the OS (`getrandom(2)`, about
-1.2 µs on this virtual machine), its HMAC (OpenSSL's SHA-NI code once the
+JSON, one AES-GCM seal with a fresh nonce from the OS (through the kernel's vDSO
+`getrandom` on Linux 6.11+, ~0.06 µs; `getrandom(2)` costs ~1.2 µs on this virtual
+machine: see the floors), its HMAC (OpenSSL's SHA-NI code once the
 process has MACed 1 MiB: 0.9 µs for a 700-byte entry against libsodium's
-2.3 µs), the `write(2)` (a system call costs 1–3 µs here), and the fold's
-share: the entry's MAC check, the chain HMAC and one row insert per event.
+2.3 µs), the `write(2)` (a system call costs 1–3 µs here), the fold's
+share (the entry's MAC check, the chain HMAC and one row insert per event:
+~1 µs, measured by a build that never folds), and the credential's last-used
+time. Last-used times are written in one transaction a minute or per 65,536
+credentials read: at 100,000 credentials the `credentials` table has ~2,200
+pages, and the former batch of 4,096 dirtied ~1,900 of them, ~18 µs a read in
+WAL pages and checkpoints; a batch of 65,536 shares them (42.8 → 33.6 µs).
 Compare the "without audit event" row: the difference is the audit's price.
-At 100,000 the floor itself is above the 10 µs target on this machine.
-*What would close it:* fold on a thread of the handle with its own SQLite
-connection (the fold's share off the caller's time); append to a
-memory-mapped, preallocated journal (no `write(2)`); draw nonces from a
-buffer of OS randomness refilled in blocks (no `getrandom` per event); on a
-machine with cheaper system calls the same code is several µs faster.""",
+At 100,000 the floor itself is near or above the 10 µs target on this machine.
+*What would close it:* no system call per read: the journal's `write(2)`
+(~1.6 µs) and the two `fcntl` locks of SQLite's read transaction remain; a
+memory-mapped journal was measured and rejected (here a fresh page costs what
+the `write(2)` does); on a machine with cheaper system calls the same code is
+several µs faster.""",
     "store": """A durable write is one `BEGIN IMMEDIATE` … `COMMIT` with
 synchronous=FULL in WAL mode: one `fdatasync` of the WAL at commit, plus the
 encryption, three HMAC tags and B-tree inserts. The floor column is one
@@ -337,7 +343,9 @@ nor even loaded (libcrypto is opened with dlopen by the legacy importer, and
 for HMAC only by a process that has MACed 1 MiB, which a `list` never does). `--version` went from 27 to 5.7 ms and 188 page faults. The version
 ledger's buckets are chosen by owner first (format 4), so checking one user's
 100 records verifies 4 inner nodes instead of ~50 (15.2 → 9.2 million
-instructions for a whole `list` at 1,000).
+instructions for a whole `list` at 1,000). The ledger's memo of verified
+nodes is made in blocks of 64 on first use: as one vector of 4,161 entries
+it zeroed 200 KB, ~45 of a `list`'s ~275 page faults.
 The CLI opens the vault as a short-lived process
 (`VaultOptions::short_lived_process`): SQLite's page cache is one region
 of transparent huge pages and the file is read with `pread`, not mapped.
@@ -381,7 +389,7 @@ the last check: a check is two index lookups, a ledger check and a decrypt by
 credential id. SQLite statements are likewise kept prepared per pooled
 connection.
 *What would close it:* the audit event is now most of the difference (see
-get: the journal's `write(2)`, its `getrandom`, the fold's share).""",
+get: the journal's `write(2)`, its JSON, seal and MAC, the fold's share).""",
 }
 
 # --- the document -----------------------------------------------------------------------
@@ -574,7 +582,7 @@ else:
         w("  size itself costs only a B-tree level. Two things can grow with it in a run of fixed")
         w("  length: an audited read updates `last_used` at most once a minute per credential, so")
         w("  at 1,000 credentials most reads of a run skip that statement and at 100,000 almost")
-        w("  none do (the embedded store shows the same); and a write touches more distinct pages")
+        w("  none do (the embedded store batches them, 65,536 a transaction: see `get` above); and a write touches more distinct pages")
         w("  in a larger vault, each first touch after a checkpoint adding a full page image to")
         w("  the WAL that the commit flushes.")
     w("""- A call on the shared store costs its round trips: each statement the store sends is one
@@ -631,6 +639,8 @@ sealed = counter("BM_AeadDecryptRecord/real_time", "sealed_bytes")
 for label, run in [
     (f"AES-256-GCM decrypt of one record ({int(sealed) if sealed else '?'} bytes sealed)", "BM_AeadDecryptRecord/real_time"),
     ("HMAC-SHA256 of one lookup tag", "BM_HmacLookupTag/real_time"),
+    ("one 12-byte nonce as the library draws it (the vDSO `getrandom` where the kernel has one)", "BM_RandomNonce/real_time"),
+    ("one 12-byte nonce from `getrandom(2)`", "BM_GetrandomSyscall/real_time"),
     *[(f"SQLite point lookup, WITHOUT ROWID blob key, {s:,} rows", f"BM_SqlitePointLookup/rows:{s}/real_time") for s in sizes],
     ("SQLite write transaction, WAL, no fsync (synchronous=NORMAL)", "BM_SqliteWriteTransaction/durable:0/real_time"),
     ("SQLite write transaction, WAL, durable (synchronous=FULL)", "BM_SqliteWriteTransaction/durable:1/real_time"),

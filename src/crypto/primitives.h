@@ -31,7 +31,8 @@ inline std::string_view as_chars(ByteView b) {
 
 [[noreturn]] void fatal(const char* what);
 
-// Random bytes from the OS CSPRNG (libsodium randombytes_buf: getrandom(2)).
+// Random bytes from the OS CSPRNG: the kernel's vDSO getrandom where it has
+// one (crypto/vdso_random.h), else getrandom(2) (libsodium randombytes_buf).
 void random_fill(std::span<std::uint8_t> out);
 [[nodiscard]] Bytes random_bytes(std::size_t n);
 [[nodiscard]] SecretBytes random_secret(std::size_t n);
