@@ -639,6 +639,7 @@ sealed = counter("BM_AeadDecryptRecord/real_time", "sealed_bytes")
 for label, run in [
     (f"AES-256-GCM decrypt of one record ({int(sealed) if sealed else '?'} bytes sealed)", "BM_AeadDecryptRecord/real_time"),
     ("HMAC-SHA256 of one lookup tag", "BM_HmacLookupTag/real_time"),
+    ("HMAC-SHA256 of a 300-byte journal entry, keyed once (as the audit MACs)", "BM_HmacJournalEntry/real_time"),
     ("one 12-byte nonce as the library draws it (the vDSO `getrandom` where the kernel has one)", "BM_RandomNonce/real_time"),
     ("one 12-byte nonce from `getrandom(2)`", "BM_GetrandomSyscall/real_time"),
     *[(f"SQLite point lookup, WITHOUT ROWID blob key, {s:,} rows", f"BM_SqlitePointLookup/rows:{s}/real_time") for s in sizes],
