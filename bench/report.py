@@ -284,10 +284,15 @@ process has MACed 1 MiB: 0.9 µs for a 700-byte entry against libsodium's
 2.3 µs), the `write(2)` (a system call costs 1–3 µs here), the fold's
 share (the entry's MAC check, the chain HMAC and one row insert per event:
 ~1 µs, measured by a build that never folds), and the credential's last-used
-time. Last-used times are written in one transaction a minute or per 65,536
-credentials read: at 100,000 credentials the `credentials` table has ~2,200
-pages, and the former batch of 4,096 dirtied ~1,900 of them, ~18 µs a read in
-WAL pages and checkpoints; a batch of 65,536 shares them (42.8 → 33.6 µs).
+time. Last-used times are written once a minute or per 65,536 credentials
+read: at 100,000 credentials the `credentials` table has ~2,200 pages, and the
+former batch of 4,096 dirtied ~1,900 of them, ~18 µs a read in WAL pages and
+checkpoints; a batch of 65,536 shares them (42.8 → 33.6 µs). Written at once,
+such a batch held one read for ~240 ms; it is written a sixteenth of the key
+range (of the table's pages) per fold, ~20–40 ms each. The longest single
+reads left (200,000 random gets at 100,000 in one process: median 23 µs, p99.9
+2.3 ms, max 79 ms) are the fold transactions and SQLite's WAL checkpoints,
+which run on the thread whose commit crosses 1,000 WAL pages.
 Compare the "without audit event" row: the difference is the audit's price.
 At 100,000 the floor itself is near or above the 10 µs target on this machine.
 *What would close it:* no system call per read: the journal's `write(2)`

@@ -57,6 +57,9 @@ struct ThreadState {
   ThreadState& operator=(const ThreadState&) = delete;
   ~ThreadState() {
     if (state != nullptr) ::munmap(state, mapped);
+    // A later thread-exit destructor that draws gets getrandom(2).
+    state = nullptr;
+    unavailable = true;
   }
 };
 thread_local ThreadState thread_state;

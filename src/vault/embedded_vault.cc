@@ -8,6 +8,7 @@
 #include <pthread.h>
 
 #include <algorithm>
+#include <array>
 #include <atomic>
 #include <cstring>
 #include <map>
@@ -459,35 +460,64 @@ class EmbeddedVault final : public VaultImpl {
   // journal).
   void fold_own_journal_now(bool with_last_used = false) {
     const bool last_used_due =
-        !last_used_.empty() && (with_last_used || last_used_.size() >= kLastUsedBatch ||
-                                std::chrono::steady_clock::now() - last_used_written_ >= kLastUsedEvery);
+        last_used_count_ > 0 &&
+        (with_last_used || last_used_round_ || last_used_count_ >= kLastUsedBatch ||
+         std::chrono::steady_clock::now() - last_used_written_ >= kLastUsedEvery);
     if ((!journal_ || !journal_->has_unfolded()) && !last_used_due) return;
     try {
       auto txn = store_->begin_write(/*durable=*/false);
       if (journal_) journal_->fold(*store_, *keys_);
-      if (last_used_due) write_last_used();
+      if (last_used_due) write_last_used(/*all=*/with_last_used);
       txn.commit();
     } catch (const Error&) {
     }
   }
 
   // Last-used times of this handle's reads are gathered in memory and
-  // written in one transaction a minute (or 65,536 credentials, ~8 MB, or at
-  // list and close): written at every fold, a run of reads of different
+  // written once a minute (or after 65,536 credentials, ~8 MB), and all at
+  // list and close: written at every fold, a run of reads of different
   // credentials turned each read into a random page write. At 100,000
   // credentials a batch of 4,096 still dirtied ~1,900 of the table's ~2,200
-  // pages, ~18 µs a read; 65,536 share those pages. They are informational;
-  // a crash loses at most a minute of them (the events themselves are in the
-  // journal). REQUIRES: inside a write transaction.
-  void write_last_used() {
+  // pages, ~18 µs a read; 65,536 share those pages. Such a batch written at
+  // once held one read for ~240 ms, so a round writes one sixteenth of the
+  // key range per fold (kLastUsedSlices): the rows of a slice lie on their
+  // own sixteenth of the pages. They are informational; a crash loses at
+  // most a minute of them (the events themselves are in the journal).
+  // REQUIRES: inside a write transaction.
+  void write_last_used(bool all = true) {
+    if (all) {
+      for (std::size_t slice = 0; slice < kLastUsedSlices; ++slice) write_last_used_slice(slice);
+      last_used_round_ = false;
+      last_used_next_slice_ = 0;
+      last_used_written_ = std::chrono::steady_clock::now();
+      return;
+    }
+    last_used_round_ = true;
+    while (last_used_round_ && last_used_[last_used_next_slice_].empty()) advance_last_used_round();
+    if (!last_used_round_) return;
+    write_last_used_slice(last_used_next_slice_);
+    advance_last_used_round();
+  }
+  void advance_last_used_round() {
+    if (++last_used_next_slice_ < kLastUsedSlices) return;
+    last_used_next_slice_ = 0;
+    last_used_round_ = false;
+    last_used_written_ = std::chrono::steady_clock::now();
+  }
+  void write_last_used_slice(std::size_t slice) {
+    auto& pending = last_used_[slice];
     // In key order: neighbouring rows share their B-tree pages.
     std::vector<std::pair<const Bytes*, std::int64_t>> in_order;
-    in_order.reserve(last_used_.size());
-    for (const auto& [lookup, time] : last_used_) in_order.emplace_back(&lookup, time);
+    in_order.reserve(pending.size());
+    for (const auto& [lookup, time] : pending) in_order.emplace_back(&lookup, time);
     std::sort(in_order.begin(), in_order.end(), [](const auto& a, const auto& b) { return *a.first < *b.first; });
     for (const auto& [lookup, time] : in_order) store_->touch_last_used(*lookup, time);
-    last_used_.clear();
-    last_used_written_ = std::chrono::steady_clock::now();
+    last_used_count_ -= pending.size();
+    pending.clear();
+  }
+  void note_last_used(const Bytes& lookup, std::int64_t time) {
+    const std::size_t slice = lookup[0] >> 4;  // the key's first 4 bits: 16 slices
+    if (last_used_[slice].insert_or_assign(lookup, time).second) ++last_used_count_;
   }
 
   // Every journal in the vault folded into the chain: before the chain is
@@ -711,7 +741,7 @@ class EmbeddedVault final : public VaultImpl {
       const std::int64_t time = now().time_since_epoch().count();
       journal_->append(*keys_, event_owner_tag(event), used_lookup ? ByteView(*used_lookup) : ByteView(),
                        event_json(actor, event), time);
-      if (used_lookup && !used_lookup->empty()) last_used_[*used_lookup] = time;
+      if (used_lookup && !used_lookup->empty()) note_last_used(*used_lookup, time);
       // The event is already safe in the journal: a fold that cannot run
       // now (the vault busy, the disk full) runs at the next chance.
       if (journal_->fold_due()) fold_own_journal_now();
@@ -1269,9 +1299,14 @@ class EmbeddedVault final : public VaultImpl {
       return h;
     }
   };
-  // lookup -> time of the last read, not yet written (a hash map: at 65,536
-  // entries a tree's 16 levels of cache misses cost a read ~1 µs).
-  std::unordered_map<Bytes, std::int64_t, TagHash> last_used_;
+  // lookup -> time of the last read, not yet written (hash maps: at 65,536
+  // entries a tree's 16 levels of cache misses cost a read ~1 µs), one per
+  // sixteenth of the key range (see write_last_used).
+  static constexpr std::size_t kLastUsedSlices = 16;
+  std::array<std::unordered_map<Bytes, std::int64_t, TagHash>, kLastUsedSlices> last_used_;
+  std::size_t last_used_count_ = 0;
+  std::size_t last_used_next_slice_ = 0;  // the slice a round writes next
+  bool last_used_round_ = false;          // a round of slices is under way
   std::chrono::steady_clock::time_point last_used_written_ = std::chrono::steady_clock::now();
   mutable std::mutex tag_cache_mutex_;
   mutable std::unordered_map<std::string, Bytes> tag_cache_;  // index MAC input -> tag
