@@ -280,10 +280,11 @@ decrypts and re-seals nothing). What remains per read: building the event's
 JSON, one AES-GCM seal with a fresh nonce from the OS (through the kernel's vDSO
 `getrandom` on Linux 6.11+, ~0.06 µs; `getrandom(2)` costs ~1.2 µs on this virtual
 machine: see the floors), its HMAC (OpenSSL's SHA-NI code once the
-process has MACed 1 MiB: 0.9 µs for a 700-byte entry against libsodium's
-2.3 µs), the `write(2)` (a system call costs 1–3 µs here), the fold's
-share (the entry's MAC check, the chain HMAC and one row insert per event:
-~1 µs, measured by a build that never folds), and the credential's last-used
+process has MACed 1 MiB, on a kept copy of the keyed state: see the floors),
+the `write(2)` (a system call costs 1–3 µs here), the fold's share (the
+entry's MAC check, the chain HMAC, one row insert per event, the WAL pages and
+checkpoints, and the last-used writes: 4.8 µs at 1,000 and 7.2 µs at 100,000,
+measured against a build that never folds), and the credential's last-used
 time. Last-used times are written once a minute or per 65,536 credentials
 read: at 100,000 credentials the `credentials` table has ~2,200 pages, and the
 former batch of 4,096 dirtied ~1,900 of them, ~18 µs a read in WAL pages and
@@ -295,10 +296,15 @@ reads left (200,000 random gets at 100,000 in one process: median 23 µs, p99.9
 which run on the thread whose commit crosses 1,000 WAL pages.
 Compare the "without audit event" row: the difference is the audit's price.
 At 100,000 the floor itself is near or above the 10 µs target on this machine.
-*What would close it:* no system call per read: the journal's `write(2)`
-(~1.6 µs) and the two `fcntl` locks of SQLite's read transaction remain; a
-memory-mapped journal was measured and rejected (here a fresh page costs what
-the `write(2)` does); on a machine with cheaper system calls the same code is
+*What would close it:* the fold off the reading thread, on a thread with its
+own SQLite connection; but that connection's commits move the reader's
+`data_version`, which drops the version ledger's kept answers at every fold,
+so each credential's next read checks its ledger path again: most of the gain
+would be given back unless the ledger learns to tell the fold's commits from
+others. And no system call per read: the journal's `write(2)` (~1.6 µs) and
+the two `fcntl` locks of SQLite's read transaction remain; a memory-mapped
+journal was measured and rejected (here a fresh page costs what the
+`write(2)` does); on a machine with cheaper system calls the same code is
 several µs faster.""",
     "store": """A durable write is one `BEGIN IMMEDIATE` … `COMMIT` with
 synchronous=FULL in WAL mode: one `fdatasync` of the WAL at commit, plus the
