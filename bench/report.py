@@ -272,20 +272,21 @@ lookup, one AES-GCM decrypt) plus its audit event. The version ledger's
 verified answer is kept while no other connection commits (docs/FORMAT.md),
 so a get reads the record alone, with SQLite's `data_version`, in one read
 transaction (two `fcntl` calls for its lock on this file system). The event no longer costs a
-write transaction: it is sealed, HMAC-chained and appended to the handle's read
-journal with one `write(2)` before the value is returned (docs/FORMAT.md, "Read
-journal"), and folded into the chain in batches of up to 1,024 (one
+write transaction: it is sealed, HMAC-chained and copied into the handle's read
+journal, a file mapped shared and grown ahead in zeroed chunks (no system call
+per read: the `write(2)` it replaced cost 2.1 µs a read here), before the value
+is returned (docs/FORMAT.md, "Read journal"), and folded into the chain in
+batches of up to 1,024 from the handle's private copy of its entries (one
 transaction for the batch; the chain row keeps the journal's seal, so a fold
-decrypts and re-seals nothing). What remains per read: building the event's
+decrypts, re-reads and re-checks nothing). What remains per read: building the event's
 JSON, one AES-GCM seal with a fresh nonce from the OS (through the kernel's vDSO
 `getrandom` on Linux 6.11+, ~0.06 µs; `getrandom(2)` costs ~1.2 µs on this virtual
 machine: see the floors), its HMAC (OpenSSL's SHA-NI code once the
 process has MACed 1 MiB, on a kept copy of the keyed state: see the floors),
-the `write(2)` (a system call costs 1–3 µs here), the fold's share (the
-entry's MAC check, the chain HMAC, one row insert per event, the WAL pages and
-checkpoints, and the last-used writes: 4.8 µs at 1,000 and 7.2 µs at 100,000,
-measured against a build that never folds), and the credential's last-used
-time. Last-used times are written once a minute or per 65,536 credentials
+the fold's share (the chain HMAC, one row insert per event, the WAL pages and
+checkpoints, and the last-used writes: 4.8 µs at 1,000 and 7.2 µs at 100,000
+measured against a build that never folds, before the fold read its own entries
+from memory), and the credential's last-used time. Last-used times are written once a minute or per 65,536 credentials
 read: at 100,000 credentials the `credentials` table has ~2,200 pages, and the
 former batch of 4,096 dirtied ~1,900 of them, ~18 µs a read in WAL pages and
 checkpoints; a batch of 65,536 shares them (42.8 → 33.6 µs). Written at once,
@@ -301,11 +302,9 @@ own SQLite connection; but that connection's commits move the reader's
 `data_version`, which drops the version ledger's kept answers at every fold,
 so each credential's next read checks its ledger path again: most of the gain
 would be given back unless the ledger learns to tell the fold's commits from
-others. And no system call per read: the journal's `write(2)` (~1.6 µs) and
-the two `fcntl` locks of SQLite's read transaction remain; a memory-mapped
-journal was measured and rejected (here a fresh page costs what the
-`write(2)` does); on a machine with cheaper system calls the same code is
-several µs faster.""",
+others. And no system call per read: the two `fcntl` locks of SQLite's read
+transaction remain (SQLite's WAL index lock); on a machine with cheaper system
+calls the same code is several µs faster.""",
     "store": """A durable write is one `BEGIN IMMEDIATE` … `COMMIT` with
 synchronous=FULL in WAL mode: one `fdatasync` of the WAL at commit, plus the
 encryption, three HMAC tags and B-tree inserts. The floor column is one
@@ -400,7 +399,7 @@ the last check: a check is two index lookups, a ledger check and a decrypt by
 credential id. SQLite statements are likewise kept prepared per pooled
 connection.
 *What would close it:* the audit event is now most of the difference (see
-get: the journal's `write(2)`, its JSON, seal and MAC, the fold's share).""",
+get: its JSON, seal and MAC, the copy into the journal, the fold's share).""",
 }
 
 # --- the document -----------------------------------------------------------------------

@@ -2,9 +2,12 @@
 
 #include <fcntl.h>
 #include <sys/file.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <atomic>
 #include <cerrno>
 #include <cstring>
 #include <map>
@@ -25,6 +28,12 @@ constexpr std::size_t kIdSize = 16;
 constexpr std::size_t kMacSize = 32;
 constexpr std::uint32_t kMaxEntry = 1 << 20;
 constexpr std::uint64_t kFoldEvents = 1024;
+// A journal is mapped this far; a handle moves to a new journal once 4 MiB
+// of it are folded, so the map is outgrown only while folds keep failing.
+constexpr std::uint64_t kMapBytes = 8u << 20;
+constexpr std::uint64_t kRotateBytes = 4u << 20;
+constexpr std::uint64_t kFirstChunk = 16u << 10;
+constexpr std::uint64_t kLargestChunk = 1u << 20;
 constexpr auto kFoldAge = std::chrono::seconds(1);
 
 void put_u64(Bytes& out, std::uint64_t v) {
@@ -115,75 +124,96 @@ void read_from(int fd, std::uint64_t offset, Bytes& out) {
 
 enum class Liveness { kOwn, kLive, kOrphan };
 
-// Moves the complete, authentic entries after the folded position into the
-// chain. A live journal of another process may end in an entry still being
-// written: it stops there. Anywhere else, an entry that does not
-// authenticate is damage: it is recorded as a chain event (which `audit
-// verify` reports) and the rest of the journal is skipped.
-// REQUIRES: inside a write transaction.
-// Returns true when it found damage.
-bool fold_file(int fd, ByteView journal_id, Liveness liveness, RecordStore& store,
-               const Keyring& keys, Bytes& data) {
+// One journal entry, its fields as views into the entry's bytes.
+struct Entry {
+  std::uint64_t index = 0;
+  std::int64_t time = 0;
+  ByteView owner, used, sealed, mac;
+  std::size_t size = 0;  // with its length prefix
+};
+
+// The complete entry at the start of `data`, its MAC not checked; nullopt
+// at the end of the entries (a zero length: the zeros a journal is grown
+// ahead with), at a torn one, or at one whose fields do not parse.
+// `malformed` tells the last case from the others.
+std::optional<Entry> parse_entry(ByteView data, bool& malformed) {
+  malformed = false;
+  if (data.size() < 4) return std::nullopt;
+  const std::uint32_t length = get_u32(data);
+  if (length == 0 || data.size() - 4 < length) return std::nullopt;  // the end, or still being written
+  // body: index u64 ‖ time i64 ‖ owner_len u8 ‖ owner ‖ used_len u8 ‖ used ‖ sealed ‖ mac
+  const ByteView body = data.subspan(4, length);
+  malformed = true;
+  if (length <= 8 + 8 + 2 + kMacSize || length > kMaxEntry) return std::nullopt;
+  const ByteView unmaced = body.first(body.size() - kMacSize);
+  Entry entry;
+  entry.index = get_u64(body);
+  entry.time = static_cast<std::int64_t>(get_u64(body.subspan(8)));
+  std::size_t at = 16;
+  const std::size_t owner_len = body[at++];
+  if (at + owner_len + 1 > unmaced.size()) return std::nullopt;
+  entry.owner = body.subspan(at, owner_len);
+  at += owner_len;
+  const std::size_t used_len = body[at++];
+  if (at + used_len > unmaced.size()) return std::nullopt;
+  entry.used = body.subspan(at, used_len);
+  entry.sealed = unmaced.subspan(at + used_len);
+  entry.mac = body.last(kMacSize);
+  entry.size = 4 + length;
+  malformed = false;
+  return entry;
+}
+
+// Moves the complete entries of `data` (the journal from state.offset on)
+// into the chain, advancing `state`. With `authenticate`, each entry's MAC
+// is checked: a live journal of another process may end in an entry still
+// being written, and folding stops there; anywhere else an entry that does
+// not authenticate is damage: it is recorded as a chain event (which `audit
+// verify` reports) and the rest of the journal is skipped. Without it (a
+// handle's own entries from its private copy) the entries are the bytes
+// this process sealed and MACed itself.
+// REQUIRES: inside a write transaction. Returns true when it found damage.
+bool fold_entries(ByteView journal_id, ByteView data, Liveness liveness, bool authenticate,
+                  FoldState& state, RecordStore& store, const Keyring& keys) {
   // A handle keeps the last-used times of its own reads in memory and
   // writes them in batches (EmbeddedVault): here only those of other
   // processes' journals are applied.
   const bool apply_last_used = liveness != Liveness::kOwn;
-  FoldState state = read_state(store, keys, journal_id);
-  read_from(fd, state.offset, data);
   std::map<Bytes, std::int64_t> last_used;
   AuditAppender chain(store, keys);
   std::size_t pos = 0;
   bool damaged = false;
-  while (data.size() - pos >= 4) {
-    const std::uint32_t length = get_u32(ByteView(data).subspan(pos));
-    if (length == 0 || data.size() - pos - 4 < length) break;  // torn tail, or still being written
-    const ByteView body = ByteView(data).subspan(pos + 4, length);
-    // body: index u64 ‖ time i64 ‖ owner_len u8 ‖ owner ‖ used_len u8 ‖ used ‖ sealed ‖ mac
-    bool ok = length > 8 + 8 + 2 + kMacSize && length <= kMaxEntry;
-    ByteView owner, used, sealed;
-    std::int64_t time = 0;
-    if (ok) {
-      const ByteView unmaced = body.first(body.size() - kMacSize);
-      ok = constant_time_equal(entry_mac(keys, state.mac, unmaced), body.last(kMacSize)) &&
-           get_u64(body) == state.next_index;
-      std::size_t at = 16;
-      time = static_cast<std::int64_t>(get_u64(body.subspan(8)));
-      if (ok) {
-        const std::size_t owner_len = body[at++];
-        ok = at + owner_len + 1 <= unmaced.size();
-        if (ok) {
-          owner = body.subspan(at, owner_len);
-          at += owner_len;
-          const std::size_t used_len = body[at++];
-          ok = at + used_len <= unmaced.size();
-          if (ok) {
-            used = body.subspan(at, used_len);
-            sealed = unmaced.subspan(at + used_len);
-          }
-        }
-      }
+  for (;;) {
+    bool malformed = false;
+    const auto entry = parse_entry(data.subspan(pos), malformed);
+    bool ok = entry.has_value();
+    if (ok && authenticate) {
+      const ByteView unmaced = data.subspan(pos + 4, entry->size - 4 - kMacSize);
+      ok = constant_time_equal(entry_mac(keys, state.mac, unmaced), entry->mac) &&
+           entry->index == state.next_index;
     }
     if (!ok) {
-      if (liveness == Liveness::kLive) break;
-      damaged = true;
+      if (entry || malformed) damaged = liveness != Liveness::kLive;
       break;
     }
     // The event goes into the chain as the journal sealed it, with the
     // journal id and index its seal is bound to: no decryption, no second
-    // seal (and no second getrandom) per read event. The entry's MAC above
-    // is what makes it authentic; the chain MAC then covers these bytes.
-    Bytes folded(journal_id.begin(), journal_id.end());
-    put_u64(folded, state.next_index);
-    folded.insert(folded.end(), sealed.begin(), sealed.end());
-    chain.append_sealed(owner, std::move(folded));
-    if (apply_last_used && !used.empty()) {
-      auto& slot = last_used[Bytes(used.begin(), used.end())];
-      slot = std::max(slot, time);
+    // seal (and no second getrandom) per read event. The entry's MAC is
+    // what makes it authentic; the chain MAC then covers these bytes.
+    Bytes folded;
+    folded.reserve(journal_id.size() + 8 + entry->sealed.size());
+    folded.assign(journal_id.begin(), journal_id.end());
+    put_u64(folded, entry->index);
+    folded.insert(folded.end(), entry->sealed.begin(), entry->sealed.end());
+    chain.append_sealed(entry->owner, std::move(folded));
+    if (apply_last_used && !entry->used.empty()) {
+      auto& slot = last_used[Bytes(entry->used.begin(), entry->used.end())];
+      slot = std::max(slot, entry->time);
     }
-    state.mac = Bytes(body.end() - kMacSize, body.end());
-    state.next_index += 1;
-    pos += 4 + length;
-    state.offset += 4 + length;
+    state.mac.assign(entry->mac.begin(), entry->mac.end());
+    state.next_index = entry->index + 1;
+    pos += entry->size;
+    state.offset += entry->size;
   }
   if (damaged) {
     const std::string event = fmt::format(
@@ -194,7 +224,19 @@ bool fold_file(int fd, ByteView journal_id, Liveness liveness, RecordStore& stor
   }
   chain.finish();
   for (const auto& [lookup, time] : last_used) store.touch_last_used(lookup, time);
-  if (pos > 0 || damaged) write_state(store, journal_id, state);
+  return damaged;
+}
+
+// Folds a journal from its file: from the folded position to the file's
+// end as it is now. REQUIRES: inside a write transaction. Returns true when
+// it found damage.
+bool fold_file(int fd, ByteView journal_id, Liveness liveness, RecordStore& store,
+               const Keyring& keys, Bytes& data) {
+  FoldState state = read_state(store, keys, journal_id);
+  const std::uint64_t start = state.offset;
+  read_from(fd, state.offset, data);
+  const bool damaged = fold_entries(journal_id, data, liveness, /*authenticate=*/true, state, store, keys);
+  if (state.offset != start) write_state(store, journal_id, state);
   return damaged;
 }
 
@@ -223,9 +265,17 @@ Bytes journal_seal_aad(const Keyring& keys, ByteView journal_id, std::uint64_t i
 }
 
 ReadJournal::ReadJournal(fs::path path, int fd, Bytes journal_id, Bytes genesis)
-    : path_(std::move(path)), fd_(fd), journal_id_(std::move(journal_id)), last_mac_(std::move(genesis)) {}
+    : path_(std::move(path)), fd_(fd), journal_id_(std::move(journal_id)), last_mac_(std::move(genesis)) {
+  // Only address space until the file grows into it (reserve_mapped). A
+  // file system that cannot map files leaves map_ null: pwrite(2) then.
+  void* map = ::mmap(nullptr, kMapBytes, PROT_READ | PROT_WRITE, MAP_SHARED, fd_, 0);
+  if (map != MAP_FAILED) map_ = static_cast<std::uint8_t*>(map);
+}
 
-ReadJournal::~ReadJournal() { ::close(fd_); }
+ReadJournal::~ReadJournal() {
+  if (map_) ::munmap(map_, kMapBytes);
+  ::close(fd_);
+}
 
 std::unique_ptr<ReadJournal> ReadJournal::create(const fs::path& directory, const Keyring& keys) {
   std::error_code ec;
@@ -239,7 +289,7 @@ std::unique_ptr<ReadJournal> ReadJournal::create(const fs::path& directory, cons
   // Created and locked under a name no scanner looks at, then renamed: a
   // scanner must never see an unlocked journal that is about to be used.
   const fs::path staging = directory / (hex_encode(id) + ".new");
-  const int fd = ::open(staging.c_str(), O_RDWR | O_CREAT | O_EXCL | O_APPEND | O_CLOEXEC | O_NOFOLLOW, 0600);
+  const int fd = ::open(staging.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
   if (fd < 0) {
     throw DatabaseError(fmt::format("cannot create an audit journal in {}: {}", directory.string(),
                                     std::strerror(errno)));
@@ -255,12 +305,92 @@ std::unique_ptr<ReadJournal> ReadJournal::create(const fs::path& directory, cons
   return std::unique_ptr<ReadJournal>(new ReadJournal(path, fd, id, genesis_mac(keys, id)));
 }
 
+namespace {
+[[noreturn]] void refuse_event(int error) {
+  throw DatabaseError(fmt::format(
+      "cannot record the audit event: {}: the operation was refused (fail closed); free space "
+      "in the vault directory or check its file system",
+      std::strerror(error)));
+}
+
+// Writes all of `bytes` at `offset`; errno of the failure, else 0.
+int pwrite_all(int fd, ByteView bytes, std::uint64_t offset) {
+  std::size_t done = 0;
+  while (done < bytes.size()) {
+    const ssize_t n = ::pwrite(fd, bytes.data() + done, bytes.size() - done, static_cast<off_t>(offset + done));
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return n < 0 ? errno : ENOSPC;
+    done += static_cast<std::size_t>(n);
+  }
+  return 0;
+}
+}  // namespace
+
+bool ReadJournal::reserve_mapped(std::size_t bytes) {
+  if (!map_ || appended_ + bytes > kMapBytes) return false;
+  if (appended_ + bytes <= file_size_) return true;
+  // Grown in chunks that double from 16 KiB to 1 MiB: a short-lived process
+  // writes one small chunk, a long-lived one a system call per ~3,000 events.
+  const std::uint64_t chunk =
+      std::clamp<std::uint64_t>(file_size_, kFirstChunk, kLargestChunk);
+  const std::uint64_t target = std::min<std::uint64_t>(
+      kMapBytes, std::max<std::uint64_t>(file_size_ + chunk, appended_ + bytes));
+  // From untouched static storage: read, it costs no memory of its own.
+  static const std::uint8_t kZeros[64u << 10] = {};
+  for (std::uint64_t at = file_size_; at < target;) {
+    const std::size_t n = static_cast<std::size_t>(std::min<std::uint64_t>(sizeof kZeros, target - at));
+    // What did grow is zeros: the end of the entries, as before.
+    if (const int error = pwrite_all(fd_, ByteView(kZeros, n), at)) refuse_event(error);
+    at += n;
+  }
+  const std::uint64_t from = file_size_;
+  file_size_ = target;
+  // Page-table entries for the new part in one call instead of a fault per
+  // 4 KiB page at the appends (MADV_POPULATE_WRITE, Linux 5.14; without it
+  // the pages fault in as they are used).
+#ifdef MADV_POPULATE_WRITE
+  constexpr int kPopulateWrite = MADV_POPULATE_WRITE;
+#else
+  constexpr int kPopulateWrite = 23;
+#endif
+  const auto page = static_cast<std::uint64_t>(::sysconf(_SC_PAGESIZE));
+  const std::uint64_t first_page = from / page * page;
+  (void)::madvise(map_ + first_page, target - first_page, kPopulateWrite);
+  return true;
+}
+
+void ReadJournal::write_entry(ByteView entry) {
+  if (reserve_mapped(entry.size())) {
+    // The length last: a reader (another process folding this live
+    // journal, or the next opener after a crash here) sees either zero, the
+    // end, or the whole entry.
+    std::memcpy(map_ + appended_ + 4, entry.data() + 4, entry.size() - 4);
+    std::atomic_thread_fence(std::memory_order_release);
+    std::memcpy(map_ + appended_, entry.data(), 4);
+    return;
+  }
+  // Past the map (folds have failed for a long time) or no map at all.
+  if (const int error = pwrite_all(fd_, entry, appended_)) {
+    // A partial entry would hide every later one from folding: cut it off.
+    if (::ftruncate(fd_, static_cast<off_t>(appended_)) != 0) {
+      throw DatabaseError(fmt::format(
+          "cannot record the audit event ({}), and the audit journal {} could not be repaired: "
+          "the operation was refused; free space in the vault directory",
+          std::strerror(error), path_.string()));
+    }
+    file_size_ = std::min(file_size_, appended_);
+    refuse_event(error);
+  }
+  file_size_ = std::max(file_size_, appended_ + entry.size());
+}
+
 void ReadJournal::append(const Keyring& keys, ByteView owner_tag, ByteView used_lookup,
                          std::string_view event_json, std::int64_t time_micros) {
   if (owner_tag.size() > 255 || used_lookup.size() > 255) {
     throw InvalidArgumentError("an audit journal tag is too long");
   }
-  Bytes entry(4, 0);  // length, filled in below
+  Bytes& entry = entry_;
+  entry.assign(4, 0);  // length, filled in below
   put_u64(entry, next_index_);
   put_u64(entry, static_cast<std::uint64_t>(time_micros));
   entry.push_back(static_cast<std::uint8_t>(owner_tag.size()));
@@ -270,30 +400,19 @@ void ReadJournal::append(const Keyring& keys, ByteView owner_tag, ByteView used_
   const Bytes sealed =
       aead_encrypt(keys.audit_seal_key(), as_bytes(event_json), journal_seal_aad(keys, journal_id_, next_index_));
   entry.insert(entry.end(), sealed.begin(), sealed.end());
-  const Bytes mac = entry_mac(keys, last_mac_, ByteView(entry).subspan(4));
-  entry.insert(entry.end(), mac.begin(), mac.end());
+  const std::size_t unmaced = entry.size();
+  entry.resize(unmaced + kMacSize);
+  keys.audit_mac().mac_into({as_bytes(std::string_view("journal")), last_mac_, ByteView(entry).subspan(4, unmaced - 4)},
+                            std::span(entry).subspan(unmaced));
   const auto length = static_cast<std::uint32_t>(entry.size() - 4);
   if (length > kMaxEntry) throw InvalidArgumentError("an audit event is too large");
   for (int i = 0; i < 4; ++i) entry[i] = static_cast<std::uint8_t>(length >> (24 - 8 * i));
 
-  const ssize_t written = ::write(fd_, entry.data(), entry.size());
-  if (written != static_cast<ssize_t>(entry.size())) {
-    const int error = written < 0 ? errno : ENOSPC;
-    // A partial entry would hide every later one from folding: cut it off.
-    if (written > 0 && ::ftruncate(fd_, static_cast<off_t>(appended_)) != 0) {
-      throw DatabaseError(fmt::format(
-          "cannot record the audit event ({}), and the audit journal {} could not be repaired: "
-          "the operation was refused; free space in the vault directory",
-          std::strerror(error), path_.string()));
-    }
-    throw DatabaseError(fmt::format(
-        "cannot record the audit event: {}: the operation was refused (fail closed); free space "
-        "in the vault directory or check its file system",
-        std::strerror(error)));
-  }
+  write_entry(entry);
   if (appended_ == folded_hint_) first_unfolded_ = std::chrono::steady_clock::now();
+  unfolded_.insert(unfolded_.end(), entry.begin(), entry.end());
   appended_ += entry.size();
-  last_mac_ = mac;
+  last_mac_.assign(entry.end() - kMacSize, entry.end());
   next_index_ += 1;
   unfolded_events_ += 1;
 }
@@ -304,13 +423,41 @@ bool ReadJournal::fold_due() const {
 }
 
 void ReadJournal::fold(RecordStore& store, const Keyring& keys) {
-  if (fold_file(fd_, journal_id_, Liveness::kOwn, store, keys, fold_buffer_)) {
-    // This handle goes on appending after its own last entry, not after the
-    // last one that still authenticates.
+  FoldState state = read_state(store, keys, journal_id_);
+  if (state.offset >= unfolded_from_ && state.offset <= appended_) {
+    // What is before the folded position is in the chain (that fold has
+    // committed: this transaction had not written the row when it read it).
+    unfolded_.erase(unfolded_.begin(), unfolded_.begin() + static_cast<std::ptrdiff_t>(state.offset - unfolded_from_));
+    unfolded_from_ = state.offset;
+    const std::uint64_t start = state.offset;
+    (void)fold_entries(journal_id_, unfolded_, Liveness::kOwn, /*authenticate=*/false, state, store, keys);
+    if (state.offset != start) write_state(store, journal_id_, state);
+  } else if (fold_file(fd_, journal_id_, Liveness::kOwn, store, keys, fold_buffer_)) {
+    // Only when the private copy no longer reaches back to the folded
+    // position: read back from the file, and checked. This handle goes on
+    // appending after its own last entry, not after the last one that
+    // still authenticates.
     write_state(store, journal_id_, {appended_, next_index_, last_mac_});
   }
+  // Rows of journals already removed; should this transaction roll back,
+  // close() drops them.
+  for (const Bytes& id : retired_) store.delete_meta(meta_key(id));
+  retired_.clear();
   folded_hint_ = appended_;
   unfolded_events_ = 0;
+}
+
+bool ReadJournal::ready_to_rotate() const { return appended_ >= kRotateBytes && !has_unfolded(); }
+
+std::unique_ptr<ReadJournal> ReadJournal::rotate(const Keyring& keys) {
+  auto next = create(path_.parent_path(), keys);
+  next->retired_ = std::move(retired_);
+  next->retired_.push_back(journal_id_);
+  // The fold position stays in the meta row until the file is gone (see
+  // close): a crash before this unlink leaves a journal folded to its end,
+  // which the next opener removes.
+  ::unlink(path_.c_str());
+  return next;
 }
 
 void ReadJournal::close(RecordStore& store, const Keyring& keys,

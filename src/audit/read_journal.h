@@ -3,9 +3,13 @@
 //
 // Writes commit their event in their own transaction. A read cannot afford
 // one (tens of microseconds per get), so each vault handle on the embedded
-// store appends its read events to a journal file of its own, one write(2)
-// per event, before the result is returned (fail closed: if the append fails
-// the read fails). An entry is sealed like a chain event and chained to the
+// store appends its read events to a journal file of its own before the
+// result is returned (fail closed: if the append fails the read fails). The
+// file is mapped shared and grown ahead in zeroed chunks written with
+// pwrite(2), so an append is a copy into the page cache, not a system call:
+// durable against a crash of the process all the same, and the space it
+// needs was already granted (a full disk refuses the chunk, not a store
+// into the map). An entry is sealed like a chain event and chained to the
 // entry before it:
 //   mac_i = HMAC(audit_mac_key, "journal" ‖ mac_{i-1} ‖ entry_i without mac)
 // with mac_{-1} = HMAC(audit_mac_key, "journal-genesis" ‖ vault id ‖ journal id),
@@ -15,7 +19,9 @@
 // transaction that also records how far the journal is folded (meta row
 // "journal/<id>"), so a crash never folds an entry twice or loses one.
 // A handle folds its own journal at each of its writes, every second or 1,024
-// events of reading, and when it closes; `audit`, `verify`, `backup` fold
+// events of reading, and when it closes, from a private copy of what it
+// appended (no read back, no MAC check of its own entries); once 4 MiB are
+// folded it starts a new journal and removes the old one; `audit`, `verify`, `backup` fold
 // every journal first; the next opener folds the journal of a process that
 // died. The owner holds flock(LOCK_EX) on its journal for its lifetime: a
 // journal nobody holds is an orphan.
@@ -64,6 +70,14 @@ class ReadJournal {
   [[nodiscard]] bool has_unfolded() const { return appended_ != folded_hint_; }
   // Folds this journal. REQUIRES: inside a write transaction on `store`.
   void fold(RecordStore& store, const Keyring& keys);
+  // True when this journal is long and folded to its end: once the fold has
+  // committed, the handle moves to a new journal (rotate).
+  [[nodiscard]] bool ready_to_rotate() const;
+  // Creates the next journal in the same directory and removes this one's
+  // file (folded to its end: REQUIRES ready_to_rotate(), the fold committed).
+  // The new journal drops this one's meta row at its first fold. Throws
+  // DatabaseError when the new journal cannot be created; this one stays.
+  [[nodiscard]] std::unique_ptr<ReadJournal> rotate(const Keyring& keys);
   // When the vault handle closes: folds the journal, runs `also`, drops the
   // meta rows of journals already removed (the previous closers'), and, once
   // that has committed, removes the file. One transaction, not fsynced.
@@ -73,17 +87,31 @@ class ReadJournal {
 
  private:
   ReadJournal(std::filesystem::path path, int fd, Bytes journal_id, Bytes genesis);
+  // Makes [appended_, appended_ + bytes) part of the file and of the map,
+  // growing the file with zeros. False when the entry goes past the map.
+  // Throws DatabaseError when the file cannot grow.
+  bool reserve_mapped(std::size_t bytes);
+  void write_entry(ByteView entry);
 
   std::filesystem::path path_;
   int fd_;
   Bytes journal_id_;
   Bytes last_mac_;
   std::uint64_t next_index_ = 0;
-  std::uint64_t appended_ = 0;     // bytes written
+  std::uint64_t appended_ = 0;     // bytes of entries written
   std::uint64_t folded_hint_ = 0;  // bytes known folded (others may have folded more)
   std::chrono::steady_clock::time_point first_unfolded_{};
   std::uint64_t unfolded_events_ = 0;
-  Bytes fold_buffer_;  // reused by each fold (see read_from)
+  std::uint8_t* map_ = nullptr;  // the file's first kMapBytes, shared; null: pwrite only
+  std::uint64_t file_size_ = 0;  // appended_ plus the zeros grown ahead
+  // This handle's entries from offset unfolded_from_ to appended_, as
+  // written: what its next fold moves into the chain (and the entries of
+  // its last fold, until a fold sees that one committed).
+  Bytes unfolded_;
+  std::uint64_t unfolded_from_ = 0;
+  Bytes entry_;                   // reused by each append
+  Bytes fold_buffer_;             // reused by a fold that reads the file (see read_from)
+  std::vector<Bytes> retired_;    // ids of the journals this one replaced: their meta rows go
 };
 
 // The associated data of a journal entry's seal. A folded entry keeps that

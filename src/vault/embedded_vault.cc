@@ -203,11 +203,11 @@ class EmbeddedVault final : public VaultImpl {
   // sixth of its cost. The tags are no secret from this process (they are
   // the index), and the index key never changes, so they are remembered.
   Bytes cached_index_tag(const Bytes& message) const {
-    std::string key(message.begin(), message.end());
+    const std::string_view key(reinterpret_cast<const char*>(message.data()), message.size());
     std::lock_guard lock(tag_cache_mutex_);
     if (const auto it = tag_cache_.find(key); it != tag_cache_.end()) return it->second;
     if (tag_cache_.size() >= kTagCacheSize) tag_cache_.clear();
-    return tag_cache_.emplace(std::move(key), keys_->index_mac().mac(message)).first->second;
+    return tag_cache_.emplace(std::string(key), keys_->index_mac().mac(message)).first->second;
   }
   Bytes id_tag(std::string_view id) const {
     Bytes message{'i'};
@@ -469,6 +469,8 @@ class EmbeddedVault final : public VaultImpl {
       if (journal_) journal_->fold(*store_, *keys_);
       if (last_used_due) write_last_used(/*all=*/with_last_used);
       txn.commit();
+      // A long-lived handle's journal does not grow without end.
+      if (journal_ && journal_->ready_to_rotate()) journal_ = journal_->rotate(*keys_);
     } catch (const Error&) {
     }
   }
@@ -1309,7 +1311,12 @@ class EmbeddedVault final : public VaultImpl {
   bool last_used_round_ = false;          // a round of slices is under way
   std::chrono::steady_clock::time_point last_used_written_ = std::chrono::steady_clock::now();
   mutable std::mutex tag_cache_mutex_;
-  mutable std::unordered_map<std::string, Bytes> tag_cache_;  // index MAC input -> tag
+  // Looked up by a view of the MAC input: no key string is made for a hit.
+  struct TagCacheHash {
+    using is_transparent = void;
+    std::size_t operator()(std::string_view key) const noexcept { return std::hash<std::string_view>{}(key); }
+  };
+  mutable std::unordered_map<std::string, Bytes, TagCacheHash, std::equal_to<>> tag_cache_;  // index MAC input -> tag
 
  public:
   // Format 2 had no version ledger. The first open builds it from the

@@ -2,6 +2,7 @@
 
 #include <charconv>
 #include <ctime>
+#include <limits>
 
 #include "credentials/credential.h"
 #include "credentials/errors.h"
@@ -11,12 +12,28 @@ namespace credentials {
 std::string format_timestamp(Timestamp t) {
   using namespace std::chrono;
   const auto seconds = floor<std::chrono::seconds>(t);
-  const auto micros = (t - seconds).count();
-  const std::time_t tt = seconds.time_since_epoch().count();
-  std::tm tm{};
-  gmtime_r(&tt, &tm);
-  return fmt::format("{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:06}Z", tm.tm_year + 1900, tm.tm_mon + 1,
-                     tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, micros);
+  const auto micros = static_cast<unsigned>((t - seconds).count());
+  // The date and time of day are worked out once per second and thread:
+  // every audit event carries a time, and gmtime_r with its formatting was
+  // half a microsecond of each read.
+  thread_local std::int64_t cached_second = std::numeric_limits<std::int64_t>::min();
+  thread_local char date_time[20] = {};  // YYYY-MM-DDTHH:MM:SS
+  const std::int64_t second = seconds.time_since_epoch().count();
+  if (second != cached_second) {
+    const std::time_t tt = static_cast<std::time_t>(second);
+    std::tm tm{};
+    gmtime_r(&tt, &tm);
+    fmt::format_to_n(date_time, 19, "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}", tm.tm_year + 1900, tm.tm_mon + 1,
+                     tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec);
+    cached_second = second;
+  }
+  std::string out(date_time, 19);
+  out.resize(27);
+  out[19] = '.';
+  unsigned rest = micros;
+  for (int i = 25; i >= 20; --i, rest /= 10) out[i] = static_cast<char>('0' + rest % 10);
+  out[26] = 'Z';
+  return out;
 }
 
 Timestamp parse_timestamp(std::string_view text) {

@@ -79,6 +79,39 @@ class AuditTrailTest : public ::testing::Test {
     return files[0];
   }
 
+  // Where a journal's entries end: the file is grown ahead with zeros, and
+  // a zero length ends it (docs/FORMAT.md, "Read journal").
+  static std::size_t end_of_entries(const std::string& bytes) {
+    std::size_t pos = 0;
+    while (pos + 4 <= bytes.size()) {
+      std::uint32_t length = 0;
+      for (int i = 0; i < 4; ++i) length = (length << 8) | static_cast<std::uint8_t>(bytes[pos + i]);
+      if (length == 0 || pos + 4 + length > bytes.size()) break;
+      pos += 4 + length;
+    }
+    return pos;
+  }
+  // Where the last entry of a journal starts.
+  static std::size_t last_entry(const std::string& bytes) {
+    std::size_t pos = 0;
+    std::size_t last = 0;
+    while (pos < end_of_entries(bytes)) {
+      last = pos;
+      std::uint32_t length = 0;
+      for (int i = 0; i < 4; ++i) length = (length << 8) | static_cast<std::uint8_t>(bytes[pos + i]);
+      pos += 4 + length;
+    }
+    return last;
+  }
+
+  int count_gets() {
+    auto vault = open_vault();
+    AuditQuery query;
+    query.action = "get";
+    query.limit = 1'000'000;
+    return static_cast<int>(vault.audit_events(kAdmin, query).size());
+  }
+
   TempDir dir_;
   SecretString key_{generate_master_key()};
 };
@@ -160,8 +193,8 @@ TEST_F(AuditTrailTest, AlteredJournalOfADeadProcessIsReported) {
   const fs::path journal = journal_of_a_killed_reader();
   ASSERT_FALSE(journal.empty());
   std::string bytes = testing::read_file(journal);
-  ASSERT_GT(bytes.size(), 100u);
-  bytes[bytes.size() - 40] ^= 0x01;  // inside the last entry
+  ASSERT_GT(end_of_entries(bytes), 100u);
+  bytes[end_of_entries(bytes) - 40] ^= 0x01;  // inside the last entry
   std::ofstream(journal, std::ios::binary | std::ios::trunc) << bytes;
 
   auto vault = open_vault();
@@ -178,7 +211,7 @@ TEST_F(AuditTrailTest, AlteredJournalOfADeadProcessIsReported) {
 TEST_F(AuditTrailTest, TornLastJournalEntryIsDroppedQuietly) {
   const fs::path journal = journal_of_a_killed_reader();
   ASSERT_FALSE(journal.empty());
-  fs::resize_file(journal, fs::file_size(journal) - 10);
+  fs::resize_file(journal, end_of_entries(testing::read_file(journal)) - 10);
 
   auto vault = open_vault();
   const AuditVerification verification = vault.verify_audit();
@@ -186,6 +219,49 @@ TEST_F(AuditTrailTest, TornLastJournalEntryIsDroppedQuietly) {
   int gets = 0;
   for (const AuditEvent& event : vault.audit_events(kAdmin, {})) gets += event.action == "get";
   EXPECT_EQ(gets, 2);
+}
+
+// An append stores its entry's length last: a process killed before that
+// store leaves the entry's bytes behind a zero length, the end of the
+// journal. That read never returned, and the chain verifies.
+TEST_F(AuditTrailTest, EntryWhoseLengthWasNotYetStoredEndsTheJournal) {
+  const fs::path journal = journal_of_a_killed_reader();
+  ASSERT_FALSE(journal.empty());
+  std::string bytes = testing::read_file(journal);
+  const std::size_t last = last_entry(bytes);
+  ASSERT_GT(last, 0u);
+  bytes.replace(last, 4, std::string(4, '\0'));
+  std::ofstream(journal, std::ios::binary | std::ios::trunc) << bytes;
+
+  EXPECT_EQ(count_gets(), 2);
+  EXPECT_TRUE(open_vault().verify_audit().ok);
+}
+
+// A long-lived handle does not grow one journal without end: once 4 MiB of
+// it are folded it moves to a new journal and removes the old one. Every
+// read's event reaches the chain, in order.
+TEST_F(AuditTrailTest, LongLivedHandleMovesToANewJournal) {
+  int reads = 0;
+  {
+    auto vault = open_vault();
+    vault.store_credential(user_of(1), {.name = "db", .host = "h", .password = "pw"});
+    (void)vault.get_credential(user_of(1), "db");
+    ++reads;
+    ASSERT_EQ(journals().size(), 1u);
+    const fs::path first = journals()[0];
+    while (fs::exists(first) && reads < 40'000) {
+      for (int i = 0; i < 500; ++i) (void)vault.get_credential(user_of(1), "db");
+      reads += 500;
+    }
+    EXPECT_FALSE(fs::exists(first)) << "no new journal after " << reads << " reads";
+    const auto now = journals();
+    ASSERT_EQ(now.size(), 1u);
+    EXPECT_LT(fs::file_size(now[0]), std::uintmax_t{5} << 20);
+  }
+  EXPECT_TRUE(journals().empty());
+  EXPECT_EQ(count_gets(), reads);
+  const AuditVerification verification = open_vault().verify_audit();
+  EXPECT_TRUE(verification.ok) << verification.problem;
 }
 
 TEST_F(AuditTrailTest, JournalIsPrivateAndHoldsNoSecret) {

@@ -553,6 +553,16 @@ TEST(TimestampTest, FormatsAndParsesIso8601) {
   EXPECT_THROW((void)parse_timestamp("2026-13-01T00:00:00"), InvalidArgumentError);
 }
 
+// The date part is kept per second: consecutive times across a second, a
+// day and a year boundary, and back, each format as themselves.
+TEST(TimestampTest, FormatsAcrossSecondBoundaries) {
+  for (const char* text : {"2026-12-31T23:59:59.999999Z", "2027-01-01T00:00:00.000000Z",
+                           "2027-01-01T00:00:00.000007Z", "2026-12-31T23:59:59.000000Z",
+                           "1999-02-28T01:02:03.040506Z", "2026-12-31T23:59:59.999999Z"}) {
+    EXPECT_EQ(format_timestamp(parse_timestamp(text)), text);
+  }
+}
+
 TEST(UserContextTest, AdminAndSuperuserAreAdministrators) {
   EXPECT_TRUE(kAdmin.is_admin());
   EXPECT_TRUE(kSuper.is_admin());
