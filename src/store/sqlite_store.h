@@ -107,9 +107,14 @@ class SqliteStore final : public RecordStore {
   void run_prepared(const char* sql);
   void exec(const char* sql);
   void set_durable(bool durable);
+  // The change stamp read from SQLite's shared WAL index, without a read
+  // transaction; nullopt while a writer is updating it (see change_stamp).
+  std::optional<ChangeStamp> wal_index_stamp();
 
   std::filesystem::path directory_;
   sqlite3* db_;
+  const volatile std::uint8_t* wal_index_ = nullptr;  // the -shm file's first region, SQLite's map
+  bool wal_index_unavailable_ = false;
   std::unordered_map<const char*, std::unique_ptr<Statement>> statements_;
   bool durable_ = true;
 };
