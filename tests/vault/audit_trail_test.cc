@@ -367,5 +367,21 @@ TEST_F(AuditTrailTest, EventsOfAForkedChildCarryTheChildsPid) {
   EXPECT_EQ(pid_of["u2"], child_pid);
 }
 
+// A refused read records the reference it was given, whatever its
+// characters: the event text stays valid JSON and reads back as given.
+TEST_F(AuditTrailTest, EventsKeepReferencesThatNeedEscaping) {
+  auto vault = open_vault();
+  const std::vector<std::string> refs = {"quote\"d", "back\\slash", "new\nline", "tab\there",
+                                         std::string("ctl\x01\x1f") + "end", "plain-name", "caf\xc3\xa9"};
+  for (const auto& ref : refs) {
+    EXPECT_THROW((void)vault.get_credential(user_of(1), ref), Error) << ref;
+  }
+  AuditQuery query;
+  query.action = "get";
+  std::vector<std::string> names;
+  for (const AuditEvent& event : vault.audit_events(kAdmin, query)) names.push_back(event.name);
+  EXPECT_EQ(names, refs);
+}
+
 }  // namespace
 }  // namespace credentials
