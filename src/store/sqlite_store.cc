@@ -298,6 +298,18 @@ std::optional<ChangeStamp> SqliteStore::change_stamp() {
   return ChangeStamp{*others, static_cast<std::uint64_t>(sqlite3_total_changes64(db_))};
 }
 
+// A commit adds one to the header's transaction counter (and frames to the
+// log); a checkpoint that restarts the log changes the salts. So the same
+// salts, the counter one up and more frames: exactly one commit. Stamps of
+// the pragma cannot tell.
+bool SqliteStore::one_commit_apart(const ChangeStamp& before, const ChangeStamp& after) {
+  if (!wal_index_) return false;
+  const auto transactions = [](const ChangeStamp& s) { return static_cast<std::uint32_t>(s[0] >> 32); };
+  const auto frames = [](const ChangeStamp& s) { return static_cast<std::uint32_t>(s[0]); };
+  return after[1] == before[1] && transactions(after) == static_cast<std::uint32_t>(transactions(before) + 1) &&
+         frames(after) > frames(before);
+}
+
 std::optional<ChangeStamp> SqliteStore::wal_index_stamp() {
   constexpr std::size_t kHeader = 48;  // WalIndexHdr
   if (!wal_index_) {

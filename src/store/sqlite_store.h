@@ -77,6 +77,7 @@ class SqliteStore final : public RecordStore {
   virtual void backup_to(const std::filesystem::path& file) override;
   void compact_log() override;
   [[nodiscard]] std::optional<ChangeStamp> change_stamp() override;
+  [[nodiscard]] bool one_commit_apart(const ChangeStamp& before, const ChangeStamp& after) override;
   [[nodiscard]] std::optional<std::uint64_t> data_version() override;
   [[nodiscard]] bool in_transaction() override;
 

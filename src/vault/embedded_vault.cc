@@ -20,6 +20,7 @@
 
 #include "audit/audit_chain.h"
 #include "audit/read_journal.h"
+#include "vault/record_cache.h"
 #include "credentials/errors.h"
 #include "legacy/legacy_vault.h"
 #include "store/sqlite_store.h"
@@ -268,28 +269,42 @@ class EmbeddedVault final : public VaultImpl {
   // is read then, in one read transaction with the store's data_version
   // (the path is ~6 KiB of nodes to read and compare, a third of a get).
   // REQUIRES: mutex_ held.
+  //
+  // Outside a caller's transaction, a record checked at a change stamp that
+  // still holds is served from kept_records_ without a read transaction.
   std::optional<StoredRecord> current_record(ByteView owner_tag, ByteView lookup) {
     const LedgerKey key{owner_tag, lookup};
+    const bool own_snapshot = !store_->thread_safe() && !store_->in_transaction();
+    std::optional<ChangeStamp> stamp;
+    if (own_snapshot) {
+      stamp = store_->change_stamp();
+      if (stamp) {
+        if (auto kept = kept_records_.find(*stamp, lookup)) return kept;
+      }
+    }
     std::optional<RecordStore::Transaction> snapshot;
-    if (!store_->thread_safe() && !store_->in_transaction()) snapshot.emplace(store_->begin_read());
+    if (own_snapshot) snapshot.emplace(store_->begin_read());
+    // Kept only from a snapshot of its own (inside a caller's write, what it
+    // read may yet be rolled back), and only when nothing was committed
+    // between the stamp and the end of the snapshot: it then read the state
+    // the stamp names.
+    auto done = [&](std::optional<StoredRecord> record) {
+      if (snapshot) std::exchange(snapshot, std::nullopt)->commit();
+      if (record && stamp && store_->change_stamp() == stamp) kept_records_.put(*stamp, *record);
+      return record;
+    };
     const std::optional<std::uint64_t> data_version = store_->data_version();
     if (data_version) {
       if (const auto known = ledger_.known_version(*data_version, lookup)) {
         auto record = store_->current_record(lookup);
-        if (record && record->version == *known) {
-          if (snapshot) std::exchange(snapshot, std::nullopt)->commit();
-          return record;
-        }
+        if (record && record->version == *known) return done(std::move(record));
       }
     }
     std::vector<LedgerNode> path;
     auto record = store_->current_record(lookup, ledger_.path_ids(key), path);
     if (record && ledger_.version_in(key, std::move(path)) != record->version) not_the_ledgers_version();
-    // Kept only from a snapshot of its own: inside a caller's write, what
-    // it read may yet be rolled back.
     if (record && data_version && snapshot) ledger_.remember_version(*data_version, lookup, record->version);
-    if (snapshot) std::exchange(snapshot, std::nullopt)->commit();
-    return record;
+    return done(std::move(record));
   }
 
   // The same check for many records (list). REQUIRES: mutex_ held, inside
@@ -469,9 +484,14 @@ class EmbeddedVault final : public VaultImpl {
     if ((!journal_ || !journal_->has_unfolded()) && !last_used_due) return;
     try {
       auto txn = store_->begin_write(/*durable=*/false);
+      // Read holding the write lock: no other connection commits until ours.
+      const auto before = store_->change_stamp();
       if (journal_) journal_->fold(*store_, *keys_);
       if (last_used_due) write_last_used(/*all=*/with_last_used);
       txn.commit();
+      // The fold changes no record (the last-used times a kept record holds
+      // are informational): the kept records stay valid.
+      kept_records_.carry_over(*store_, before, store_->change_stamp());
       // A long-lived handle's journal does not grow without end.
       if (journal_ && journal_->ready_to_rotate()) journal_ = journal_->rotate(*keys_);
     } catch (const Error&) {
@@ -1293,6 +1313,7 @@ class EmbeddedVault final : public VaultImpl {
   bool audit_;
   std::filesystem::path journal_directory_;
   std::unique_ptr<ReadJournal> journal_;  // created at the first read event
+  RecordCache kept_records_;               // see current_record; under mutex_
   static constexpr std::size_t kTagCacheSize = 4096;
   static constexpr std::size_t kLastUsedBatch = 65536;
   static constexpr auto kLastUsedEvery = std::chrono::minutes(1);

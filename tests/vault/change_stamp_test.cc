@@ -88,5 +88,35 @@ TEST(ChangeStampTest, MovesAtEveryCommitOfAnyConnectionAndHoldsOtherwise) {
   EXPECT_TRUE(seen.insert(stamp_of(*first)).second);
 }
 
+// one_commit_apart tells a commit of one's own, alone, from one with
+// another's beside it (a vault handle keeps what it read across its own
+// folds of its read journal, and only then).
+TEST(ChangeStampTest, OneCommitApartCountsCommits) {
+  TempDir dir;
+  auto first = SqliteStore::open(dir.path() / "vault", /*create=*/true);
+  first->create_schema();
+  auto second = SqliteStore::open(dir.path() / "vault", /*create=*/false);
+  write_meta(*first, "0");
+
+  auto before = first->change_stamp().value();
+  write_meta(*first, "1");
+  auto after = first->change_stamp().value();
+  EXPECT_TRUE(first->one_commit_apart(before, after));
+  EXPECT_FALSE(first->one_commit_apart(after, before));
+  EXPECT_FALSE(first->one_commit_apart(before, before)) << "no commit";
+
+  before = after;
+  write_meta(*first, "2");
+  write_meta(*second, "3");
+  after = first->change_stamp().value();
+  EXPECT_FALSE(first->one_commit_apart(before, after)) << "another connection committed too";
+
+  before = after;
+  empty_the_log(dir.path() / "vault" / "vault.db");
+  write_meta(*first, "4");
+  after = first->change_stamp().value();
+  EXPECT_FALSE(first->one_commit_apart(before, after)) << "the log restarted: cannot tell";
+}
+
 }  // namespace
 }  // namespace credentials::internal
