@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <sys/file.h>
 #include <sys/mman.h>
+#include <sys/statfs.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -193,7 +194,18 @@ bool fold_entries(ByteView journal_id, ByteView data, Liveness liveness, bool au
            entry->index == state.next_index;
     }
     if (!ok) {
-      if (entry || malformed) damaged = liveness != Liveness::kLive;
+      // A live journal may end in an entry still being written. A dead
+      // process's journal may end in one torn by a power failure: the file
+      // was grown with zeros ahead, and the page with an entry's length can
+      // reach the disk without the page with the rest of it. So an entry
+      // with nothing but zeros after it is the torn end, not damage (cutting
+      // a journal short is not detectable anyway: docs/THREAT_MODEL.md).
+      if (entry || malformed) {  // a whole entry (at least its length) is there
+        const std::size_t declared = 4 + static_cast<std::size_t>(get_u32(data.subspan(pos)));
+        const ByteView after = data.subspan(std::min(data.size(), pos + declared));
+        const bool torn_end = std::all_of(after.begin(), after.end(), [](std::uint8_t b) { return b == 0; });
+        damaged = liveness == Liveness::kOwn || (liveness == Liveness::kOrphan && !torn_end);
+      }
       break;
     }
     // The event goes into the chain as the journal sealed it, with the
@@ -264,10 +276,30 @@ Bytes journal_seal_aad(const Keyring& keys, ByteView journal_id, std::uint64_t i
   return aad;
 }
 
-ReadJournal::ReadJournal(fs::path path, int fd, Bytes journal_id, Bytes genesis)
-    : path_(std::move(path)), fd_(fd), journal_id_(std::move(journal_id)), last_mac_(std::move(genesis)) {
-  // Only address space until the file grows into it (reserve_mapped). A
-  // file system that cannot map files leaves map_ null: pwrite(2) then.
+namespace {
+// Where a store into space already written with zeros needs no new space:
+// ext2/3/4 and tmpfs overwrite in place. On a copy-on-write or compressing
+// file system (btrfs, ZFS, XFS with shared extents) the store itself may
+// need space, and a full disk would end the process with SIGBUS instead of
+// refusing the read; there (and anywhere else) each entry is a pwrite(2).
+bool overwrites_in_place(int fd) {
+  constexpr long kExtMagic = 0xEF53;
+  constexpr long kTmpfsMagic = 0x01021994;
+  struct statfs fs {};
+  if (::fstatfs(fd, &fs) != 0) return false;
+  return fs.f_type == kExtMagic || fs.f_type == kTmpfsMagic;
+}
+}  // namespace
+
+ReadJournal::ReadJournal(fs::path path, int fd, Bytes journal_id, Bytes genesis, pid_t creator)
+    : path_(std::move(path)),
+      fd_(fd),
+      journal_id_(std::move(journal_id)),
+      last_mac_(genesis),
+      unfolded_from_mac_(std::move(genesis)),
+      creator_(creator) {
+  // Only address space until the file grows into it (reserve_mapped).
+  if (!overwrites_in_place(fd_)) return;
   void* map = ::mmap(nullptr, kMapBytes, PROT_READ | PROT_WRITE, MAP_SHARED, fd_, 0);
   if (map != MAP_FAILED) map_ = static_cast<std::uint8_t*>(map);
 }
@@ -302,7 +334,7 @@ std::unique_ptr<ReadJournal> ReadJournal::create(const fs::path& directory, cons
     throw DatabaseError(fmt::format("cannot create an audit journal in {}: {}", directory.string(),
                                     std::strerror(error)));
   }
-  return std::unique_ptr<ReadJournal>(new ReadJournal(path, fd, id, genesis_mac(keys, id)));
+  return std::unique_ptr<ReadJournal>(new ReadJournal(path, fd, id, genesis_mac(keys, id), ::getpid()));
 }
 
 namespace {
@@ -333,15 +365,23 @@ bool ReadJournal::reserve_mapped(std::size_t bytes) {
   // writes one small chunk, a long-lived one a system call per ~3,000 events.
   const std::uint64_t chunk =
       std::clamp<std::uint64_t>(file_size_, kFirstChunk, kLargestChunk);
-  const std::uint64_t target = std::min<std::uint64_t>(
+  std::uint64_t target = std::min<std::uint64_t>(
       kMapBytes, std::max<std::uint64_t>(file_size_ + chunk, appended_ + bytes));
   // From untouched static storage: read, it costs no memory of its own.
   static const std::uint8_t kZeros[64u << 10] = {};
-  for (std::uint64_t at = file_size_; at < target;) {
-    const std::size_t n = static_cast<std::size_t>(std::min<std::uint64_t>(sizeof kZeros, target - at));
-    // What did grow is zeros: the end of the entries, as before.
-    if (const int error = pwrite_all(fd_, ByteView(kZeros, n), at)) refuse_event(error);
-    at += n;
+  const auto grow_to = [&](std::uint64_t end) {
+    for (std::uint64_t at = file_size_; at < end;) {
+      const std::size_t n = static_cast<std::size_t>(std::min<std::uint64_t>(sizeof kZeros, end - at));
+      if (const int error = pwrite_all(fd_, ByteView(kZeros, n), at)) return error;
+      at += n;
+    }
+    return 0;
+  };
+  // What did grow is zeros: the end of the entries, as before. On a nearly
+  // full disk the entry alone may still fit.
+  if (const int error = grow_to(target)) {
+    target = appended_ + bytes;
+    if (grow_to(target) != 0) refuse_event(error);
   }
   const std::uint64_t from = file_size_;
   file_size_ = target;
@@ -363,7 +403,10 @@ void ReadJournal::write_entry(ByteView entry) {
   if (reserve_mapped(entry.size())) {
     // The length last: a reader (another process folding this live
     // journal, or the next opener after a crash here) sees either zero, the
-    // end, or the whole entry.
+    // end, or the whole entry. (The length may straddle a cache line and is
+    // read with pread: on a weaker memory model than x86's a reader could
+    // see it before the body; that entry then fails its MAC, and a live
+    // journal's reader stops there and tries again later.)
     std::memcpy(map_ + appended_ + 4, entry.data() + 4, entry.size() - 4);
     std::atomic_thread_fence(std::memory_order_release);
     std::memcpy(map_ + appended_, entry.data(), 4);
@@ -424,39 +467,72 @@ bool ReadJournal::fold_due() const {
 
 void ReadJournal::fold(RecordStore& store, const Keyring& keys) {
   FoldState state = read_state(store, keys, journal_id_);
-  if (state.offset >= unfolded_from_ && state.offset <= appended_) {
-    // What is before the folded position is in the chain (that fold has
-    // committed: this transaction had not written the row when it read it).
-    unfolded_.erase(unfolded_.begin(), unfolded_.begin() + static_cast<std::ptrdiff_t>(state.offset - unfolded_from_));
-    unfolded_from_ = state.offset;
-    const std::uint64_t start = state.offset;
-    (void)fold_entries(journal_id_, unfolded_, Liveness::kOwn, /*authenticate=*/false, state, store, keys);
-    if (state.offset != start) write_state(store, journal_id_, state);
-  } else if (fold_file(fd_, journal_id_, Liveness::kOwn, store, keys, fold_buffer_)) {
-    // Only when the private copy no longer reaches back to the folded
-    // position: read back from the file, and checked. This handle goes on
-    // appending after its own last entry, not after the last one that
-    // still authenticates.
+  // What is before the folded position is in the chain (that fold has
+  // committed: this transaction had not written the row when it read it).
+  // The private copy is cut there, at an entry boundary whose index and MAC
+  // must be those the row holds: a row that does not match (a fork's child
+  // that wrote here too, an edited row) sends the fold to the file, where
+  // every entry is checked.
+  bool from_memory = state.offset >= unfolded_from_ && state.offset <= appended_;
+  if (from_memory) {
+    std::size_t cut = 0;
+    ByteView mac = unfolded_from_mac_;
+    std::uint64_t index = unfolded_from_index_;
+    while (unfolded_from_ + cut < state.offset) {
+      bool malformed = false;
+      const auto entry = parse_entry(ByteView(unfolded_).subspan(cut), malformed);
+      if (!entry) break;
+      mac = entry->mac;
+      index = entry->index + 1;
+      cut += entry->size;
+    }
+    from_memory = unfolded_from_ + cut == state.offset && index == state.next_index &&
+                  constant_time_equal(mac, state.mac);
+    if (from_memory) {
+      unfolded_from_mac_.assign(mac.begin(), mac.end());  // before the erase: `mac` points into unfolded_
+      unfolded_.erase(unfolded_.begin(), unfolded_.begin() + static_cast<std::ptrdiff_t>(cut));
+      unfolded_from_ = state.offset;
+      unfolded_from_index_ = index;
+      const std::uint64_t start = state.offset;
+      (void)fold_entries(journal_id_, unfolded_, Liveness::kOwn, /*authenticate=*/false, state, store, keys);
+      if (state.offset != start) write_state(store, journal_id_, state);
+    }
+  }
+  if (!from_memory && fold_file(fd_, journal_id_, Liveness::kOwn, store, keys, fold_buffer_)) {
+    // This handle goes on appending after its own last entry, not after the
+    // last one that still authenticates.
     write_state(store, journal_id_, {appended_, next_index_, last_mac_});
   }
   // Rows of journals already removed; should this transaction roll back,
   // close() drops them.
   for (const Bytes& id : retired_) store.delete_meta(meta_key(id));
   retired_.clear();
-  folded_hint_ = appended_;
-  unfolded_events_ = 0;
+  pending_fold_ = appended_;
 }
 
-bool ReadJournal::ready_to_rotate() const { return appended_ >= kRotateBytes && !has_unfolded(); }
+void ReadJournal::fold_committed() {
+  if (!pending_fold_) return;
+  folded_hint_ = std::max(folded_hint_, *pending_fold_);
+  pending_fold_.reset();
+  if (folded_hint_ == appended_) unfolded_events_ = 0;
+}
+
+void ReadJournal::postpone_fold() {
+  unfolded_events_ = 0;
+  first_unfolded_ = std::chrono::steady_clock::now();
+}
+
+bool ReadJournal::long_enough_to_rotate() const { return appended_ >= kRotateBytes; }
+
+bool ReadJournal::ready_to_rotate() const { return long_enough_to_rotate() && folded_hint_ == appended_; }
 
 std::unique_ptr<ReadJournal> ReadJournal::rotate(const Keyring& keys) {
   auto next = create(path_.parent_path(), keys);
   next->retired_ = std::move(retired_);
-  next->retired_.push_back(journal_id_);
   // The fold position stays in the meta row until the file is gone (see
   // close): a crash before this unlink leaves a journal folded to its end,
   // which the next opener removes.
-  ::unlink(path_.c_str());
+  if (::unlink(path_.c_str()) == 0 || errno == ENOENT) next->retired_.push_back(journal_id_);
   return next;
 }
 

@@ -32,11 +32,14 @@
 // that has not written or closed since.
 #pragma once
 
+#include <sys/types.h>
+
 #include <chrono>
 #include <cstdint>
 #include <filesystem>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -68,16 +71,30 @@ class ReadJournal {
   // True when enough unfolded events have gathered to fold them now.
   [[nodiscard]] bool fold_due() const;
   [[nodiscard]] bool has_unfolded() const { return appended_ != folded_hint_; }
-  // Folds this journal. REQUIRES: inside a write transaction on `store`.
+  // Folds this journal. REQUIRES: inside a write transaction on `store`;
+  // once it has committed, call fold_committed() (a transaction that rolls
+  // back leaves the entries unfolded, and they are folded again next time).
   void fold(RecordStore& store, const Keyring& keys);
-  // True when this journal is long and folded to its end: once the fold has
-  // committed, the handle moves to a new journal (rotate).
+  void fold_committed();
+  // After a fold that failed: the next is due after as many events or as
+  // long again.
+  void postpone_fold();
+  // True when this journal has grown long enough to be replaced: a fold
+  // that may lead to rotate() should be made durable.
+  [[nodiscard]] bool long_enough_to_rotate() const;
+  // True when it is long and its fold to the end has committed: the handle
+  // moves to a new journal (rotate), after a durable commit.
   [[nodiscard]] bool ready_to_rotate() const;
   // Creates the next journal in the same directory and removes this one's
-  // file (folded to its end: REQUIRES ready_to_rotate(), the fold committed).
-  // The new journal drops this one's meta row at its first fold. Throws
-  // DatabaseError when the new journal cannot be created; this one stays.
+  // file (REQUIRES ready_to_rotate()). The new journal drops this one's meta
+  // row at its first fold; should the file stay (it cannot be removed), its
+  // row stays with it, and the next opener removes it as an orphan folded to
+  // its end. Throws DatabaseError when the new journal cannot be created;
+  // this one stays.
   [[nodiscard]] std::unique_ptr<ReadJournal> rotate(const Keyring& keys);
+  // The process that created this journal: in the child of a fork the
+  // handle must not write to its parent's journal (see EmbeddedVault).
+  [[nodiscard]] pid_t creator() const { return creator_; }
   // When the vault handle closes: folds the journal, runs `also`, drops the
   // meta rows of journals already removed (the previous closers'), and, once
   // that has committed, removes the file. One transaction, not fsynced.
@@ -86,7 +103,7 @@ class ReadJournal {
   [[nodiscard]] const std::filesystem::path& path() const { return path_; }
 
  private:
-  ReadJournal(std::filesystem::path path, int fd, Bytes journal_id, Bytes genesis);
+  ReadJournal(std::filesystem::path path, int fd, Bytes journal_id, Bytes genesis, pid_t creator);
   // Makes [appended_, appended_ + bytes) part of the file and of the map,
   // growing the file with zeros. False when the entry goes past the map.
   // Throws DatabaseError when the file cannot grow.
@@ -99,7 +116,8 @@ class ReadJournal {
   Bytes last_mac_;
   std::uint64_t next_index_ = 0;
   std::uint64_t appended_ = 0;     // bytes of entries written
-  std::uint64_t folded_hint_ = 0;  // bytes known folded (others may have folded more)
+  std::uint64_t folded_hint_ = 0;  // bytes known folded and committed (others may have folded more)
+  std::optional<std::uint64_t> pending_fold_;  // folded by fold(), not yet known committed
   std::chrono::steady_clock::time_point first_unfolded_{};
   std::uint64_t unfolded_events_ = 0;
   std::uint8_t* map_ = nullptr;  // the file's first kMapBytes, shared; null: pwrite only
@@ -109,9 +127,12 @@ class ReadJournal {
   // its last fold, until a fold sees that one committed).
   Bytes unfolded_;
   std::uint64_t unfolded_from_ = 0;
+  Bytes unfolded_from_mac_;            // the MAC of the entry before unfolded_from_ (or the genesis)
+  std::uint64_t unfolded_from_index_ = 0;  // the index of the entry at unfolded_from_
   Bytes entry_;                   // reused by each append
   Bytes fold_buffer_;             // reused by a fold that reads the file (see read_from)
   std::vector<Bytes> retired_;    // ids of the journals this one replaced: their meta rows go
+  pid_t creator_;
 };
 
 // The associated data of a journal entry's seal. A folded entry keeps that

@@ -177,6 +177,7 @@ class EmbeddedVault final : public VaultImpl {
   // and its journal is removed. On failure the journal stays, and the next
   // process to open the vault folds it.
   ~EmbeddedVault() override {
+    leave_parents_journal();
     if (!journal_) return;
     try {
       journal_->close(*store_, *keys_, [this] { write_last_used(); });
@@ -469,7 +470,30 @@ class EmbeddedVault final : public VaultImpl {
   // precede the write about to be recorded. REQUIRES: inside a write
   // transaction.
   void fold_own_journal() {
+    leave_parents_journal();
     if (journal_ && journal_->has_unfolded()) journal_->fold(*store_, *keys_);
+  }
+
+  // After the commit of a transaction that ran fold_own_journal: the
+  // journal learns that its fold holds, and a long one is replaced, after a
+  // durable commit only (else a power failure could lose the fold's commit
+  // but not the old file's removal). A failure to start the new journal
+  // keeps the old one; the next fold tries again.
+  void own_fold_committed(bool durable) {
+    if (!journal_) return;
+    journal_->fold_committed();
+    if (!durable || !journal_->ready_to_rotate()) return;
+    try {
+      journal_ = journal_->rotate(*keys_);
+    } catch (const Error&) {
+    }
+  }
+
+  // In the child of a fork, the parent's journal (its file, map and lock,
+  // copied with the process) is the parent's: the child leaves it alone and
+  // journals its reads in one of its own.
+  void leave_parents_journal() {
+    if (journal_ && journal_->creator() != process_id()) journal_.reset();
   }
 
   // Folds this handle's journal in a transaction of its own, if it has
@@ -481,9 +505,12 @@ class EmbeddedVault final : public VaultImpl {
         last_used_count_ > 0 &&
         (with_last_used || last_used_round_ || last_used_count_ >= kLastUsedBatch ||
          std::chrono::steady_clock::now() - last_used_written_ >= kLastUsedEvery);
+    leave_parents_journal();
     if ((!journal_ || !journal_->has_unfolded()) && !last_used_due) return;
+    // Durable when this fold may be followed by the journal's replacement.
+    const bool durable = journal_ && journal_->long_enough_to_rotate();
     try {
-      auto txn = store_->begin_write(/*durable=*/false);
+      auto txn = store_->begin_write(durable);
       // Read holding the write lock: no other connection commits until ours.
       const auto before = store_->change_stamp();
       if (journal_) journal_->fold(*store_, *keys_);
@@ -492,9 +519,10 @@ class EmbeddedVault final : public VaultImpl {
       // The fold changes no record (the last-used times a kept record holds
       // are informational): the kept records stay valid.
       kept_records_.carry_over(*store_, before, store_->change_stamp());
-      // A long-lived handle's journal does not grow without end.
-      if (journal_ && journal_->ready_to_rotate()) journal_ = journal_->rotate(*keys_);
+      own_fold_committed(durable);
     } catch (const Error&) {
+      // Tried again after as many reads or as long again.
+      if (journal_) journal_->postpone_fold();
     }
   }
 
@@ -562,6 +590,7 @@ class EmbeddedVault final : public VaultImpl {
       orphans = fold_other_journals(journal_directory_, journal_ ? journal_->path() : std::filesystem::path(),
                                     *store_, *keys_, live);
       txn.commit();
+      if (live) own_fold_committed(/*durable=*/true);
     }
     orphans.remove(*store_);
   }
@@ -709,6 +738,7 @@ class EmbeddedVault final : public VaultImpl {
       }
       append_event(actor, {std::string(action), "", "", "ok", "", "", ""});
       txn.commit();
+      own_fold_committed(/*durable=*/true);
     } catch (const Error& e) {
       record_failure(actor, action, "", "", e);
       throw;
@@ -746,6 +776,7 @@ class EmbeddedVault final : public VaultImpl {
       append_event(user, {std::string(action), owner_out ? *owner_out : std::string(owner),
                           std::string(name), "ok", "", "", ""});
       txn.commit();
+      own_fold_committed(/*durable=*/true);
       return result;
     } catch (const Error& e) {
       record_failure(user, action, owner_out ? *owner_out : std::string(owner), name, e);
@@ -762,6 +793,7 @@ class EmbeddedVault final : public VaultImpl {
                      const Bytes* used_lookup = nullptr) {
     if (!audit_) return;
     if (!journal_directory_.empty()) {
+      leave_parents_journal();
       if (!journal_) journal_ = ReadJournal::create(journal_directory_, *keys_);
       const std::int64_t time = now().time_since_epoch().count();
       journal_->append(*keys_, event_owner_tag(event), used_lookup ? ByteView(*used_lookup) : ByteView(),

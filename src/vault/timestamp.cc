@@ -23,6 +23,10 @@ std::string format_timestamp(Timestamp t) {
     const std::time_t tt = static_cast<std::time_t>(second);
     std::tm tm{};
     gmtime_r(&tt, &tm);
+    if (tm.tm_year + 1900 < 0 || tm.tm_year + 1900 > 9999) {  // not four digits: not kept
+      return fmt::format("{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:06}Z", tm.tm_year + 1900, tm.tm_mon + 1,
+                         tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, micros);
+    }
     fmt::format_to_n(date_time, 19, "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}", tm.tm_year + 1900, tm.tm_mon + 1,
                      tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec);
     cached_second = second;

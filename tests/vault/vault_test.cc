@@ -561,6 +561,9 @@ TEST(TimestampTest, FormatsAcrossSecondBoundaries) {
                            "1999-02-28T01:02:03.040506Z", "2026-12-31T23:59:59.999999Z"}) {
     EXPECT_EQ(format_timestamp(parse_timestamp(text)), text);
   }
+  // A year of five digits is written whole (parse_timestamp reads four).
+  const Timestamp far = parse_timestamp("9999-12-31T23:59:59.5Z") + std::chrono::hours(24);
+  EXPECT_EQ(format_timestamp(far), "10000-01-01T23:59:59.500000Z");
 }
 
 TEST(UserContextTest, AdminAndSuperuserAreAdministrators) {
