@@ -409,8 +409,12 @@ transaction counter, last frame and salts: a few loads, no lock; through
 ~8 µs of CPU per execution here). A check is two index lookups, a ledger check and a decrypt by
 credential id. SQLite statements are likewise kept prepared per pooled
 connection.
-*What would close it:* the audit event is now most of the difference (see
-get: its JSON, seal and MAC, the copy into the journal, the fold's share).""",
+*What would close it:* the audit event (see get: its JSON, seal and MAC, the
+copy into the journal, the fold's share: ~5 µs), and the rest of the CPU
+difference, which a profile places inside libpq's own calls (`PQexecPrepared`,
+`PQgetResult`: ~10 µs more CPU per execution than the comparator's same calls
+in the session that measured it; not yet explained, as both connect with the
+same options).""",
 }
 
 # --- the document -----------------------------------------------------------------------

@@ -25,7 +25,7 @@ const UserContext kAdmin{"admin", "admin", {"admin"}};
 UserContext user_of(int n) { return {"u" + std::to_string(n), "u" + std::to_string(n), {"user"}}; }
 
 class AuditTrailTest : public ::testing::Test {
- protected:
+ public:
   Vault open_vault() { return Vault::open({.directory = vault_dir(), .master_key = key_.clone()}); }
   fs::path vault_dir() const { return dir_.path() / "vault"; }
   fs::path journal_dir() const { return vault_dir() / "journal"; }
@@ -102,6 +102,24 @@ class AuditTrailTest : public ::testing::Test {
       pos += 4 + length;
     }
     return last;
+  }
+
+  // The journal of a killed reader (see above), its bytes rewritten by
+  // `edit`; false when there was no such journal.
+  template <typename F>
+  bool edit_journal_of_a_killed_reader(F edit) {
+    const fs::path journal = journal_of_a_killed_reader();
+    if (journal.empty()) return false;
+    std::string bytes = testing::read_file(journal);
+    edit(bytes);
+    std::ofstream(journal, std::ios::binary | std::ios::trunc) << bytes;
+    return true;
+  }
+
+  void expect_verified_chain_with_gets(int gets) {
+    EXPECT_EQ(count_gets(), gets);
+    const AuditVerification verification = open_vault().verify_audit();
+    EXPECT_TRUE(verification.ok) << verification.problem;
   }
 
   int count_gets() {
@@ -192,122 +210,80 @@ TEST_F(AuditTrailTest, SixteenProcessesTimesAHundredOperationsGiveSixteenHundred
 // (An altered *last* entry reads as one torn by a power failure and is
 // dropped, as cutting the journal short would drop it: see the next test.)
 TEST_F(AuditTrailTest, AlteredJournalOfADeadProcessIsReported) {
-  const fs::path journal = journal_of_a_killed_reader();
-  ASSERT_FALSE(journal.empty());
-  std::string bytes = testing::read_file(journal);
-  const std::size_t last = last_entry(bytes);
-  ASSERT_GT(last, 100u);
-  bytes[last - 40] ^= 0x01;  // inside the middle one of the three entries
-  std::ofstream(journal, std::ios::binary | std::ios::trunc) << bytes;
-
-  auto vault = open_vault();
-  const AuditVerification verification = vault.verify_audit();
+  ASSERT_TRUE(edit_journal_of_a_killed_reader([](std::string& bytes) {
+    ASSERT_GT(last_entry(bytes), 100u);
+    bytes[last_entry(bytes) - 40] ^= 0x01;  // inside the middle one of the three entries
+  }));
+  const AuditVerification verification = open_vault().verify_audit();
   EXPECT_FALSE(verification.ok);
   EXPECT_NE(verification.problem.find("journal"), std::string::npos) << verification.problem;
-  int gets = 0;
-  for (const AuditEvent& event : vault.audit_events(kAdmin, {})) gets += event.action == "get";
-  EXPECT_EQ(gets, 1);
+  EXPECT_EQ(count_gets(), 1);
 }
 
 // A power failure can leave the page holding an entry's length on disk
 // without the page holding the rest of it (zeros, as the file was grown).
 // Such a last entry is the torn end of the journal, not damage.
 TEST_F(AuditTrailTest, LastEntryTornByAPowerFailureIsDroppedQuietly) {
-  const fs::path journal = journal_of_a_killed_reader();
-  ASSERT_FALSE(journal.empty());
-  std::string bytes = testing::read_file(journal);
-  const std::size_t end = end_of_entries(bytes);
-  ASSERT_GT(end, 100u);
-  bytes.replace(end - 20, 20, std::string(20, '\0'));
-  std::ofstream(journal, std::ios::binary | std::ios::trunc) << bytes;
-
-  EXPECT_EQ(count_gets(), 2);
-  const AuditVerification verification = open_vault().verify_audit();
-  EXPECT_TRUE(verification.ok) << verification.problem;
+  ASSERT_TRUE(edit_journal_of_a_killed_reader([](std::string& bytes) {
+    ASSERT_GT(end_of_entries(bytes), 100u);
+    bytes.replace(end_of_entries(bytes) - 20, 20, std::string(20, '\0'));
+  }));
+  expect_verified_chain_with_gets(2);
 }
 
 // A journal cut at a torn entry (a crash in the middle of its append) loses
 // only that entry's read, which never returned; the chain verifies.
 TEST_F(AuditTrailTest, TornLastJournalEntryIsDroppedQuietly) {
-  const fs::path journal = journal_of_a_killed_reader();
-  ASSERT_FALSE(journal.empty());
-  fs::resize_file(journal, end_of_entries(testing::read_file(journal)) - 10);
-
-  auto vault = open_vault();
-  const AuditVerification verification = vault.verify_audit();
-  EXPECT_TRUE(verification.ok) << verification.problem;
-  int gets = 0;
-  for (const AuditEvent& event : vault.audit_events(kAdmin, {})) gets += event.action == "get";
-  EXPECT_EQ(gets, 2);
+  ASSERT_TRUE(edit_journal_of_a_killed_reader(
+      [](std::string& bytes) { bytes.resize(end_of_entries(bytes) - 10); }));
+  expect_verified_chain_with_gets(2);
 }
 
 // An append stores its entry's length last: a process killed before that
 // store leaves the entry's bytes behind a zero length, the end of the
 // journal. That read never returned, and the chain verifies.
 TEST_F(AuditTrailTest, EntryWhoseLengthWasNotYetStoredEndsTheJournal) {
-  const fs::path journal = journal_of_a_killed_reader();
-  ASSERT_FALSE(journal.empty());
-  std::string bytes = testing::read_file(journal);
-  const std::size_t last = last_entry(bytes);
-  ASSERT_GT(last, 0u);
-  bytes.replace(last, 4, std::string(4, '\0'));
-  std::ofstream(journal, std::ios::binary | std::ios::trunc) << bytes;
-
-  EXPECT_EQ(count_gets(), 2);
-  EXPECT_TRUE(open_vault().verify_audit().ok);
+  ASSERT_TRUE(edit_journal_of_a_killed_reader([](std::string& bytes) {
+    ASSERT_GT(last_entry(bytes), 0u);
+    bytes.replace(last_entry(bytes), 4, std::string(4, '\0'));
+  }));
+  expect_verified_chain_with_gets(2);
 }
 
 // A long-lived handle does not grow one journal without end: once 4 MiB of
 // it are folded it moves to a new journal and removes the old one. Every
-// read's event reaches the chain, in order.
-TEST_F(AuditTrailTest, LongLivedHandleMovesToANewJournal) {
+// read's event reaches the chain, in order. `reads_between_writes` 0: a
+// handle that only reads (its reads fold the journal); else one that also
+// writes that often (each write folds it in the write's transaction).
+void reads_move_to_a_new_journal(AuditTrailTest& test, int reads_between_writes) {
   int reads = 0;
   {
-    auto vault = open_vault();
+    auto vault = test.open_vault();
     vault.store_credential(user_of(1), {.name = "db", .host = "h", .password = "pw"});
     (void)vault.get_credential(user_of(1), "db");
     ++reads;
-    ASSERT_EQ(journals().size(), 1u);
-    const fs::path first = journals()[0];
-    while (fs::exists(first) && reads < 40'000) {
-      for (int i = 0; i < 500; ++i) (void)vault.get_credential(user_of(1), "db");
-      reads += 500;
+    ASSERT_EQ(test.journals().size(), 1u);
+    const fs::path first = test.journals()[0];
+    const int batch = reads_between_writes > 0 ? reads_between_writes : 500;
+    for (int updates = 0; fs::exists(first) && reads < 40'000; ++updates) {
+      for (int i = 0; i < batch; ++i) (void)vault.get_credential(user_of(1), "db");
+      reads += batch;
+      if (reads_between_writes > 0) {
+        vault.update_password(user_of(1), "db", SecretString("pw-" + std::to_string(updates)));
+      }
     }
     EXPECT_FALSE(fs::exists(first)) << "no new journal after " << reads << " reads";
-    const auto now = journals();
+    const auto now = test.journals();
     ASSERT_EQ(now.size(), 1u);
     EXPECT_LT(fs::file_size(now[0]), std::uintmax_t{5} << 20);
   }
-  EXPECT_TRUE(journals().empty());
-  EXPECT_EQ(count_gets(), reads);
-  const AuditVerification verification = open_vault().verify_audit();
-  EXPECT_TRUE(verification.ok) << verification.problem;
+  EXPECT_TRUE(test.journals().empty());
+  test.expect_verified_chain_with_gets(reads);
 }
 
-// The same for a handle that also writes: each write folds the journal in
-// its own transaction (so the reads never make a fold of their own).
-TEST_F(AuditTrailTest, HandleThatAlsoWritesMovesToANewJournal) {
-  int reads = 0;
-  int updates = 0;
-  {
-    auto vault = open_vault();
-    vault.store_credential(user_of(1), {.name = "db", .host = "h", .password = "pw"});
-    (void)vault.get_credential(user_of(1), "db");
-    ++reads;
-    ASSERT_EQ(journals().size(), 1u);
-    const fs::path first = journals()[0];
-    while (fs::exists(first) && reads < 40'000) {
-      for (int i = 0; i < 20; ++i) (void)vault.get_credential(user_of(1), "db");
-      reads += 20;
-      vault.update_password(user_of(1), "db", SecretString("pw-" + std::to_string(updates++)));
-    }
-    EXPECT_FALSE(fs::exists(first)) << "no new journal after " << reads << " reads";
-    EXPECT_EQ(journals().size(), 1u);
-  }
-  EXPECT_EQ(count_gets(), reads);
-  const AuditVerification verification = open_vault().verify_audit();
-  EXPECT_TRUE(verification.ok) << verification.problem;
-}
+TEST_F(AuditTrailTest, LongLivedHandleMovesToANewJournal) { reads_move_to_a_new_journal(*this, 0); }
+
+TEST_F(AuditTrailTest, HandleThatAlsoWritesMovesToANewJournal) { reads_move_to_a_new_journal(*this, 20); }
 
 TEST_F(AuditTrailTest, JournalIsPrivateAndHoldsNoSecret) {
   auto vault = open_vault();
