@@ -489,7 +489,9 @@ void ReadJournal::fold(RecordStore& store, const Keyring& keys) {
     from_memory = unfolded_from_ + cut == state.offset && index == state.next_index &&
                   constant_time_equal(mac, state.mac);
     if (from_memory) {
-      unfolded_from_mac_.assign(mac.begin(), mac.end());  // before the erase: `mac` points into unfolded_
+      // Before the erase, which `mac` may point into (with no entry cut it
+      // is unfolded_from_mac_ itself).
+      if (cut > 0) unfolded_from_mac_.assign(mac.begin(), mac.end());
       unfolded_.erase(unfolded_.begin(), unfolded_.begin() + static_cast<std::ptrdiff_t>(cut));
       unfolded_from_ = state.offset;
       unfolded_from_index_ = index;

@@ -1368,11 +1368,7 @@ class EmbeddedVault final : public VaultImpl {
   std::chrono::steady_clock::time_point last_used_written_ = std::chrono::steady_clock::now();
   mutable std::mutex tag_cache_mutex_;
   // Looked up by a view of the MAC input: no key string is made for a hit.
-  struct TagCacheHash {
-    using is_transparent = void;
-    std::size_t operator()(std::string_view key) const noexcept { return std::hash<std::string_view>{}(key); }
-  };
-  mutable std::unordered_map<std::string, Bytes, TagCacheHash, std::equal_to<>> tag_cache_;  // index MAC input -> tag
+  mutable std::unordered_map<std::string, Bytes, ByteStringHash, std::equal_to<>> tag_cache_;  // index MAC input -> tag
 
  public:
   // Format 2 had no version ledger. The first open builds it from the

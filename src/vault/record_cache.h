@@ -18,6 +18,13 @@
 
 namespace credentials::internal {
 
+// A hash of byte strings that finds std::string keys by a std::string_view:
+// a lookup makes no key of its own.
+struct ByteStringHash {
+  using is_transparent = void;
+  std::size_t operator()(std::string_view key) const noexcept { return std::hash<std::string_view>{}(key); }
+};
+
 class RecordCache {
  public:
   // The record of `lookup` kept at `stamp`, if any.
@@ -64,13 +71,8 @@ class RecordCache {
   static std::string_view key_of(ByteView lookup) {
     return {reinterpret_cast<const char*>(lookup.data()), lookup.size()};
   }
-  struct Hash {
-    using is_transparent = void;
-    std::size_t operator()(std::string_view key) const noexcept { return std::hash<std::string_view>{}(key); }
-  };
-
   std::optional<ChangeStamp> stamp_;
-  std::unordered_map<std::string, StoredRecord, Hash, std::equal_to<>> records_;
+  std::unordered_map<std::string, StoredRecord, ByteStringHash, std::equal_to<>> records_;
 };
 
 }  // namespace credentials::internal
