@@ -61,6 +61,20 @@ struct AuditRow {
   Bytes mac;
 };
 
+class RecordStore;
+
+// See RecordStore::begin_large_write.
+class LargeWrite {
+ public:
+  LargeWrite(RecordStore& store, std::size_t records);
+  ~LargeWrite();
+  LargeWrite(const LargeWrite&) = delete;
+  LargeWrite& operator=(const LargeWrite&) = delete;
+
+ private:
+  RecordStore& store_;
+};
+
 // See RecordStore::change_stamp.
 using ChangeStamp = std::array<std::uint64_t, 2>;
 
@@ -160,6 +174,12 @@ class RecordStore {
   // them in the database itself). Best effort; stores without a log of their
   // own do nothing.
   virtual void compact_log() {}
+  // One transaction is about to write about `records` new credentials (an
+  // import, a large batch): the store may keep that many pages in memory
+  // until it commits instead of spilling them to its log and reading them
+  // back. end_large_write returns to the usual bound. See LargeWrite.
+  virtual void begin_large_write(std::size_t /*records*/) {}
+  virtual void end_large_write() noexcept {}
 
   // The version ledger. `ledger_nodes` reads the nodes with these ids in one
   // statement, so from one snapshot even outside a transaction (a node that
@@ -208,5 +228,10 @@ class RecordStore {
   virtual void commit_transaction() = 0;
   virtual void rollback_transaction() noexcept = 0;
 };
+
+inline LargeWrite::LargeWrite(RecordStore& store, std::size_t records) : store_(store) {
+  store_.begin_large_write(records);
+}
+inline LargeWrite::~LargeWrite() { store_.end_large_write(); }
 
 }  // namespace credentials::internal

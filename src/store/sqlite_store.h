@@ -76,6 +76,8 @@ class SqliteStore final : public RecordStore {
   [[nodiscard]] virtual std::int64_t last_used(ByteView lookup) override;
   virtual void backup_to(const std::filesystem::path& file) override;
   void compact_log() override;
+  void begin_large_write(std::size_t records) override;
+  void end_large_write() noexcept override;
   [[nodiscard]] std::optional<ChangeStamp> change_stamp() override;
   [[nodiscard]] bool one_commit_apart(const ChangeStamp& before, const ChangeStamp& after) override;
   [[nodiscard]] std::optional<std::uint64_t> data_version() override;
@@ -114,6 +116,7 @@ class SqliteStore final : public RecordStore {
 
   std::filesystem::path directory_;
   sqlite3* db_;
+  bool large_write_ = false;  // cache_size raised by begin_large_write
   const volatile std::uint8_t* wal_index_ = nullptr;  // the -shm file's first region, SQLite's map
   bool wal_index_unavailable_ = false;
   std::unordered_map<const char*, std::unique_ptr<Statement>> statements_;

@@ -724,11 +724,13 @@ class EmbeddedVault final : public VaultImpl {
   [[nodiscard]] ReadLock lock_for_read() { return ReadLock(mutex_, store_->thread_safe()); }
 
   // A vault-wide write: one durable transaction with its audit event.
+  // `new_records`: how many credentials it adds (see LargeWrite).
   template <typename F>
-  void vault_write(std::string_view action, F&& body) {
+  void vault_write(std::string_view action, std::size_t new_records, F&& body) {
     std::lock_guard lock(mutex_);
     const UserContext actor = system_actor();
     try {
+      const LargeWrite large(*store_, new_records);
       auto txn = store_->begin_write(/*durable=*/true);
       fold_own_journal();
       try {
@@ -767,9 +769,11 @@ class EmbeddedVault final : public VaultImpl {
   // is rolled back and then recorded in a transaction of its own.
   template <typename F>
   auto audited_write(const UserContext& user, std::string_view action, std::string_view owner,
-                     std::string_view name, F&& body, std::string* owner_out = nullptr) {
+                     std::string_view name, F&& body, std::string* owner_out = nullptr,
+                     std::size_t new_records = 1) {
     std::lock_guard lock(mutex_);
     try {
+      const LargeWrite large(*store_, new_records);
       auto txn = store_->begin_write(/*durable=*/true);
       fold_own_journal();
       auto result = body();
@@ -963,7 +967,8 @@ class EmbeddedVault final : public VaultImpl {
   std::vector<std::string> store_credentials(const UserContext& user,
                                              std::vector<NewCredential> inputs) override {
     std::vector<std::string> ids;
-    audited_write(user, "store_batch", user.user_id, fmt::format("{} credentials", inputs.size()), [&] {
+    const std::size_t count = inputs.size();
+    audited_write(user, "store_batch", user.user_id, fmt::format("{} credentials", count), [&] {
       const Timestamp created = now();
       std::vector<LedgerChange> ledger_changes;
       for (auto& input : inputs) {
@@ -977,7 +982,7 @@ class EmbeddedVault final : public VaultImpl {
       }
       ledger_.set_all(*store_, ledger_changes);
       return 0;
-    });
+    }, nullptr, count);
     return ids;
   }
 
@@ -1088,7 +1093,7 @@ class EmbeddedVault final : public VaultImpl {
     // keys commit together, so the vault opens with exactly one of the keys.
     KeyDerivation derivation{keys_->vault_id(), random_bytes(kArgon2SaltSize), default_argon2_params()};
     SecretBytes new_kek = derive_kek(material, derivation);
-    vault_write("rotate_master_key", [&] {
+    vault_write("rotate_master_key", 0, [&] {
       store_->put_meta("argon2_salt", derivation.argon2_salt);
       store_->put_meta("argon2_ops", to_bytes(static_cast<std::int64_t>(derivation.argon2.ops_limit)));
       store_->put_meta("argon2_mem", to_bytes(static_cast<std::int64_t>(derivation.argon2.mem_limit)));
@@ -1099,7 +1104,7 @@ class EmbeddedVault final : public VaultImpl {
 
   std::int64_t rotate_data_key() override {
     std::int64_t key_id = 0;
-    vault_write("rotate_data_key", [&] {
+    vault_write("rotate_data_key", 0, [&] {
       key_id = keys_->create_key(*store_, "data", now().time_since_epoch().count());
     });
     keys_->load(*store_);
@@ -1286,7 +1291,7 @@ class EmbeddedVault final : public VaultImpl {
     std::vector<LegacyCredential> legacy = read_legacy_vault(vault_enc, legacy_key);
     ImportReport report;
     report.dry_run = dry_run;
-    vault_write(dry_run ? "import_legacy_dry_run" : "import_legacy", [&] {
+    vault_write(dry_run ? "import_legacy_dry_run" : "import_legacy", legacy.size(), [&] {
       std::set<std::pair<std::string, std::string>> taken;  // names given in this run
       std::vector<LedgerChange> ledger_changes;
       for (auto& old : legacy) {
