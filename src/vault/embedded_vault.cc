@@ -192,27 +192,52 @@ class EmbeddedVault final : public VaultImpl {
     std::string owner_hint;
   };
 
-  Bytes lookup_tag(std::string_view owner, std::string_view name) const {
-    Bytes message{'l'};
-    append_field(message, owner);
-    append_field(message, name);
-    return cached_index_tag(message);
+  // An index tag: HMAC-SHA256 under the index key, held by value (no heap
+  // allocation per tag: a get uses five of them).
+  using IndexTag = std::array<std::uint8_t, 32>;
+
+  IndexTag lookup_tag(std::string_view owner, std::string_view name) const {
+    return cached_index_tag('l', owner, name);
   }
-  Bytes owner_tag(std::string_view owner) const {
-    Bytes message{'o'};
-    append_field(message, owner);
-    return cached_index_tag(message);
-  }
+  IndexTag owner_tag(std::string_view owner) const { return cached_index_tag('o', owner, {}); }
+  static Bytes bytes_of(const IndexTag& tag) { return Bytes(tag.begin(), tag.end()); }
   // A get computes the same lookup and owner tags three or four times (to
   // find the record, to check it, for its audit event): the HMACs were a
   // sixth of its cost. The tags are no secret from this process (they are
   // the index), and the index key never changes, so they are remembered.
-  Bytes cached_index_tag(const Bytes& message) const {
-    const std::string_view key(reinterpret_cast<const char*>(message.data()), message.size());
+  // The MAC input is `kind`, then each field with its length (append_field);
+  // it is built in a buffer on the stack for the lookup, and copied into
+  // the cache only when missing.
+  IndexTag cached_index_tag(char kind, std::string_view first, std::string_view second) const {
+    constexpr std::size_t kInline = 1 + 2 * (8 + kMaxIdentifierLength);
+    const bool two = kind == 'l';
+    const std::size_t size = 1 + 8 + first.size() + (two ? 8 + second.size() : 0);
+    std::array<std::uint8_t, kInline> inline_buffer;
+    Bytes heap_buffer;  // longer fields (not identifiers): rare
+    std::uint8_t* out = inline_buffer.data();
+    if (size > kInline) {
+      heap_buffer.resize(size);
+      out = heap_buffer.data();
+    }
+    std::uint8_t* at = out;
+    auto put = [&](std::string_view field) {
+      std::uint64_t n = field.size();
+      for (int i = 7; i >= 0; --i, n >>= 8) at[i] = static_cast<std::uint8_t>(n);
+      at += 8;
+      std::memcpy(at, field.data(), field.size());
+      at += field.size();
+    };
+    *at++ = static_cast<std::uint8_t>(kind);
+    put(first);
+    if (two) put(second);
+    const ByteView message(out, size);
+    const std::string_view key(reinterpret_cast<const char*>(out), size);
     std::lock_guard lock(tag_cache_mutex_);
     if (const auto it = tag_cache_.find(key); it != tag_cache_.end()) return it->second;
     if (tag_cache_.size() >= kTagCacheSize) tag_cache_.clear();
-    return tag_cache_.emplace(std::string(key), keys_->index_mac().mac(message)).first->second;
+    IndexTag tag;
+    keys_->index_mac().mac_into({message}, tag);
+    return tag_cache_.emplace(std::string(key), tag).first->second;
   }
   Bytes id_tag(std::string_view id) const {
     Bytes message{'i'};
@@ -409,7 +434,7 @@ class EmbeddedVault final : public VaultImpl {
   // the whole batch, before the transaction commits.
   void insert_new(const Credential& c, const std::vector<std::string>& extra_ids,
                   std::vector<LedgerChange>* ledger_batch = nullptr) {
-    const Bytes lookup = lookup_tag(c.owner, c.name);
+    const Bytes lookup = bytes_of(lookup_tag(c.owner, c.name));
     if (store_->current_version(lookup)) {
       throw AlreadyExistsError(fmt::format(
           "credential '{}' already exists for user '{}': choose another name, or use update",
@@ -456,14 +481,17 @@ class EmbeddedVault final : public VaultImpl {
     out += '}';
     return out;
   }
-  Bytes event_owner_tag(const AuditRecord& event) const {
-    return is_valid_identifier(event.owner) ? owner_tag(event.owner) : Bytes();
+  // The owner's tag, or none (an event about no one owner).
+  std::optional<IndexTag> event_owner_tag(const AuditRecord& event) const {
+    if (!is_valid_identifier(event.owner)) return std::nullopt;
+    return owner_tag(event.owner);
   }
+  static ByteView view_of(const std::optional<IndexTag>& tag) { return tag ? ByteView(*tag) : ByteView(); }
 
   // REQUIRES: inside a write transaction.
   void append_event(const UserContext& actor, const AuditRecord& event) {
     if (!audit_) return;
-    append_audit_event(*store_, *keys_, event_owner_tag(event), event_json(actor, event));
+    append_audit_event(*store_, *keys_, view_of(event_owner_tag(event)), event_json(actor, event));
   }
 
   // Moves this handle's journaled read events into the chain, so that they
@@ -800,7 +828,7 @@ class EmbeddedVault final : public VaultImpl {
       leave_parents_journal();
       if (!journal_) journal_ = ReadJournal::create(journal_directory_, *keys_);
       const std::int64_t time = now().time_since_epoch().count();
-      journal_->append(*keys_, event_owner_tag(event), used_lookup ? ByteView(*used_lookup) : ByteView(),
+      journal_->append(*keys_, view_of(event_owner_tag(event)), used_lookup ? ByteView(*used_lookup) : ByteView(),
                        event_json(actor, event), time);
       if (used_lookup && !used_lookup->empty()) note_last_used(*used_lookup, time);
       // The event is already safe in the journal: a fold that cannot run
@@ -1033,7 +1061,7 @@ class EmbeddedVault final : public VaultImpl {
       validate_identifier(user.user_id, "user id");
       owner = user.is_admin() ? query.owner.value_or("") : user.user_id;
       if (!user.is_admin() && query.owner && *query.owner != user.user_id) unauthorized(user);
-      const Bytes wanted_tag = owner.empty() ? Bytes() : owner_tag(owner);
+      const Bytes wanted_tag = owner.empty() ? Bytes() : bytes_of(owner_tag(owner));
       std::vector<AuditEvent> out;
       constexpr std::int64_t kBatch = 4096;
       std::int64_t after = 0;
@@ -1373,7 +1401,7 @@ class EmbeddedVault final : public VaultImpl {
   std::chrono::steady_clock::time_point last_used_written_ = std::chrono::steady_clock::now();
   mutable std::mutex tag_cache_mutex_;
   // Looked up by a view of the MAC input: no key string is made for a hit.
-  mutable std::unordered_map<std::string, Bytes, ByteStringHash, std::equal_to<>> tag_cache_;  // index MAC input -> tag
+  mutable std::unordered_map<std::string, IndexTag, ByteStringHash, std::equal_to<>> tag_cache_;  // index MAC input -> tag
 
  public:
   // Format 2 had no version ledger. The first open builds it from the
