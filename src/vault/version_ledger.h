@@ -38,6 +38,7 @@
 
 #include <array>
 #include <cstdint>
+#include <cstring>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -180,8 +181,18 @@ class VersionLedger {
   Bytes verified_root_;
   // known_version's answers, valid at known_at_ (a data_version) while no
   // ledger write went through this object; also under memo_mutex_.
+  // Keyed by the lookup tag itself (an HMAC-SHA256: its first bytes are a
+  // hash as good as any), held inline: ~64 bytes an entry.
+  using KnownKey = std::array<std::uint8_t, 32>;
+  struct KnownKeyHash {
+    std::size_t operator()(const KnownKey& key) const noexcept {
+      std::size_t h = 0;
+      std::memcpy(&h, key.data(), sizeof h);
+      return h;
+    }
+  };
   std::optional<std::uint64_t> known_at_;
-  std::unordered_map<std::string, std::uint64_t> known_;
+  std::unordered_map<KnownKey, std::uint64_t, KnownKeyHash> known_;
   void forget_known();
 };
 
