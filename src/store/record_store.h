@@ -73,6 +73,7 @@ class LargeWrite {
 
  private:
   RecordStore& store_;
+  bool raised_;
 };
 
 // See RecordStore::change_stamp.
@@ -177,8 +178,11 @@ class RecordStore {
   // One transaction is about to write about `records` new credentials (an
   // import, a large batch): the store may keep that many pages in memory
   // until it commits instead of spilling them to its log and reading them
-  // back. end_large_write returns to the usual bound. See LargeWrite.
-  virtual void begin_large_write(std::size_t /*records*/) {}
+  // back. end_large_write returns to the usual bound. See LargeWrite (an
+  // inner one while a large write is on changes nothing).
+  // Returns true when it changed the bound, and only then must
+  // end_large_write be called.
+  [[nodiscard]] virtual bool begin_large_write(std::size_t /*records*/) { return false; }
   virtual void end_large_write() noexcept {}
 
   // The version ledger. `ledger_nodes` reads the nodes with these ids in one
@@ -229,9 +233,10 @@ class RecordStore {
   virtual void rollback_transaction() noexcept = 0;
 };
 
-inline LargeWrite::LargeWrite(RecordStore& store, std::size_t records) : store_(store) {
-  store_.begin_large_write(records);
+inline LargeWrite::LargeWrite(RecordStore& store, std::size_t records)
+    : store_(store), raised_(store.begin_large_write(records)) {}
+inline LargeWrite::~LargeWrite() {
+  if (raised_) store_.end_large_write();
 }
-inline LargeWrite::~LargeWrite() { store_.end_large_write(); }
 
 }  // namespace credentials::internal

@@ -9,6 +9,7 @@
 #include <atomic>
 #include <cerrno>
 #include <cstdint>
+#include <cstdio>
 #include <cstring>
 
 #include "credentials/errors.h"
@@ -131,7 +132,7 @@ struct Use {
 
 namespace {
 std::atomic<bool> huge_page_cache_in_use{false};
-// SQLite's default cache_size (-2000: KiB).
+// SQLite's usual cache_size (-2000: KiB), the floor of a large write's.
 constexpr std::size_t kDefaultCacheKib = 2000;
 }  // namespace
 
@@ -428,11 +429,13 @@ void SqliteStore::compact_log() {
 // records' own, and, as inserts land on random pages, the existing ones,
 // at most ~5 per record (one leaf per table and index). The pages hold
 // sealed records, as the file does; memory is taken only as pages are
-// touched, and returned at end_large_write.
-void SqliteStore::begin_large_write(std::size_t records) {
+// touched, and SQLite frees the pages above the usual bound at
+// end_large_write (the C library may keep some of that heap for reuse).
+// Best effort: if the cache cannot be raised, the write runs as before.
+bool SqliteStore::begin_large_write(std::size_t records) {
   // A few hundred fit in the usual cache.
   constexpr std::size_t kLargeWriteRecords = 256;
-  if (records <= kLargeWriteRecords) return;
+  if (records <= kLargeWriteRecords || saved_cache_size_) return false;
   constexpr std::size_t kNewKibPerRecord = 2;
   constexpr std::size_t kMaxTouchedKibPerRecord = 24;
   constexpr std::size_t kMaxKib = 256u << 10;
@@ -442,15 +445,28 @@ void SqliteStore::begin_large_write(std::size_t records) {
   const std::size_t touched_kib =
       std::min(records * kMaxTouchedKibPerRecord, existing_kib + records * kNewKibPerRecord);
   const std::size_t kib = std::min(kMaxKib, kDefaultCacheKib + touched_kib);
-  exec(fmt::format("PRAGMA cache_size=-{}", kib).c_str());
-  large_write_ = true;
+  std::int64_t current = 0;
+  try {
+    Use q(prepare("PRAGMA cache_size"));
+    if (!q->step()) return false;
+    current = sqlite3_column_int64(q->get(), 0);
+  } catch (const DatabaseError&) {
+    return false;
+  }
+  const std::string raise = fmt::format("PRAGMA cache_size=-{}", kib);
+  if (sqlite3_exec(db_, raise.c_str(), nullptr, nullptr, nullptr) != SQLITE_OK) return false;
+  saved_cache_size_ = current;
+  return true;
 }
 
 void SqliteStore::end_large_write() noexcept {
-  if (!std::exchange(large_write_, false)) return;
-  // Back to the default bound; SQLite frees the pages above it.
-  sqlite3_exec(db_, fmt::format("PRAGMA cache_size=-{}", kDefaultCacheKib).c_str(), nullptr, nullptr,
-               nullptr);
+  if (!saved_cache_size_) return;
+  // Back to the bound it had (negative: KiB, positive: pages); SQLite frees
+  // the pages above it. Formatted without allocating: this cannot throw.
+  char restore[48];
+  std::snprintf(restore, sizeof restore, "PRAGMA cache_size=%lld", static_cast<long long>(*saved_cache_size_));
+  sqlite3_exec(db_, restore, nullptr, nullptr, nullptr);
+  saved_cache_size_.reset();
 }
 
 void SqliteStore::delete_meta(std::string_view key) {

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <memory>
+#include <optional>
 #include <unordered_map>
 
 #include <sqlite3.h>
@@ -76,7 +77,7 @@ class SqliteStore final : public RecordStore {
   [[nodiscard]] virtual std::int64_t last_used(ByteView lookup) override;
   virtual void backup_to(const std::filesystem::path& file) override;
   void compact_log() override;
-  void begin_large_write(std::size_t records) override;
+  [[nodiscard]] bool begin_large_write(std::size_t records) override;
   void end_large_write() noexcept override;
   [[nodiscard]] std::optional<ChangeStamp> change_stamp() override;
   [[nodiscard]] bool one_commit_apart(const ChangeStamp& before, const ChangeStamp& after) override;
@@ -116,7 +117,8 @@ class SqliteStore final : public RecordStore {
 
   std::filesystem::path directory_;
   sqlite3* db_;
-  bool large_write_ = false;  // cache_size raised by begin_large_write
+  // cache_size before begin_large_write raised it; none outside a large write.
+  std::optional<std::int64_t> saved_cache_size_;
   const volatile std::uint8_t* wal_index_ = nullptr;  // the -shm file's first region, SQLite's map
   bool wal_index_unavailable_ = false;
   std::unordered_map<const char*, std::unique_ptr<Statement>> statements_;

@@ -11,6 +11,7 @@
 #include <array>
 #include <atomic>
 #include <cstring>
+#include <initializer_list>
 #include <map>
 #include <mutex>
 #include <nlohmann/json.hpp>
@@ -197,9 +198,9 @@ class EmbeddedVault final : public VaultImpl {
   using IndexTag = std::array<std::uint8_t, 32>;
 
   IndexTag lookup_tag(std::string_view owner, std::string_view name) const {
-    return cached_index_tag('l', owner, name);
+    return cached_index_tag('l', {owner, name});
   }
-  IndexTag owner_tag(std::string_view owner) const { return cached_index_tag('o', owner, {}); }
+  IndexTag owner_tag(std::string_view owner) const { return cached_index_tag('o', {owner}); }
   static Bytes bytes_of(const IndexTag& tag) { return Bytes(tag.begin(), tag.end()); }
   // A get computes the same lookup and owner tags three or four times (to
   // find the record, to check it, for its audit event): the HMACs were a
@@ -208,10 +209,10 @@ class EmbeddedVault final : public VaultImpl {
   // The MAC input is `kind`, then each field with its length (append_field);
   // it is built in a buffer on the stack for the lookup, and copied into
   // the cache only when missing.
-  IndexTag cached_index_tag(char kind, std::string_view first, std::string_view second) const {
+  IndexTag cached_index_tag(char kind, std::initializer_list<std::string_view> fields) const {
     constexpr std::size_t kInline = 1 + 2 * (8 + kMaxIdentifierLength);
-    const bool two = kind == 'l';
-    const std::size_t size = 1 + 8 + first.size() + (two ? 8 + second.size() : 0);
+    std::size_t size = 1;
+    for (const std::string_view field : fields) size += 8 + field.size();
     std::array<std::uint8_t, kInline> inline_buffer;
     Bytes heap_buffer;  // longer fields (not identifiers): rare
     std::uint8_t* out = inline_buffer.data();
@@ -224,12 +225,11 @@ class EmbeddedVault final : public VaultImpl {
       std::uint64_t n = field.size();
       for (int i = 7; i >= 0; --i, n >>= 8) at[i] = static_cast<std::uint8_t>(n);
       at += 8;
-      std::memcpy(at, field.data(), field.size());
+      if (!field.empty()) std::memcpy(at, field.data(), field.size());
       at += field.size();
     };
     *at++ = static_cast<std::uint8_t>(kind);
-    put(first);
-    if (two) put(second);
+    for (const std::string_view field : fields) put(field);
     const ByteView message(out, size);
     const std::string_view key(reinterpret_cast<const char*>(out), size);
     std::lock_guard lock(tag_cache_mutex_);

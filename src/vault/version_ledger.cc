@@ -281,9 +281,10 @@ std::optional<std::uint64_t> VersionLedger::known_version(std::uint64_t data_ver
 }
 
 void VersionLedger::remember_version(std::uint64_t data_version, ByteView lookup, std::uint64_t version) {
-  // Enough for every credential of a 100,000-credential vault (~8 MB at
-  // most): at 65,536 a process reading all of them forgot everything every
-  // 65,536 reads, and two reads in three paid for their ledger path.
+  // Enough for every credential of a 100,000-credential vault (~10 MB at
+  // most, with the buckets): at 65,536 a process reading all of them forgot
+  // everything every 65,536 reads, and two reads in three paid for their
+  // ledger path. A larger vault read evenly still does that past 131,072.
   constexpr std::size_t kMaxKnown = 1 << 17;
   KnownKey key;
   if (lookup.size() != key.size()) return;

@@ -182,7 +182,7 @@ class VersionLedger {
   // known_version's answers, valid at known_at_ (a data_version) while no
   // ledger write went through this object; also under memo_mutex_.
   // Keyed by the lookup tag itself (an HMAC-SHA256: its first bytes are a
-  // hash as good as any), held inline: ~64 bytes an entry.
+  // hash as good as any), held inline: ~72 bytes an entry with its bucket.
   using KnownKey = std::array<std::uint8_t, 32>;
   struct KnownKeyHash {
     std::size_t operator()(const KnownKey& key) const noexcept {
