@@ -4,6 +4,7 @@
 Usage: python3 bench/report.py build-bench/results > docs/PERFORMANCE.md
 Standard library only (Debian's python3).
 """
+import datetime
 import json
 import os
 import re
@@ -26,10 +27,12 @@ def load(name):
 # --- Google Benchmark results: {run_name: {"median": us, "cv": frac, ...}} -----------
 bench = {}
 errors = {}
+started = {}  # binary -> when its run started (a partial rerun keeps the others' results)
 for file in ("floors_bench.json", "vault_bench.json", "pgstore_bench.json", "skills_bench.json"):
     doc = load(file)
     if not doc:
         continue
+    started[file.removesuffix(".json")] = doc.get("context", {}).get("date", "?")
     for b in doc.get("benchmarks", []):
         # Names carry "/iterations:1/repeats:3" when a benchmark fixes them; drop those.
         run = re.sub(r"/(iterations|repeats):\d+", "", b.get("run_name", b["name"]))
@@ -275,11 +278,15 @@ SQLite's shared WAL index (docs/FORMAT.md): a record read again is decrypted
 from memory with no read transaction, which is why the figures at 1,000 and
 10,000 sit below the floor's SQLite lookup; a handle's own journal folds keep
 them (measured: 274 of 296 folds at 1,000; the others restarted SQLite's log).
-At 100,000 the benchmark reads ~48,000 different credentials, three times as
-many as are kept (~10 MB at most), so most reads take the path of a first read: the version ledger's verified
-answer is kept while no other connection commits, so a get reads the record
-alone, with SQLite's `data_version`, in one read transaction (two `fcntl`
-calls for its lock on this file system), or, the first time, with its ledger
+Each handle reads every credential once before it is measured (a warm
+process; the cold case is the open + first get row). At 100,000 the benchmark
+reads ~48,000 different credentials, three times as many as are kept (~10 MB at
+most), so most reads take the path of a first read: the version ledger's
+verified answer is kept (for up to 131,072 credentials) while no other
+connection commits, so a get reads the record alone, with SQLite's
+`data_version`, in one read transaction (two `fcntl` calls for its lock on this
+file system, ~2 µs here; the B-tree descents through the 75 MB file, ~4 µs, are
+memory stalls on pages no cache holds), or, the first time, with its ledger
 path. The event no longer costs a
 write transaction: it is sealed, HMAC-chained and copied into the handle's read
 journal, a file mapped shared and grown ahead in zeroed chunks (no system call
@@ -306,7 +313,14 @@ reads left (200,000 random gets at 100,000 in one process: median 23 µs, p99.9
 which run on the thread whose commit crosses 1,000 WAL pages.
 Compare the "without audit event" row: the difference is the audit's price.
 At 100,000 the floor itself is near or above the 10 µs target on this machine.
-*What would close it:* the fold off the reading thread, on a thread with its
+The copy into the journal's map costs ~0.7 µs an event here although the
+pages were populated (`MADV_POPULATE_WRITE`): on this virtual machine the first
+store to each fresh page of a new mapping costs ~7 µs (measured apart: 0.71 µs
+per 400-byte entry on the first pass over a populated file mapping, 0.02 µs on
+the second); a journal holds ~10 entries a page and is replaced every 4 MiB.
+*What would close it:* a journal that reuses its pages (a ring, its stale
+entries told apart by a generation in each entry) instead of growing into new
+ones; the fold off the reading thread, on a thread with its
 own SQLite connection; but that connection's commits move the reader's
 `data_version`, which drops the version ledger's kept answers at every fold,
 so each credential's next read checks its ledger path again: most of the gain
@@ -416,12 +430,21 @@ transaction counter, last frame and salts: a few loads, no lock; through
 ~8 µs of CPU per execution here). A check is two index lookups, a ledger check and a decrypt by
 credential id. SQLite statements are likewise kept prepared per pooled
 connection.
+Counted with `strace -c` over the same benchmark, an execution makes the
+comparator's three system calls (`sendto`, `poll`, `recvfrom`) plus a second
+`poll`, the pool's check that the server has not closed an idle connection
+(without it a terminated session would fail the next execution instead of
+being replaced), and ~0.4 `pwrite` for the audit event's share of the journal
+folds: SQLite writes each log frame and each checkpointed page with a call of
+its own, ~7-10 µs each on this virtual machine. A profile of both benchmarks
+finds the same time inside libpq's calls (sendto ~18 µs, poll ~29 µs per call
+under `perf`); the difference is the runner's own work and these calls. The
+comparator's round trip varies by half from run to run here (33-58 µs in the
+runs of one hour), so the repetitions of the two run interleaved.
 *What would close it:* the audit event (see get: its JSON, seal and MAC, the
-copy into the journal, the fold's share: ~5 µs), and the rest of the CPU
-difference, which a profile places inside libpq's own calls (`PQexecPrepared`,
-`PQgetResult`: ~10 µs more CPU per execution than the comparator's same calls
-in the session that measured it; not yet explained, as both connect with the
-same options).""",
+copy into the journal, the fold's share: ~5 µs); the liveness check replaced
+by a retry on a fresh connection when a pooled one turns out closed before its
+statement was sent (only then is a retry safe for a statement that writes).""",
 }
 
 # --- the document -----------------------------------------------------------------------
@@ -441,6 +464,19 @@ w(f"- Run: {machine.get('date', '?')}, commit {machine.get('git', '?')}; "
   + (f"; fsync {machine['pg_fsync']}, synchronous_commit {machine.get('pg_synchronous_commit', '?')}, "
      f"data on {machine.get('pg_filesystem') or '?'}" if machine.get("pg_fsync") else "") + ").")
 w(f"- Load average (1/5/15 min) at start {' / '.join(load_start)}, at end {' / '.join(load_end)}.")
+def _started_at(date):
+    try:
+        return datetime.datetime.fromisoformat(date)
+    except ValueError:
+        return None
+
+
+_starts = [t for t in map(_started_at, started.values()) if t]
+# A whole bench/run takes ~10 minutes; starts further apart are two runs.
+if _starts and max(_starts) - min(_starts) > datetime.timedelta(minutes=15):
+    w("- The binaries' results come from more than one run (a partial rerun with "
+      "`CREDENTIALS_BENCH_KEEP_RESULTS=1`; the run line above is the last one): "
+      + ", ".join(f"{name} started {date.replace('T', ' ')[:16]} UTC" for name, date in started.items()) + ".")
 try:
     # The benchmark's own thread (and the PostgreSQL server it drives) make a
     # load of about 1: only what is above that is someone else's.
