@@ -1382,19 +1382,11 @@ class EmbeddedVault final : public VaultImpl {
   static constexpr std::size_t kTagCacheSize = 4096;
   static constexpr std::size_t kLastUsedBatch = 65536;
   static constexpr auto kLastUsedEvery = std::chrono::minutes(1);
-  // Lookup tags are HMAC outputs: their first bytes are as good a hash as any.
-  struct TagHash {
-    std::size_t operator()(const Bytes& tag) const noexcept {
-      std::size_t h = 0;
-      std::memcpy(&h, tag.data(), std::min(tag.size(), sizeof h));
-      return h;
-    }
-  };
   // lookup -> time of the last read, not yet written (hash maps: at 65,536
   // entries a tree's 16 levels of cache misses cost a read ~1 µs), one per
   // sixteenth of the key range (see write_last_used).
   static constexpr std::size_t kLastUsedSlices = 16;
-  std::array<std::unordered_map<Bytes, std::int64_t, TagHash>, kLastUsedSlices> last_used_;
+  std::array<std::unordered_map<Bytes, std::int64_t, TagPrefixHash>, kLastUsedSlices> last_used_;
   std::size_t last_used_count_ = 0;
   std::size_t last_used_next_slice_ = 0;  // the slice a round writes next
   bool last_used_round_ = false;          // a round of slices is under way

@@ -7,7 +7,9 @@
 // decrypted to keep them.
 #pragma once
 
+#include <algorithm>
 #include <cstddef>
+#include <cstring>
 #include <functional>
 #include <optional>
 #include <string>
@@ -23,6 +25,16 @@ namespace credentials::internal {
 struct ByteStringHash {
   using is_transparent = void;
   std::size_t operator()(std::string_view key) const noexcept { return std::hash<std::string_view>{}(key); }
+};
+
+// A hash of HMAC tags (lookup and owner tags): their first bytes are as
+// good a hash as any.
+struct TagPrefixHash {
+  std::size_t operator()(ByteView tag) const noexcept {
+    std::size_t h = 0;
+    std::memcpy(&h, tag.data(), std::min(tag.size(), sizeof h));
+    return h;
+  }
 };
 
 class RecordCache {

@@ -38,7 +38,6 @@
 
 #include <array>
 #include <cstdint>
-#include <cstring>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -49,6 +48,7 @@
 
 #include "crypto/primitives.h"
 #include "store/record_store.h"
+#include "vault/record_cache.h"
 #include "vault/keyring.h"
 
 namespace credentials::internal {
@@ -181,18 +181,11 @@ class VersionLedger {
   Bytes verified_root_;
   // known_version's answers, valid at known_at_ (a data_version) while no
   // ledger write went through this object; also under memo_mutex_.
-  // Keyed by the lookup tag itself (an HMAC-SHA256: its first bytes are a
-  // hash as good as any), held inline: ~72 bytes an entry with its bucket.
+  // Keyed by the lookup tag itself, held inline: ~72 bytes an entry with
+  // its bucket.
   using KnownKey = std::array<std::uint8_t, 32>;
-  struct KnownKeyHash {
-    std::size_t operator()(const KnownKey& key) const noexcept {
-      std::size_t h = 0;
-      std::memcpy(&h, key.data(), sizeof h);
-      return h;
-    }
-  };
   std::optional<std::uint64_t> known_at_;
-  std::unordered_map<KnownKey, std::uint64_t, KnownKeyHash> known_;
+  std::unordered_map<KnownKey, std::uint64_t, TagPrefixHash> known_;
   void forget_known();
 };
 
