@@ -550,14 +550,23 @@ w(f"| `credential_manager list --user U` (holds 100), whole process | `credentia
 w("")
 w("Memory of a process with the vault open (a fresh process opens the vault and serves one get):")
 w("")
-w("| size | RSS after open + first get | open + first get in that fresh process | peak RSS of `credential_manager list` |")
-w("|---|---|---|---|")
+w("| size | RSS after open + first get | open + first get in that fresh process | peak RSS of `credential_manager list` "
+  "| peak RSS of `credential_manager import-legacy` (a Python vault of that size; its time) |")
+w("|---|---|---|---|---|")
 for s in sizes:
     r = load(f"rss-{s}.json") or {}
     c = load(f"cli-rss-{s}.json") or {}
+    i = load(f"cli-import-rss-{s}.json")
+    imported = f"{i['max_rss_kb'] / 1024:.0f} MB ({i['seconds']:.1f} s)" if i else "–"
     w(f"| {s:,} | {r.get('rss_kb', 0) / 1024:.1f} MB (before open {r.get('rss_kb_before_open', 0) / 1024:.1f} MB) "
       f"| {fmt_time(r.get('open_first_get_us'))} (one sample; it creates the WAL: see below) "
-      f"| {c.get('max_rss_kb', 0) / 1024:.1f} MB |")
+      f"| {c.get('max_rss_kb', 0) / 1024:.1f} MB "
+      f"| {imported} |")
+w("")
+w("An import reads the Python vault whole before it writes (a wrong key or a damaged file imports")
+w("nothing): the file's text, then its plaintext (~3/4 of it) and the credentials read from it, one")
+w("credential's JSON document at a time; the write that follows raises SQLite's page cache for its")
+w("size (~2 KiB a credential, at most 256 MiB).")
 w("")
 
 # --- the shared store (issue 9): the same operations on PostgreSQL ------------------

@@ -281,6 +281,68 @@ TEST_F(PassphraseVaultTest, LenientWhereThePythonModelWas) {
   EXPECT_FALSE(got[0].ssl_mode.has_value());
 }
 
+// A Python dict read from the file: a repeated key keeps its first position
+// and takes its last value, whatever the values in between were.
+TEST_F(PassphraseVaultTest, RepeatedIdKeepsItsFirstPlaceAndItsLastValue) {
+  const std::string a_old = credential("a_db_1.0", "a", "db", "old").dump();
+  const std::string a_new = credential("a_db_1.0", "a", "db", "new").dump();
+  const std::string b = credential("b_db_2.0", "b", "db", "b-pw").dump();
+  const std::vector<LegacyCredential> got =
+      read(R"({"a_db_1.0": )" + a_old + R"(, "b_db_2.0": )" + b + R"(, "a_db_1.0": )" + a_new + "}");
+  ASSERT_EQ(got.size(), 2u);
+  EXPECT_EQ(got[0].credential_id, "a_db_1.0");
+  EXPECT_EQ(got[0].password.reveal(), "new");
+  EXPECT_EQ(got[1].credential_id, "b_db_2.0");
+
+  // A value that would not read, replaced by one that does, is no error...
+  EXPECT_EQ(read(R"({"a_db_1.0": 5, "a_db_1.0": )" + a_new + "}").size(), 1u);
+  EXPECT_EQ(read(R"({"a_db_1.0": {"port": "x"}, "a_db_1.0": )" + a_new + "}").size(), 1u);
+  // ...and one that reads, replaced by one that does not, is.
+  EXPECT_THROW((void)read(R"({"a_db_1.0": )" + a_new + R"(, "a_db_1.0": [1, 2]})"), InvalidArgumentError);
+}
+
+// Values nested in a credential are read as documents: fields the reader
+// does not know are skipped whatever they hold, and a known field that holds
+// an object or an array is named in the error.
+TEST_F(PassphraseVaultTest, NestedValuesAreSkippedOrNamed) {
+  nlohmann::ordered_json vault;
+  vault["a_db_1.0"] = credential("a_db_1.0", "a", "db", "pw");
+  vault["a_db_1.0"]["extra"] = {{"list", {1, {{"deep", {true, nullptr, 2.5}}}, "x"}}, {"empty", nlohmann::ordered_json::object()}};
+  vault["b_db_2.0"] = credential("b_db_2.0", "b", "db", "pw-b");
+  const std::vector<LegacyCredential> got = read(vault.dump());
+  ASSERT_EQ(got.size(), 2u);
+  EXPECT_EQ(got[1].password.reveal(), "pw-b");
+
+  vault["a_db_1.0"]["host"] = {{"inner", {1, 2}}};
+  try {
+    (void)read(vault.dump());
+    ADD_FAILURE() << "no error";
+  } catch (const InvalidArgumentError& e) {
+    EXPECT_NE(std::string(e.what()).find("'host'"), std::string::npos) << e.what();
+  }
+}
+
+// The whole file parses before any credential's error is reported: a syntax
+// error after a bad credential is the error.
+TEST_F(PassphraseVaultTest, SyntaxErrorComesBeforeFieldErrors) {
+  const std::string bad = R"({"a_db_1.0": {"user_id": 5}, "b": )";
+  try {
+    (void)read(bad);
+    FAIL() << "no error";
+  } catch (const InvalidArgumentError& e) {
+    EXPECT_NE(std::string(e.what()).find("not valid JSON"), std::string::npos) << e.what();
+  }
+  EXPECT_THROW((void)read("5"), InvalidArgumentError);
+  EXPECT_THROW((void)read(R"("text")"), InvalidArgumentError);
+  EXPECT_THROW((void)read(R"([{"a": 1}])"), InvalidArgumentError);
+  try {
+    (void)read(R"({"a_db_1.0": 1e999})");
+    FAIL() << "no error";
+  } catch (const InvalidArgumentError& e) {
+    EXPECT_NE(std::string(e.what()).find("out of range"), std::string::npos) << e.what();
+  }
+}
+
 TEST_F(PassphraseVaultTest, PasswordUnderAnotherKeyIsDecryptionFailed) {
   nlohmann::ordered_json vault;
   vault["a_db_1.0"] = credential("a_db_1.0", "a", "db", "pw");
