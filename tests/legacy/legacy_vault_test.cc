@@ -343,6 +343,24 @@ TEST_F(PassphraseVaultTest, SyntaxErrorComesBeforeFieldErrors) {
   }
 }
 
+// A value nested deeper than any stack would allow for recursion is read
+// (the parser and the document's destruction are iterative) and named.
+TEST_F(PassphraseVaultTest, DeeplyNestedValueIsAnErrorNotACrash) {
+  constexpr std::size_t kDepth = 200'000;
+  const std::string nested = std::string(kDepth, '[') + std::string(kDepth, ']');
+  try {
+    (void)read(R"({"a_db_1.0": )" + nested + "}");
+    FAIL() << "no error";
+  } catch (const InvalidArgumentError& e) {
+    EXPECT_NE(std::string(e.what()).find("a_db_1.0"), std::string::npos) << e.what();
+  }
+  nlohmann::ordered_json vault;
+  vault["a_db_1.0"] = credential("a_db_1.0", "a", "db", "pw");
+  std::string text = vault.dump();
+  text.insert(text.size() - 2, R"(, "extra": )" + nested);
+  EXPECT_EQ(read(text).size(), 1u);
+}
+
 TEST_F(PassphraseVaultTest, PasswordUnderAnotherKeyIsDecryptionFailed) {
   nlohmann::ordered_json vault;
   vault["a_db_1.0"] = credential("a_db_1.0", "a", "db", "pw");
