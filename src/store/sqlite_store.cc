@@ -11,6 +11,7 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstring>
+#include <utility>
 
 #include "credentials/errors.h"
 
@@ -271,9 +272,18 @@ void SqliteStore::run_prepared(const char* sql) {
 void SqliteStore::start_write(bool durable) {
   set_durable(durable);
   run_prepared("BEGIN IMMEDIATE");
+  writing_ = true;
+  pages_written_at_start_ = pages_written();
 }
 
 void SqliteStore::start_read() { run_prepared("BEGIN"); }
+
+int SqliteStore::pages_written() const {
+  int current = 0;
+  int highwater = 0;
+  if (sqlite3_db_status(db_, SQLITE_DBSTATUS_CACHE_WRITE, &current, &highwater, 0) != SQLITE_OK) return -1;
+  return current;
+}
 
 bool SqliteStore::in_transaction() { return sqlite3_get_autocommit(db_) == 0; }
 
@@ -301,16 +311,28 @@ std::optional<ChangeStamp> SqliteStore::change_stamp() {
   return ChangeStamp{*others, static_cast<std::uint64_t>(sqlite3_total_changes64(db_))};
 }
 
-// A commit adds one to the header's transaction counter (and frames to the
-// log); a checkpoint that restarts the log changes the salts. So the same
-// salts, the counter one up and more frames: exactly one commit. Stamps of
-// the pragma cannot tell.
+// A commit that writes to the log adds one to the header's transaction
+// counter, and nothing else does (SQLite's walFrames); a commit that wrote
+// nothing adds nothing. So when this connection's last commit wrote pages,
+// the counter one up is that commit alone. Its frames were appended to the
+// log, or, when the log was checkpointed to its end, the commit restarted
+// it: new salts (the first one up by one) and its frames first. (A TRUNCATE
+// checkpoint after the commit restarts it too, and leaves no frame: not
+// counted, to be safe.) Stamps of the pragma cannot tell.
 bool SqliteStore::one_commit_apart(const ChangeStamp& before, const ChangeStamp& after) {
-  if (!wal_index_) return false;
+  if (!wal_index_ || !last_commit_wrote_) return false;
   const auto transactions = [](const ChangeStamp& s) { return static_cast<std::uint32_t>(s[0] >> 32); };
   const auto frames = [](const ChangeStamp& s) { return static_cast<std::uint32_t>(s[0]); };
-  return after[1] == before[1] && transactions(after) == static_cast<std::uint32_t>(transactions(before) + 1) &&
-         frames(after) > frames(before);
+  if (transactions(after) != static_cast<std::uint32_t>(transactions(before) + 1)) return false;
+  if (after[1] == before[1]) return frames(after) > frames(before);
+  // The salts are stored big-endian; the stamp holds them as read.
+  const auto first_salt = [](const ChangeStamp& s) {
+    const auto native = static_cast<std::uint32_t>(s[1] >> 32);
+    std::uint8_t bytes[4];
+    std::memcpy(bytes, &native, 4);
+    return std::uint32_t{bytes[0]} << 24 | std::uint32_t{bytes[1]} << 16 | std::uint32_t{bytes[2]} << 8 | bytes[3];
+  };
+  return first_salt(after) == static_cast<std::uint32_t>(first_salt(before) + 1) && frames(after) > 0;
 }
 
 std::optional<ChangeStamp> SqliteStore::wal_index_stamp() {
@@ -350,9 +372,16 @@ std::optional<ChangeStamp> SqliteStore::wal_index_stamp() {
   return ChangeStamp{u32(8) << 32 | u32(16), u32(32) << 32 | u32(36)};
 }
 
-void SqliteStore::commit_transaction() { run_prepared("COMMIT"); }
+void SqliteStore::commit_transaction() {
+  const bool writing = std::exchange(writing_, false);
+  last_commit_wrote_ = false;
+  run_prepared("COMMIT");
+  last_commit_wrote_ = writing && pages_written() != pages_written_at_start_;
+}
 
 void SqliteStore::rollback_transaction() noexcept {
+  writing_ = false;
+  last_commit_wrote_ = false;
   sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
 }
 

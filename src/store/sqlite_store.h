@@ -114,6 +114,8 @@ class SqliteStore final : public RecordStore {
   // The change stamp read from SQLite's shared WAL index, without a read
   // transaction; nullopt while a writer is updating it (see change_stamp).
   std::optional<ChangeStamp> wal_index_stamp();
+  // Pages this connection has written to the log (SQLITE_DBSTATUS_CACHE_WRITE).
+  [[nodiscard]] int pages_written() const;
 
   std::filesystem::path directory_;
   sqlite3* db_;
@@ -121,6 +123,12 @@ class SqliteStore final : public RecordStore {
   std::optional<std::int64_t> saved_cache_size_;
   const volatile std::uint8_t* wal_index_ = nullptr;  // the -shm file's first region, SQLite's map
   bool wal_index_unavailable_ = false;
+  // For one_commit_apart: whether the write transaction under way, and the
+  // last one committed, wrote to the log (a commit that wrote nothing is no
+  // commit in the log's count).
+  bool writing_ = false;
+  int pages_written_at_start_ = 0;
+  bool last_commit_wrote_ = false;
   std::unordered_map<const char*, std::unique_ptr<Statement>> statements_;
   bool durable_ = true;
 };

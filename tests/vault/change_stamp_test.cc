@@ -24,19 +24,28 @@ void write_meta(SqliteStore& store, std::string_view value) {
   txn.commit();
 }
 
-// Checkpoints the whole log into the database and empties it: the next
-// commit restarts the log (new salts, frames counted from one again).
-void empty_the_log(const std::filesystem::path& file) {
+// Checkpoints the whole log into the database from a connection of its own.
+// TRUNCATE also empties it (new salts at once, no frame); RESTART leaves it,
+// and the next commit restarts it (new salts, its frames counted from one).
+void checkpoint_whole_log(const std::filesystem::path& file, int mode) {
   sqlite3* raw = nullptr;
   ASSERT_EQ(sqlite3_open_v2(file.c_str(), &raw, SQLITE_OPEN_READWRITE, nullptr), SQLITE_OK);
+  // A connection learns the journal mode at its first read.
   ASSERT_EQ(sqlite3_exec(raw, "SELECT count(*) FROM meta", nullptr, nullptr, nullptr), SQLITE_OK);
   int log_frames = -1;
   int checkpointed = -1;
-  EXPECT_EQ(sqlite3_wal_checkpoint_v2(raw, nullptr, SQLITE_CHECKPOINT_TRUNCATE, &log_frames, &checkpointed),
-            SQLITE_OK);
-  EXPECT_EQ(log_frames, 0) << "the log was emptied";
+  EXPECT_EQ(sqlite3_wal_checkpoint_v2(raw, nullptr, mode, &log_frames, &checkpointed), SQLITE_OK);
+  if (mode == SQLITE_CHECKPOINT_TRUNCATE) {
+    EXPECT_EQ(log_frames, 0) << "the log was emptied";
+  } else {
+    EXPECT_GT(log_frames, 0);
+    EXPECT_EQ(checkpointed, log_frames) << "all of the log was copied";
+  }
   sqlite3_close(raw);
 }
+
+void empty_the_log(const std::filesystem::path& file) { checkpoint_whole_log(file, SQLITE_CHECKPOINT_TRUNCATE); }
+void copy_the_log_whole(const std::filesystem::path& file) { checkpoint_whole_log(file, SQLITE_CHECKPOINT_RESTART); }
 
 TEST(ChangeStampTest, MovesAtEveryCommitOfAnyConnectionAndHoldsOtherwise) {
   TempDir dir;
@@ -111,11 +120,79 @@ TEST(ChangeStampTest, OneCommitApartCountsCommits) {
   after = first->change_stamp().value();
   EXPECT_FALSE(first->one_commit_apart(before, after)) << "another connection committed too";
 
+  // Another connection's checkpoint emptied the log, and this connection's
+  // commit began it again with salts of its own (random): not told apart
+  // from a log that others changed too, so not counted (a kept read is
+  // dropped, which is always safe).
   before = after;
   empty_the_log(dir.path() / "vault" / "vault.db");
   write_meta(*first, "4");
   after = first->change_stamp().value();
-  EXPECT_FALSE(first->one_commit_apart(before, after)) << "the log restarted: cannot tell";
+  EXPECT_NE(after[1], before[1]) << "the log restarted";
+  EXPECT_FALSE(first->one_commit_apart(before, after));
+}
+
+// The commit that restarts the log (a checkpoint copied all of it, nobody
+// reads it): new salts, the counter one up, its frames first. Read inside
+// the write transaction, as a vault handle's fold reads it.
+TEST(ChangeStampTest, OwnCommitThatRestartsTheLogIsOneCommit) {
+  TempDir dir;
+  auto first = SqliteStore::open(dir.path() / "vault", /*create=*/true);
+  first->create_schema();
+  auto second = SqliteStore::open(dir.path() / "vault", /*create=*/false);
+  write_meta(*first, "0");
+  write_meta(*first, "1");
+
+  // Copied whole into the database, not emptied: the next writer restarts it.
+  copy_the_log_whole(dir.path() / "vault" / "vault.db");
+
+  auto txn = first->begin_write(/*durable=*/false);
+  const ChangeStamp before = first->change_stamp().value();
+  first->put_meta("stamp-test", Bytes{'2'});
+  txn.commit();
+  const ChangeStamp after = first->change_stamp().value();
+  EXPECT_NE(after[1], before[1]) << "this commit restarted the log";
+  EXPECT_TRUE(first->one_commit_apart(before, after));
+
+  // The same, and another connection's commit after it: two.
+  write_meta(*first, "3");
+  copy_the_log_whole(dir.path() / "vault" / "vault.db");
+  auto txn2 = first->begin_write(/*durable=*/false);
+  const ChangeStamp before2 = first->change_stamp().value();
+  first->put_meta("stamp-test", Bytes{'4'});
+  txn2.commit();
+  write_meta(*second, "5");
+  EXPECT_FALSE(first->one_commit_apart(before2, first->change_stamp().value()));
+}
+
+// A write transaction that changed nothing commits nothing to the log: the
+// one commit after its stamp is another connection's, not its own.
+TEST(ChangeStampTest, CommitThatWroteNothingIsNotTheOneCommit) {
+  TempDir dir;
+  auto first = SqliteStore::open(dir.path() / "vault", /*create=*/true);
+  first->create_schema();
+  auto second = SqliteStore::open(dir.path() / "vault", /*create=*/false);
+  write_meta(*first, "0");
+
+  auto txn = first->begin_write(/*durable=*/false);
+  const ChangeStamp before = first->change_stamp().value();
+  (void)first->get_meta("stamp-test");
+  txn.commit();
+  write_meta(*second, "1");
+  EXPECT_FALSE(first->one_commit_apart(before, first->change_stamp().value()))
+      << "another connection's commit taken for this one's";
+
+  // And after a read transaction, this connection's last write is not "the last commit".
+  auto write = first->begin_write(/*durable=*/false);
+  const ChangeStamp before_write = first->change_stamp().value();
+  first->put_meta("stamp-test", Bytes{'2'});
+  write.commit();
+  {
+    auto read = first->begin_read();
+    (void)first->get_meta("stamp-test");
+    read.commit();
+  }
+  EXPECT_FALSE(first->one_commit_apart(before_write, first->change_stamp().value()));
 }
 
 }  // namespace
