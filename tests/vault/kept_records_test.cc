@@ -86,5 +86,28 @@ TEST_F(KeptRecordsTest, OwnChangesAreSeenAtTheNextRead) {
   EXPECT_THROW((void)vault.get_credential(alice_, "db"), CredentialNotFoundError);
 }
 
+// A handle that keeps none (record_cache_bytes 0), or fewer than it reads
+// (each put evicts another), reads every credential right, and sees
+// another handle's change at once.
+TEST_F(KeptRecordsTest, AHandleWithoutRoomToKeepThemReadsEveryCredential) {
+  Vault writer = open_vault();
+  for (int i = 0; i < 40; ++i) {
+    writer.store_credential(alice_, {.name = "db" + std::to_string(i), .host = "h",
+                                     .password = "p" + std::to_string(i)});
+  }
+  for (const std::size_t budget : {std::size_t{0}, std::size_t{4096}}) {
+    Vault reader = Vault::open(
+        {.directory = dir_.path() / "vault", .master_key = key_.clone(), .record_cache_bytes = budget});
+    for (int round = 0; round < 3; ++round) {
+      for (int i = 0; i < 40; ++i) {
+        ASSERT_EQ(password_of(reader, "db" + std::to_string(i)), "p" + std::to_string(i)) << budget;
+      }
+    }
+    writer.update_password(alice_, "db7", SecretString("changed-" + std::to_string(budget)));
+    EXPECT_EQ(password_of(reader, "db7"), "changed-" + std::to_string(budget));
+    writer.update_password(alice_, "db7", SecretString("p7"));
+  }
+}
+
 }  // namespace
 }  // namespace credentials
