@@ -238,16 +238,21 @@ class EmbeddedVault final : public VaultImpl {
     for (const std::string_view field : fields) put(field);
     const ByteView message(out, size);
     const std::string_view key(reinterpret_cast<const char*>(out), size);
-    std::lock_guard lock(tag_cache_mutex_);
-    if (kind == 'l') {
-      for (const RecentTag& recent : recent_lookup_tags_) {
-        if (recent.size == size && std::memcmp(recent.input.data(), out, size) == 0) return recent.tag;
+    {
+      std::lock_guard lock(tag_cache_mutex_);
+      if (kind == 'l') {
+        for (const RecentTag& recent : recent_lookup_tags_) {
+          if (recent.size == size && std::memcmp(recent.input.data(), out, size) == 0) return recent.tag;
+        }
+      } else if (const auto it = tag_cache_.find(key); it != tag_cache_.end()) {
+        return it->second;
       }
-    } else if (const auto it = tag_cache_.find(key); it != tag_cache_.end()) {
-      return it->second;
     }
+    // Computed without the lock: threads reading the shared store at once
+    // each compute their own.
     IndexTag tag;
     keys_->index_mac().mac_into({message}, tag);
+    std::lock_guard lock(tag_cache_mutex_);
     if (kind == 'l') {
       if (size <= kInline) {
         RecentTag& slot = recent_lookup_tags_[next_recent_tag_++ % recent_lookup_tags_.size()];
@@ -1014,6 +1019,11 @@ class EmbeddedVault final : public VaultImpl {
   }
 
   const std::filesystem::path& directory() const override { return store_->directory(); }
+
+  std::size_t kept_record_count() override {
+    std::lock_guard lock(mutex_);
+    return kept_records_.size();
+  }
 
 
   std::vector<std::string> store_credentials(const UserContext& user,

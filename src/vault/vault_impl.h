@@ -79,6 +79,9 @@ class VaultImpl {
                                      const SecretString& legacy_key, bool dry_run) = 0;
 
   [[nodiscard]] virtual const std::filesystem::path& directory() const = 0;
+  // Records the handle holds from its reads (VaultOptions::record_cache_bytes),
+  // for tests.
+  [[nodiscard]] virtual std::size_t kept_record_count() { return 0; }
 };
 
 [[nodiscard]] std::unique_ptr<VaultImpl> open_vault(VaultOptions options);

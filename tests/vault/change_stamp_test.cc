@@ -121,15 +121,15 @@ TEST(ChangeStampTest, OneCommitApartCountsCommits) {
   EXPECT_FALSE(first->one_commit_apart(before, after)) << "another connection committed too";
 
   // Another connection's checkpoint emptied the log, and this connection's
-  // commit began it again with salts of its own (random): not told apart
-  // from a log that others changed too, so not counted (a kept read is
-  // dropped, which is always safe).
+  // commit began it again. Either answer is safe here (a checkpoint changes
+  // no content); which one depends on SQLite's choice of salts (random for
+  // a connection that has not restarted the log before), so only the
+  // restart itself is checked.
   before = after;
   empty_the_log(dir.path() / "vault" / "vault.db");
   write_meta(*first, "4");
   after = first->change_stamp().value();
   EXPECT_NE(after[1], before[1]) << "the log restarted";
-  EXPECT_FALSE(first->one_commit_apart(before, after));
 }
 
 // The commit that restarts the log (a checkpoint copied all of it, nobody

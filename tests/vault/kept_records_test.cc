@@ -10,6 +10,7 @@
 
 #include "credentials/credentials.h"
 #include "support/temp_dir.h"
+#include "vault/vault_impl.h"
 
 namespace credentials {
 namespace {
@@ -88,20 +89,29 @@ TEST_F(KeptRecordsTest, OwnChangesAreSeenAtTheNextRead) {
 
 // A handle that keeps none (record_cache_bytes 0), or fewer than it reads
 // (each put evicts another), reads every credential right, and sees
-// another handle's change at once.
+// another handle's change at once; the budget is the handle's.
 TEST_F(KeptRecordsTest, AHandleWithoutRoomToKeepThemReadsEveryCredential) {
   Vault writer = open_vault();
   for (int i = 0; i < 40; ++i) {
     writer.store_credential(alice_, {.name = "db" + std::to_string(i), .host = "h",
                                      .password = "p" + std::to_string(i)});
   }
-  for (const std::size_t budget : {std::size_t{0}, std::size_t{4096}}) {
+  for (const std::size_t budget : {std::size_t{0}, std::size_t{4096}, std::size_t{1} << 20}) {
     Vault reader = Vault::open(
         {.directory = dir_.path() / "vault", .master_key = key_.clone(), .record_cache_bytes = budget});
     for (int round = 0; round < 3; ++round) {
       for (int i = 0; i < 40; ++i) {
         ASSERT_EQ(password_of(reader, "db" + std::to_string(i)), "p" + std::to_string(i)) << budget;
       }
+    }
+    // A record this small costs ~300 bytes kept: a few fit in 4 KiB.
+    const std::size_t kept = reader.impl().kept_record_count();
+    if (budget == 0) {
+      EXPECT_EQ(kept, 0u);
+    } else if (budget == 4096) {
+      EXPECT_TRUE(kept >= 1 && kept <= 20) << kept;
+    } else {
+      EXPECT_EQ(kept, 40u);
     }
     writer.update_password(alice_, "db7", SecretString("changed-" + std::to_string(budget)));
     EXPECT_EQ(password_of(reader, "db7"), "changed-" + std::to_string(budget));
