@@ -38,6 +38,25 @@ Bytes chain_mac(const Keyring& keys, ByteView previous, std::int64_t seq, ByteVi
   return keys.audit_mac().mac({previous, numbers, owner_tag, sealed});
 }
 
+// A run's chain MAC. The all-ones word where a single event has its owner
+// tag's length (at most 32) keeps the two forms' messages apart.
+Bytes run_mac(const Keyring& keys, ByteView previous, std::int64_t seq, std::int64_t count, ByteView journal_id,
+              std::uint64_t first_index, ByteView start_mac, ByteView last_mac) {
+  constexpr std::uint64_t kRunMark = ~std::uint64_t{0};
+  Bytes numbers;
+  numbers.reserve(32);
+  append_u64(numbers, static_cast<std::uint64_t>(seq));
+  append_u64(numbers, kRunMark);
+  append_u64(numbers, static_cast<std::uint64_t>(count));
+  append_u64(numbers, first_index);
+  return keys.audit_mac().mac({previous, numbers, journal_id, start_mac, last_mac});
+}
+
+// A run's sealed column: journal_id(16) ‖ first_index(8, BE) ‖ start_mac(32) ‖ entries.
+constexpr std::size_t kJournalIdSize = 16;
+constexpr std::size_t kMacSize = 32;
+constexpr std::size_t kRunHeader = kJournalIdSize + 8 + kMacSize;
+
 Bytes head_value(const Keyring& keys, std::int64_t seq, ByteView mac) {
   Bytes body;
   append_u64(body, static_cast<std::uint64_t>(seq));
@@ -58,16 +77,32 @@ AuditAppender::AuditAppender(RecordStore& store, const Keyring& keys) : store_(s
 }
 
 std::int64_t AuditAppender::append(ByteView owner_tag, std::string_view event_json) {
-  return append_sealed(owner_tag,
-                       aead_encrypt(keys_.audit_seal_key(), as_bytes(event_json), seal_aad(keys_, seq_ + 1)));
-}
-
-std::int64_t AuditAppender::append_sealed(ByteView owner_tag, Bytes sealed) {
   AuditRow row;
   row.seq = seq_ + 1;
   row.owner_tag.assign(owner_tag.begin(), owner_tag.end());
-  row.sealed = std::move(sealed);
+  row.sealed = aead_encrypt(keys_.audit_seal_key(), as_bytes(event_json), seal_aad(keys_, row.seq));
   row.mac = chain_mac(keys_, mac_, row.seq, row.owner_tag, row.sealed);
+  store_.insert_audit_row(row);
+  seq_ = row.seq;
+  mac_ = std::move(row.mac);
+  appended_ = true;
+  return seq_;
+}
+
+std::int64_t AuditAppender::append_run(ByteView journal_id, std::uint64_t first_index, ByteView start_mac,
+                                       ByteView entries, std::int64_t count, ByteView last_mac) {
+  if (journal_id.size() != kJournalIdSize || start_mac.size() != kMacSize || count <= 0) {
+    throw InvalidArgumentError("a run of journal entries is malformed");
+  }
+  AuditRow row;
+  row.seq = seq_ + count;
+  row.journal_run = count;
+  row.sealed.reserve(kRunHeader + entries.size());
+  row.sealed.assign(journal_id.begin(), journal_id.end());
+  append_u64(row.sealed, first_index);
+  row.sealed.insert(row.sealed.end(), start_mac.begin(), start_mac.end());
+  row.sealed.insert(row.sealed.end(), entries.begin(), entries.end());
+  row.mac = run_mac(keys_, mac_, row.seq, count, journal_id, first_index, start_mac, last_mac);
   store_.insert_audit_row(row);
   seq_ = row.seq;
   mac_ = std::move(row.mac);
@@ -114,21 +149,16 @@ ChainVerification walk_audit_chain(
   for (;;) {
     const auto rows = store.audit_rows(expected - 1, kBatch);
     for (const auto& row : rows) {
-      if (row.seq != expected) {
-        return fail(expected, fmt::format("event {} is missing (next present is {})", expected, row.seq));
-      }
-      const Bytes mac = chain_mac(keys, previous, row.seq, row.owner_tag, row.sealed);
-      if (!constant_time_equal(mac, row.mac)) {
-        return fail(row.seq, fmt::format("event {} was altered, inserted or reordered", row.seq));
-      }
-      const auto text = open_audit_event(keys, row);
-      if (!text) {
-        return fail(row.seq, fmt::format("event {} does not decrypt", row.seq));
-      }
-      if (auto problem = each(row.seq, *text)) return fail(row.seq, std::move(*problem));
-      previous = mac;
-      ++expected;
-      ++result.events;
+      const auto problem = check_audit_row(keys, expected, previous, row, [&](const ChainedEvent& event) {
+        const auto text = open_audit_event(keys, event);
+        if (!text) return std::optional<std::string>(fmt::format("event {} does not decrypt", event.seq));
+        if (auto problem = each(event.seq, *text)) return problem;
+        ++result.events;
+        return std::optional<std::string>();
+      });
+      if (problem) return fail(problem->seq, std::move(problem->what));
+      previous = row.mac;
+      expected = row.seq + 1;
     }
     if (static_cast<std::int64_t>(rows.size()) < kBatch) break;
   }
@@ -147,29 +177,101 @@ ChainVerification walk_audit_chain(
   return result;
 }
 
-bool row_follows(const Keyring& keys, ByteView previous_mac, const AuditRow& row) {
-  return constant_time_equal(chain_mac(keys, previous_mac, row.seq, row.owner_tag, row.sealed), row.mac);
-}
-
 Bytes chain_genesis_mac(const Keyring& keys) { return genesis_mac(keys); }
 
-// An event is sealed either under its chain sequence number (the events of
-// writes), or, folded from a read journal, as the journal sealed it:
-// `journal id (16) ‖ index (8, BE) ‖ sealed`, bound to that journal and index
-// (docs/FORMAT.md, "Read journal"). AES-GCM tells which: only the right
-// associated data authenticates.
-std::optional<std::string> open_audit_event(const Keyring& keys, const AuditRow& row) {
-  constexpr std::size_t kJournalRef = 16 + 8;
+std::optional<RowProblem> check_audit_row(
+    const Keyring& keys, std::int64_t expected_seq, ByteView previous_mac, const AuditRow& row,
+    const std::function<std::optional<std::string>(const ChainedEvent&)>& each) {
+  const auto altered = [](std::int64_t seq) {
+    return RowProblem{seq, fmt::format("event {} was altered, inserted or reordered", seq)};
+  };
+  if (row.journal_run < 0 || row.seq - row.events() + 1 < expected_seq) return altered(expected_seq);
+  const std::int64_t first = row.first_seq();
+  if (first > expected_seq) {
+    return RowProblem{expected_seq, fmt::format("event {} is missing (next present is {})", expected_seq, first)};
+  }
+  if (row.journal_run == 0) {
+    if (!constant_time_equal(chain_mac(keys, previous_mac, row.seq, row.owner_tag, row.sealed), row.mac)) {
+      return altered(row.seq);
+    }
+    if (auto problem = each({row.seq, row.owner_tag, row.sealed, {}, 0})) return RowProblem{row.seq, *problem};
+    return std::nullopt;
+  }
+  // A run: each entry checked against the one before it, then the run as a
+  // whole against the chain; only then are its events handed on.
   const ByteView sealed(row.sealed);
+  if (sealed.size() < kRunHeader) return altered(first);
+  const ByteView journal_id = sealed.first(kJournalIdSize);
+  std::uint64_t first_index = 0;
+  for (std::size_t i = kJournalIdSize; i < kJournalIdSize + 8; ++i) first_index = (first_index << 8) | sealed[i];
+  const ByteView start_mac = sealed.subspan(kJournalIdSize + 8, kMacSize);
+  const ByteView entries = sealed.subspan(kRunHeader);
+  const auto for_each_entry = [&](const auto& visit) -> std::optional<RowProblem> {
+    std::size_t at = 0;
+    for (std::int64_t i = 0; i < row.journal_run; ++i) {
+      bool malformed = false;
+      const auto entry = parse_journal_entry(entries.subspan(at), malformed);
+      if (!entry) {
+        if (at == entries.size()) {
+          return RowProblem{first + i, fmt::format("event {} is missing (its run of read events was cut short)",
+                                                   first + i)};
+        }
+        return altered(first + i);
+      }
+      if (auto problem = visit(first + i, *entry)) return problem;
+      at += entry->size;
+    }
+    if (at != entries.size()) return altered(row.seq);  // more than the run's count
+    return std::nullopt;
+  };
+  ByteView mac = start_mac;
+  std::uint64_t index = first_index;
+  if (auto problem = for_each_entry([&](std::int64_t seq, const JournalEntry& entry) -> std::optional<RowProblem> {
+        if (entry.index != index || !constant_time_equal(journal_entry_mac(keys, mac, entry.maced), entry.mac)) {
+          return altered(seq);
+        }
+        mac = entry.mac;
+        ++index;
+        return std::nullopt;
+      })) {
+    return problem;
+  }
+  if (!constant_time_equal(
+          run_mac(keys, previous_mac, row.seq, row.journal_run, journal_id, first_index, start_mac, mac), row.mac)) {
+    return altered(first);
+  }
+  return for_each_entry([&](std::int64_t seq, const JournalEntry& entry) -> std::optional<RowProblem> {
+    if (auto problem = each({seq, entry.owner, entry.sealed, journal_id, entry.index})) {
+      return RowProblem{seq, *problem};
+    }
+    return std::nullopt;
+  });
+}
+
+// An event of a write is sealed under its chain sequence number. A read
+// event is sealed as its journal sealed it, bound to that journal and index:
+// an entry of a run names them in the run; a single folded entry (format 4)
+// carries them, `journal id (16) ‖ index (8, BE) ‖ sealed`, and AES-GCM
+// tells which form a single row has: only the right associated data
+// authenticates.
+std::optional<std::string> open_audit_event(const Keyring& keys, const ChainedEvent& event) {
+  if (!event.journal_id.empty()) {
+    auto plain = aead_decrypt(keys.audit_seal_key(), event.sealed,
+                              journal_seal_aad(keys, event.journal_id, event.journal_index));
+    if (!plain) return std::nullopt;
+    return std::string(plain->as_chars());
+  }
+  constexpr std::size_t kJournalRef = kJournalIdSize + 8;
+  const ByteView sealed = event.sealed;
   if (sealed.size() > kJournalRef) {
     std::uint64_t index = 0;
-    for (std::size_t i = 16; i < kJournalRef; ++i) index = (index << 8) | sealed[i];
+    for (std::size_t i = kJournalIdSize; i < kJournalRef; ++i) index = (index << 8) | sealed[i];
     if (auto plain = aead_decrypt(keys.audit_seal_key(), sealed.subspan(kJournalRef),
-                                  journal_seal_aad(keys, sealed.first(16), index))) {
+                                  journal_seal_aad(keys, sealed.first(kJournalIdSize), index))) {
       return std::string(plain->as_chars());
     }
   }
-  auto plain = aead_decrypt(keys.audit_seal_key(), sealed, seal_aad(keys, row.seq));
+  auto plain = aead_decrypt(keys.audit_seal_key(), sealed, seal_aad(keys, event.seq));
   if (!plain) return std::nullopt;
   return std::string(plain->as_chars());
 }

@@ -1,11 +1,15 @@
 // The tamper-evident audit chain (docs/FORMAT.md, "Audit").
 //
-// Each event is sealed (AES-256-GCM under the audit seal key, bound to the
-// vault id and its sequence number) and chained:
+// Each event of a write is sealed (AES-256-GCM under the audit seal key,
+// bound to the vault id and its sequence number) and chained:
 //   mac_n = HMAC(audit_mac_key, mac_{n-1} ‖ seq_n ‖ owner_tag_n ‖ sealed_n)
-// with mac_0 = HMAC(audit_mac_key, "genesis" ‖ vault id). The meta row
-// `audit_head` holds seq ‖ mac ‖ HMAC(audit_mac_key, "head" ‖ seq ‖ mac),
-// written in the same transaction, so dropping the tail is detected too.
+// with mac_0 = HMAC(audit_mac_key, "genesis" ‖ vault id). Read events come
+// folded from read journals (read_journal.h) in runs: one row holds many
+// journal entries as the journal wrote them, each with its own MAC chained
+// to the entry before it, and the row's chain MAC covers the MACs before
+// and at the end of the run. The meta row `audit_head` holds
+// seq ‖ mac ‖ HMAC(audit_mac_key, "head" ‖ seq ‖ mac), written in the same
+// transaction, so dropping the tail is detected too.
 // Stateless functions; callers hold the store's write transaction.
 #pragma once
 
@@ -32,9 +36,12 @@ class AuditAppender {
   // REQUIRES: inside a write transaction on `store`, until finish().
   AuditAppender(RecordStore& store, const Keyring& keys);
   std::int64_t append(ByteView owner_tag, std::string_view event_json);
-  // Appends an event sealed elsewhere: a folded read-journal entry
-  // (`journal id ‖ index ‖ the journal's seal`, see open_audit_event).
-  std::int64_t append_sealed(ByteView owner_tag, Bytes sealed);
+  // Appends a run of `count` read-journal entries of journal `journal_id`,
+  // whole and in order as the journal holds them, from index `first_index`:
+  // the first chained to `start_mac`, the last with MAC `last_mac`.
+  // Returns the sequence number of the last.
+  std::int64_t append_run(ByteView journal_id, std::uint64_t first_index, ByteView start_mac, ByteView entries,
+                          std::int64_t count, ByteView last_mac);
   // Writes the head; without it the appended events fail verification.
   void finish();
 
@@ -61,12 +68,32 @@ struct ChainVerification {
 [[nodiscard]] ChainVerification walk_audit_chain(
     RecordStore& store, const Keyring& keys,
     const std::function<std::optional<std::string>(std::int64_t seq, const std::string& text)>& each);
-// True when `row`'s MAC chains it to the event whose MAC is `previous_mac`
-// (the genesis MAC before event 1): a row edited, moved or copied is not.
-[[nodiscard]] bool row_follows(const Keyring& keys, ByteView previous_mac, const AuditRow& row);
 [[nodiscard]] Bytes chain_genesis_mac(const Keyring& keys);
 
+// One event as a row of the chain holds it.
+struct ChainedEvent {
+  std::int64_t seq = 0;
+  ByteView owner_tag;
+  ByteView sealed;
+  ByteView journal_id;  // for an entry of a run: the journal its seal is bound to
+  std::uint64_t journal_index = 0;
+};
+struct RowProblem {
+  std::int64_t seq = 0;  // of the first bad event
+  std::string what;
+};
+// Checks `row` as the next after the event numbered `expected_seq - 1`
+// with MAC `previous_mac` (the genesis MAC before event 1): its sequence
+// numbers and chain MAC, and for a run each entry's MAC and index. Once
+// the whole row has checked out, hands each of its events in order to
+// `each`, which may return a problem. Returns the first problem: a row
+// edited, moved, copied or cut has one, and `each` then sees none of its
+// events.
+[[nodiscard]] std::optional<RowProblem> check_audit_row(
+    const Keyring& keys, std::int64_t expected_seq, ByteView previous_mac, const AuditRow& row,
+    const std::function<std::optional<std::string>(const ChainedEvent&)>& each);
+
 // Opens a sealed event; nullopt when it does not authenticate.
-[[nodiscard]] std::optional<std::string> open_audit_event(const Keyring& keys, const AuditRow& row);
+[[nodiscard]] std::optional<std::string> open_audit_event(const Keyring& keys, const ChainedEvent& event);
 
 }  // namespace credentials::internal

@@ -36,6 +36,10 @@ constexpr std::uint64_t kRotateBytes = 4u << 20;
 constexpr std::uint64_t kFirstChunk = 16u << 10;
 constexpr std::uint64_t kLargestChunk = 1u << 20;
 constexpr auto kFoldAge = std::chrono::seconds(1);
+// A fold of more than this (another process's journal, or folds that
+// failed for a while) goes into the chain as several runs: rows of a few
+// hundred KiB at most, each read whole by `audit` and `verify`.
+constexpr std::size_t kMaxRunBytes = 1u << 20;
 
 void put_u64(Bytes& out, std::uint64_t v) {
   for (int shift = 56; shift >= 0; shift -= 8) out.push_back(static_cast<std::uint8_t>(v >> shift));
@@ -57,11 +61,6 @@ std::string meta_key(ByteView journal_id) { return "journal/" + hex_encode(journ
 Bytes genesis_mac(const Keyring& keys, ByteView journal_id) {
   static constexpr std::string_view kLabel = "journal-genesis";
   return keys.audit_mac().mac({as_bytes(kLabel), keys.vault_id(), journal_id});
-}
-
-Bytes entry_mac(const Keyring& keys, ByteView previous, ByteView body) {
-  static constexpr std::string_view kLabel = "journal";
-  return keys.audit_mac().mac({as_bytes(kLabel), previous, body});
 }
 
 // How far a journal is folded: the meta row "journal/<id>".
@@ -125,46 +124,6 @@ void read_from(int fd, std::uint64_t offset, Bytes& out) {
 
 enum class Liveness { kOwn, kLive, kOrphan };
 
-// One journal entry, its fields as views into the entry's bytes.
-struct Entry {
-  std::uint64_t index = 0;
-  std::int64_t time = 0;
-  ByteView owner, used, sealed, mac;
-  std::size_t size = 0;  // with its length prefix
-};
-
-// The complete entry at the start of `data`, its MAC not checked; nullopt
-// at the end of the entries (a zero length: the zeros a journal is grown
-// ahead with), at a torn one, or at one whose fields do not parse.
-// `malformed` tells the last case from the others.
-std::optional<Entry> parse_entry(ByteView data, bool& malformed) {
-  malformed = false;
-  if (data.size() < 4) return std::nullopt;
-  const std::uint32_t length = get_u32(data);
-  if (length == 0 || data.size() - 4 < length) return std::nullopt;  // the end, or still being written
-  // body: index u64 ‖ time i64 ‖ owner_len u8 ‖ owner ‖ used_len u8 ‖ used ‖ sealed ‖ mac
-  const ByteView body = data.subspan(4, length);
-  malformed = true;
-  if (length <= 8 + 8 + 2 + kMacSize || length > kMaxEntry) return std::nullopt;
-  const ByteView unmaced = body.first(body.size() - kMacSize);
-  Entry entry;
-  entry.index = get_u64(body);
-  entry.time = static_cast<std::int64_t>(get_u64(body.subspan(8)));
-  std::size_t at = 16;
-  const std::size_t owner_len = body[at++];
-  if (at + owner_len + 1 > unmaced.size()) return std::nullopt;
-  entry.owner = body.subspan(at, owner_len);
-  at += owner_len;
-  const std::size_t used_len = body[at++];
-  if (at + used_len > unmaced.size()) return std::nullopt;
-  entry.used = body.subspan(at, used_len);
-  entry.sealed = unmaced.subspan(at + used_len);
-  entry.mac = body.last(kMacSize);
-  entry.size = 4 + length;
-  malformed = false;
-  return entry;
-}
-
 // Moves the complete entries of `data` (the journal from state.offset on)
 // into the chain, advancing `state`. With `authenticate`, each entry's MAC
 // is checked: a live journal of another process may end in an entry still
@@ -184,15 +143,29 @@ bool fold_entries(ByteView journal_id, ByteView data, Liveness liveness, bool au
   AuditAppender chain(store, keys);
   std::size_t pos = 0;
   bool damaged = false;
+  // The entries [run_start, pos) go into the chain as one row, a run
+  // (docs/FORMAT.md, "Audit"), as the journal has them: no decryption, no
+  // second seal and no row or chain MAC per read event. Their own MACs
+  // chain them to the MAC before the run, and the run's chain MAC covers
+  // that MAC and the last entry's.
+  std::size_t run_start = 0;
+  std::int64_t run_entries = 0;
+  Bytes run_start_mac = state.mac;
+  std::uint64_t run_first_index = state.next_index;
+  const auto end_run = [&] {
+    if (run_entries == 0) return;
+    chain.append_run(journal_id, run_first_index, run_start_mac, data.subspan(run_start, pos - run_start),
+                     run_entries, state.mac);
+    run_start = pos;
+    run_entries = 0;
+    run_start_mac = state.mac;
+    run_first_index = state.next_index;
+  };
   for (;;) {
     bool malformed = false;
-    const auto entry = parse_entry(data.subspan(pos), malformed);
-    bool ok = entry.has_value();
-    if (ok && authenticate) {
-      const ByteView unmaced = data.subspan(pos + 4, entry->size - 4 - kMacSize);
-      ok = constant_time_equal(entry_mac(keys, state.mac, unmaced), entry->mac) &&
-           entry->index == state.next_index;
-    }
+    const auto entry = parse_journal_entry(data.subspan(pos), malformed);
+    bool ok = entry && entry->index == state.next_index;
+    if (ok && authenticate) ok = constant_time_equal(journal_entry_mac(keys, state.mac, entry->maced), entry->mac);
     if (!ok) {
       // A live journal may end in an entry still being written. A dead
       // process's journal may end in one torn by a power failure: the file
@@ -208,16 +181,7 @@ bool fold_entries(ByteView journal_id, ByteView data, Liveness liveness, bool au
       }
       break;
     }
-    // The event goes into the chain as the journal sealed it, with the
-    // journal id and index its seal is bound to: no decryption, no second
-    // seal (and no second getrandom) per read event. The entry's MAC is
-    // what makes it authentic; the chain MAC then covers these bytes.
-    Bytes folded;
-    folded.reserve(journal_id.size() + 8 + entry->sealed.size());
-    folded.assign(journal_id.begin(), journal_id.end());
-    put_u64(folded, entry->index);
-    folded.insert(folded.end(), entry->sealed.begin(), entry->sealed.end());
-    chain.append_sealed(entry->owner, std::move(folded));
+    if (run_entries > 0 && pos + entry->size - run_start > kMaxRunBytes) end_run();
     if (apply_last_used && !entry->used.empty()) {
       auto& slot = last_used[Bytes(entry->used.begin(), entry->used.end())];
       slot = std::max(slot, entry->time);
@@ -226,7 +190,9 @@ bool fold_entries(ByteView journal_id, ByteView data, Liveness liveness, bool au
     state.next_index = entry->index + 1;
     pos += entry->size;
     state.offset += entry->size;
+    ++run_entries;
   }
+  end_run();
   if (damaged) {
     const std::string event = fmt::format(
         R"({{"action":"{}","actor":"","name":"{}","outcome":"error","error":"IntegrityError"}})",
@@ -267,6 +233,40 @@ class Fd {
 };
 
 }  // namespace
+
+std::optional<JournalEntry> parse_journal_entry(ByteView data, bool& malformed) {
+  malformed = false;
+  if (data.size() < 4) return std::nullopt;
+  const std::uint32_t length = get_u32(data);
+  if (length == 0 || data.size() - 4 < length) return std::nullopt;  // the end, or still being written
+  // body: index u64 ‖ time i64 ‖ owner_len u8 ‖ owner ‖ used_len u8 ‖ used ‖ sealed ‖ mac
+  const ByteView body = data.subspan(4, length);
+  malformed = true;
+  if (length <= 8 + 8 + 2 + kMacSize || length > kMaxEntry) return std::nullopt;
+  const ByteView unmaced = body.first(body.size() - kMacSize);
+  JournalEntry entry;
+  entry.index = get_u64(body);
+  entry.time = static_cast<std::int64_t>(get_u64(body.subspan(8)));
+  std::size_t at = 16;
+  const std::size_t owner_len = body[at++];
+  if (at + owner_len + 1 > unmaced.size()) return std::nullopt;
+  entry.owner = body.subspan(at, owner_len);
+  at += owner_len;
+  const std::size_t used_len = body[at++];
+  if (at + used_len > unmaced.size()) return std::nullopt;
+  entry.used = body.subspan(at, used_len);
+  entry.sealed = unmaced.subspan(at + used_len);
+  entry.mac = body.last(kMacSize);
+  entry.maced = unmaced;
+  entry.size = 4 + length;
+  malformed = false;
+  return entry;
+}
+
+Bytes journal_entry_mac(const Keyring& keys, ByteView previous, ByteView maced) {
+  static constexpr std::string_view kLabel = "journal";
+  return keys.audit_mac().mac({as_bytes(kLabel), previous, maced});
+}
 
 Bytes journal_seal_aad(const Keyring& keys, ByteView journal_id, std::uint64_t index) {
   Bytes aad(kSealLabel.begin(), kSealLabel.end());
@@ -480,7 +480,7 @@ void ReadJournal::fold(RecordStore& store, const Keyring& keys) {
     std::uint64_t index = unfolded_from_index_;
     while (unfolded_from_ + cut < state.offset) {
       bool malformed = false;
-      const auto entry = parse_entry(ByteView(unfolded_).subspan(cut), malformed);
+      const auto entry = parse_journal_entry(ByteView(unfolded_).subspan(cut), malformed);
       if (!entry) break;
       mac = entry->mac;
       index = entry->index + 1;

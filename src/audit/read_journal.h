@@ -135,6 +135,24 @@ class ReadJournal {
   pid_t creator_;
 };
 
+// One journal entry (docs/FORMAT.md, "Read journal"), its fields as views
+// into the entry's bytes.
+struct JournalEntry {
+  std::uint64_t index = 0;
+  std::int64_t time = 0;
+  ByteView owner, used, sealed, mac;
+  ByteView maced;        // what its MAC covers: the entry without its length and MAC
+  std::size_t size = 0;  // with its length prefix
+};
+// The complete entry at the start of `data`, its MAC not checked; nullopt
+// at the end of the entries (a zero length: the zeros a journal is grown
+// ahead with), at a torn one, or at one whose fields do not parse.
+// `malformed` tells the last case from the others.
+[[nodiscard]] std::optional<JournalEntry> parse_journal_entry(ByteView data, bool& malformed);
+// An entry's MAC, chained to the MAC of the entry before it (or to the
+// journal's genesis MAC).
+[[nodiscard]] Bytes journal_entry_mac(const Keyring& keys, ByteView previous, ByteView maced);
+
 // The associated data of a journal entry's seal. A folded entry keeps that
 // seal in the chain (see open_audit_event), so the chain needs it too.
 [[nodiscard]] Bytes journal_seal_aad(const Keyring& keys, ByteView journal_id, std::uint64_t index);

@@ -73,6 +73,12 @@ constexpr std::array<const char*, PostgresStore::kSchemaVersion> kMigrations = {
       node_id bigint PRIMARY KEY,
       body bytea NOT NULL);
     )sql",
+    // 3: runs of read-journal entries in one audit row (vault format 5,
+    // docs/FORMAT.md). This store has no journal, but a vault copied from
+    // the embedded store brings its runs.
+    R"sql(
+    ALTER TABLE {s}.audit ADD COLUMN IF NOT EXISTS journal_run bigint NOT NULL DEFAULT 0;
+    )sql",
 };
 
 std::string replace_all(std::string text, std::string_view from, std::string_view to) {
@@ -260,7 +266,8 @@ StoredRecord record_from(const PostgresStore::Result& r, int row) {
 }
 
 AuditRow audit_row_from(const PostgresStore::Result& r, int row) {
-  return {r.int64(row, 0), r.bytes(row, 1), r.bytes(row, 2), r.bytes(row, 3)};
+  // Columns: seq, owner_tag, sealed, mac, journal_run.
+  return {r.int64(row, 0), r.bytes(row, 1), r.bytes(row, 2), r.bytes(row, 3), r.int64(row, 4)};
 }
 
 // Statements that only read may be retried once on a fresh connection when
@@ -978,18 +985,19 @@ std::int64_t PostgresStore::last_used(ByteView lookup) {
 }
 
 std::optional<AuditRow> PostgresStore::last_audit_row() {
-  Result r = run("SELECT seq, owner_tag, sealed, mac FROM {s}.audit ORDER BY seq DESC LIMIT 1", {});
+  // Without its sealed bytes: appending needs only where the chain ends.
+  Result r = run("SELECT seq, owner_tag, ''::bytea, mac, journal_run FROM {s}.audit ORDER BY seq DESC LIMIT 1", {});
   if (r.rows() == 0) return std::nullopt;
   return audit_row_from(r, 0);
 }
 
 void PostgresStore::insert_audit_row(const AuditRow& row) {
-  (void)run("INSERT INTO {s}.audit(seq, owner_tag, sealed, mac) VALUES($1, $2, $3, $4)",
-            {row.seq, ByteView(row.owner_tag), ByteView(row.sealed), ByteView(row.mac)});
+  (void)run("INSERT INTO {s}.audit(seq, owner_tag, sealed, mac, journal_run) VALUES($1, $2, $3, $4, $5)",
+            {row.seq, ByteView(row.owner_tag), ByteView(row.sealed), ByteView(row.mac), row.journal_run});
 }
 
 std::vector<AuditRow> PostgresStore::audit_rows(std::int64_t after, std::int64_t limit) {
-  Result r = run("SELECT seq, owner_tag, sealed, mac FROM {s}.audit WHERE seq > $1 ORDER BY seq LIMIT $2",
+  Result r = run("SELECT seq, owner_tag, sealed, mac, journal_run FROM {s}.audit WHERE seq > $1 ORDER BY seq LIMIT $2",
                  {after, limit});
   std::vector<AuditRow> rows;
   for (int i = 0; i < r.rows(); ++i) rows.push_back(audit_row_from(r, i));

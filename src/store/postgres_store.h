@@ -57,7 +57,7 @@ class PostgresStore final : public RecordStore {
  public:
   static constexpr const char* kDefaultSchema = "credential_vault";
   // The newest schema version this build writes (table schema_version).
-  static constexpr int kSchemaVersion = 2;
+  static constexpr int kSchemaVersion = 3;
   // Connections per store (URL parameter `pool_size`).
   static constexpr int kDefaultPoolSize = 4;
   static constexpr int kMaxPoolSize = 64;

@@ -54,11 +54,18 @@ struct LedgerNode {
   Bytes body;
 };
 
+// A row of the audit chain: one event, or a run of read-journal entries
+// folded together (docs/FORMAT.md, "Audit"), `seq` then being its last
+// event's number.
 struct AuditRow {
   std::int64_t seq = 0;
   Bytes owner_tag;
   Bytes sealed;
   Bytes mac;
+  std::int64_t journal_run = 0;  // the entries of a run; 0 for a row of one event
+
+  [[nodiscard]] std::int64_t events() const { return journal_run > 0 ? journal_run : 1; }
+  [[nodiscard]] std::int64_t first_seq() const { return seq - events() + 1; }
 };
 
 class RecordStore;

@@ -420,11 +420,20 @@ void SqliteStore::create_schema() {
       seq INTEGER PRIMARY KEY,
       owner_tag BLOB,
       sealed BLOB NOT NULL,
-      mac BLOB NOT NULL);
+      mac BLOB NOT NULL,
+      journal_run INTEGER NOT NULL DEFAULT 0);
     CREATE TABLE IF NOT EXISTS ledger (
       node_id INTEGER PRIMARY KEY,
       body BLOB NOT NULL);
   )sql");
+  // Format 5's column, added to the table of an older vault at its upgrade
+  // (constant time: SQLite rewrites no row for a column with a default).
+  bool has_runs = false;
+  {
+    Use q(prepare("SELECT 1 FROM pragma_table_info('audit') WHERE name = 'journal_run'"));
+    has_runs = q->step();
+  }
+  if (!has_runs) exec("ALTER TABLE audit ADD COLUMN journal_run INTEGER NOT NULL DEFAULT 0");
 }
 
 std::optional<Bytes> SqliteStore::get_meta(std::string_view key) {
@@ -810,26 +819,28 @@ std::int64_t SqliteStore::ledger_node_count() {
 }
 
 std::optional<AuditRow> SqliteStore::last_audit_row() {
-  Use q(prepare("SELECT seq, owner_tag, sealed, mac FROM audit ORDER BY seq DESC LIMIT 1"));
+  // Without its sealed bytes: a run's are hundreds of KiB, and appending
+  // needs only where the chain ends.
+  Use q(prepare("SELECT seq, owner_tag, mac, journal_run FROM audit ORDER BY seq DESC LIMIT 1"));
   if (!q->step()) return std::nullopt;
   sqlite3_stmt* s = q->get();
-  return AuditRow{sqlite3_column_int64(s, 0), column_bytes(s, 1), column_bytes(s, 2),
-                  column_bytes(s, 3)};
+  return AuditRow{sqlite3_column_int64(s, 0), column_bytes(s, 1), Bytes(), column_bytes(s, 2),
+                  sqlite3_column_int64(s, 3)};
 }
 
 void SqliteStore::insert_audit_row(const AuditRow& row) {
-  Use q(prepare("INSERT INTO audit(seq, owner_tag, sealed, mac) VALUES(?1, ?2, ?3, ?4)"));
-  q->bind(1, row.seq).bind(2, row.owner_tag).bind(3, row.sealed).bind(4, row.mac).run();
+  Use q(prepare("INSERT INTO audit(seq, owner_tag, sealed, mac, journal_run) VALUES(?1, ?2, ?3, ?4, ?5)"));
+  q->bind(1, row.seq).bind(2, row.owner_tag).bind(3, row.sealed).bind(4, row.mac).bind(5, row.journal_run).run();
 }
 
 std::vector<AuditRow> SqliteStore::audit_rows(std::int64_t after, std::int64_t limit) {
-  Use q(prepare("SELECT seq, owner_tag, sealed, mac FROM audit WHERE seq > ?1 ORDER BY seq LIMIT ?2"));
+  Use q(prepare("SELECT seq, owner_tag, sealed, mac, journal_run FROM audit WHERE seq > ?1 ORDER BY seq LIMIT ?2"));
   q->bind(1, after).bind(2, limit);
   std::vector<AuditRow> rows;
   while (q->step()) {
     sqlite3_stmt* s = q->get();
     rows.push_back({sqlite3_column_int64(s, 0), column_bytes(s, 1), column_bytes(s, 2),
-                    column_bytes(s, 3)});
+                    column_bytes(s, 3), sqlite3_column_int64(s, 4)});
   }
   return rows;
 }

@@ -42,9 +42,10 @@ constexpr std::string_view kRecordLabel = "credentials/v1/record";
 // vault is upgraded at its first open (upgrade_format_2).
 // 4: the ledger's buckets chosen by owner first (version_ledger.h); a format-3
 // vault is upgraded at its first open (upgrade_format_3).
-constexpr std::int64_t kFormatVersion = 4;
+constexpr std::int64_t kFormatVersion = 5;
 constexpr std::int64_t kFormatWithoutLedger = 2;
 constexpr std::int64_t kFormatLedgerByLookup = 3;
+constexpr std::int64_t kFormatWithoutRuns = 4;
 constexpr std::string_view kLedgerCreatedAction = "version_ledger_created";
 constexpr std::string_view kLedgerRelaidAction = "version_ledger_relaid";
 // getpid(2) is a system call (glibc no longer caches it), paid by every
@@ -1103,24 +1104,26 @@ class EmbeddedVault final : public VaultImpl {
       for (;;) {
         const auto rows = store_->audit_rows(after, kBatch);
         for (const auto& row : rows) {
-          // Only an event whose MAC chains it to the one before it is
-          // listed: a row edited, moved or copied (a read event's seal is
-          // bound to its journal, not to its place) is left out, and
-          // `audit verify` reports it.
-          const bool in_place = row.seq == after + 1 && row_follows(*keys_, previous, row);
+          // Only events whose row chains to the one before it are listed:
+          // a row edited, moved or copied (a read event's seal is bound to
+          // its journal, not to its place) is left out, and `audit verify`
+          // reports it.
+          (void)check_audit_row(*keys_, after + 1, previous, row, [&](const ChainedEvent& chained) {
+            const std::optional<std::string> none;
+            if (!wanted_tag.empty() && !constant_time_equal(chained.owner_tag, wanted_tag)) return none;
+            auto text = open_audit_event(*keys_, chained);
+            if (!text) return none;  // verify_audit reports it
+            AuditEvent event = parse_event(chained.seq, *text);
+            if (!owner.empty() && event.owner != owner) return none;
+            if (query.name && event.name != *query.name) return none;
+            if (query.action && event.action != *query.action) return none;
+            if (query.since && event.time < *query.since) return none;
+            out.push_back(std::move(event));
+            if (out.size() > query.limit) out.erase(out.begin());
+            return none;
+          });
           after = row.seq;
           previous = row.mac;
-          if (!in_place) continue;
-          if (!wanted_tag.empty() && !constant_time_equal(row.owner_tag, wanted_tag)) continue;
-          auto text = open_audit_event(*keys_, row);
-          if (!text) continue;  // verify_audit reports it
-          AuditEvent event = parse_event(row.seq, *text);
-          if (!owner.empty() && event.owner != owner) continue;
-          if (query.name && event.name != *query.name) continue;
-          if (query.action && event.action != *query.action) continue;
-          if (query.since && event.time < *query.since) continue;
-          out.push_back(std::move(event));
-          if (out.size() > query.limit) out.erase(out.begin());
         }
         if (static_cast<std::int64_t>(rows.size()) < kBatch) break;
       }
@@ -1496,6 +1499,7 @@ class EmbeddedVault final : public VaultImpl {
     auto txn = store_->begin_write();
     const auto format = store_->get_meta("format_version");
     if (!format || from_bytes(*format) != kFormatLedgerByLookup) return;  // another process upgraded it
+    store_->create_schema();  // format 5's audit column (upgrade_format_4), before the chain is read
     if (chain_records(*store_, *keys_, kLedgerRelaidAction)) {
       throw DecryptionFailedError(
           "this vault says it has format 3, but it was upgraded to format 4 before: its header or "
@@ -1524,6 +1528,20 @@ class EmbeddedVault final : public VaultImpl {
     append_audit_event(*store_, *keys_, {},
                        event_json(system_actor(), {std::string(kLedgerRelaidAction), "", "", "ok", "", "", ""}));
     store_->put_meta("format_version", to_bytes(kFormatVersion));
+    txn.commit();
+  }
+
+  // Format 5 lets an audit row hold a run of read-journal entries
+  // (docs/FORMAT.md, "Audit"): a format-4 vault's audit table gains the
+  // column that counts them; its rows stay as they are. A build that reads
+  // format 4 refuses the vault from then on, instead of reporting runs as a
+  // broken chain.
+  static void upgrade_format_4(RecordStore& store) {
+    auto txn = store.begin_write();
+    const auto format = store.get_meta("format_version");
+    if (!format || from_bytes(*format) != kFormatWithoutRuns) return;  // another process upgraded it
+    store.create_schema();
+    store.put_meta("format_version", to_bytes(kFormatVersion));
     txn.commit();
   }
 
@@ -1626,8 +1644,9 @@ std::unique_ptr<VaultImpl> open_vault(VaultOptions options) {
     EmbeddedVault::upgrade_format_2(*store, derivation.vault_id, kek);
   }
   auto keys = std::make_unique<Keyring>(derivation.vault_id, std::move(kek));
-  keys->load(*store);
+  keys->load(*store);  // the key checked before anything is written
   version = store->get_meta("format_version");
+  if (version && from_bytes(*version) == kFormatWithoutRuns) EmbeddedVault::upgrade_format_4(*store);
   const bool ledger_by_lookup = version && from_bytes(*version) == kFormatLedgerByLookup;
   std::filesystem::path journal_directory;
   if (!store->directory().empty()) journal_directory = store->directory() / "journal";

@@ -75,7 +75,7 @@ TEST_F(PostgresStoreTest, SchemaParameterSelectsAVersionedSchemaOfItsOwn) {
             "in-team-b");
   for (const char* schema : {"credential_vault", "team_b"}) {
     EXPECT_EQ(db_.query(fmt::format("SELECT max(version) FROM {}.schema_version", schema)),
-              std::vector<std::string>{"2"});
+              std::vector<std::string>{"3"});
   }
   // Nothing outside the vault schemas: the database is shared with the application.
   EXPECT_EQ(db_.query("SELECT count(*) FROM pg_tables WHERE schemaname = 'public'"),
@@ -92,13 +92,22 @@ TEST_F(PostgresStoreTest, MissingVaultIsNotFoundWithoutCreate) {
 
 TEST_F(PostgresStoreTest, OlderSchemaIsMigratedForwardAndNewerIsRefused) {
   { (void)Vault::open(pg_options(db_.url(), key_)); }
-  db_.query("UPDATE credential_vault.schema_version SET version = 7 WHERE version = 2");
+  db_.query("UPDATE credential_vault.schema_version SET version = 7 WHERE version = 3");
   const std::string newer = database_error_of([&] { (void)Vault::open(pg_options(db_.url(), key_)); });
   EXPECT_NE(newer.find("newer"), std::string::npos) << newer;
-  // Back at version 1: migration 2 (the version ledger's table) runs again.
+  // Back at version 2, as a schema made before audit rows held runs:
+  // migration 3 adds the column again.
   db_.query("DELETE FROM credential_vault.schema_version WHERE version = 7");
+  db_.query("ALTER TABLE credential_vault.audit DROP COLUMN journal_run");
   EXPECT_NO_THROW((void)Vault::open(pg_options(db_.url(), key_)));
-  EXPECT_EQ(db_.query("SELECT max(version) FROM credential_vault.schema_version"), std::vector<std::string>{"2"});
+  EXPECT_EQ(db_.query("SELECT max(version) FROM credential_vault.schema_version"), std::vector<std::string>{"3"});
+  EXPECT_EQ(db_.query("SELECT count(*) FROM information_schema.columns WHERE table_schema = 'credential_vault' "
+                      "AND table_name = 'audit' AND column_name = 'journal_run'"),
+            std::vector<std::string>{"1"});
+  // Back at version 1: migrations 2 (the version ledger's table) and 3 run again.
+  db_.query("DELETE FROM credential_vault.schema_version WHERE version > 1");
+  EXPECT_NO_THROW((void)Vault::open(pg_options(db_.url(), key_)));
+  EXPECT_EQ(db_.query("SELECT max(version) FROM credential_vault.schema_version"), std::vector<std::string>{"3"});
 }
 
 TEST_F(PostgresStoreTest, RoleWithoutRightsOnTheVaultSchemaGetsAClearError) {
@@ -206,7 +215,7 @@ TEST_F(PostgresStoreTest, MigrateDirectoryToPostgresAndBackKeepsEverythingVerifi
     id = vault.store_credential(kAlice, {.name = "rotated", .host = "h", .password = "v1"});
     vault.update_password(kAlice, "rotated", "v2");
     vault.update_password(kAlice, "rotated", "v3");
-    (void)vault.get_credential(kAlice, "rotated");
+    for (const char* name : {"rotated", "db1", "db2"}) (void)vault.get_credential(kAlice, name);
     vault.rotate_data_key();
     vault.store_credential(kAdmin, {.name = "admins", .host = "h", .password = "a"});
     source_head = vault.audit_head().seq;
@@ -227,6 +236,11 @@ TEST_F(PostgresStoreTest, MigrateDirectoryToPostgresAndBackKeepsEverythingVerifi
     EXPECT_EQ(events.front().action, "store");
     EXPECT_TRUE(std::any_of(events.begin(), events.end(),
                             [](const AuditEvent& e) { return e.action == "migrate_store"; }));
+    // The source's reads came as a run (FORMAT.md, "Audit"), still listed and verified.
+    EXPECT_EQ(db_.query("SELECT max(journal_run) FROM credential_vault.audit"), std::vector<std::string>{"3"});
+    EXPECT_EQ(vault.audit_events(kAlice, {.action = "get"}).size(), 3u + 2u);  // and the two gets above
+    const AuditVerification chain = vault.verify_audit();
+    EXPECT_TRUE(chain.ok) << chain.problem;
     vault.update_password(kAlice, "db0", "changed-on-pg");
   }
   // Into a target that holds a vault: refused, and the target is unchanged.

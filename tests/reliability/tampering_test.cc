@@ -499,13 +499,133 @@ TEST_F(TamperingTest, EveryFlippedAuditByteBreaksTheChain) {
   EXPECT_EQ(structural_detected, structural);
 }
 
-// Whole rows moved between owners and names, deleted, or replayed from an
-// older version.
+// Read events go into the chain as runs: one row, many journal entries
+// (docs/FORMAT.md, "Audit"). Every byte of a run, its count, and each way
+// of cutting, reordering or repeating its entries is detected, and
+// verification names the first event that is wrong.
+TEST_F(TamperingTest, EveryFlippedByteAndEveryCutOfARunOfReadEventsBreaksTheChain) {
+  Vault vault = open();
+  for (const auto& [user, name] : {std::pair{kAlice, "db_a"}, {kBob, "db_b"}, {kAlice, "db_c"}, {kBob, "db_b"},
+                                   {kAlice, "db_a"}}) {
+    (void)vault.get_credential(user, name);
+  }
+  // One run holds both users' reads; each sees only their own.
+  EXPECT_EQ(vault.audit_events(kAlice, {.action = "get"}).size(), 3u);
+  EXPECT_EQ(vault.audit_events(kBob, {.action = "get"}).size(), 2u);
+  for (const AuditEvent& event : vault.audit_events(kBob, {})) EXPECT_EQ(event.owner, "bob");
+  ASSERT_TRUE(vault.verify_audit().ok);
+  RawDb raw(db_file());
+  const auto rows = raw.query("SELECT seq, sealed, mac, journal_run FROM audit WHERE journal_run >= 5");
+  ASSERT_EQ(rows.size(), 1u) << "the five reads were folded as one run";
+  const std::string seq = std::to_string(as_int(rows[0][0]));
+  const std::int64_t count = as_int(rows[0][3]);
+  const std::int64_t first = as_int(rows[0][0]) - count + 1;
+  raw.save();
+
+  long cases = 0, detected = 0;
+  auto expect_detected = [&](const std::string& what, std::optional<std::int64_t> first_bad = std::nullopt) {
+    ++cases;
+    const AuditVerification v = vault.verify_audit();
+    if (v.ok) {
+      ADD_FAILURE() << "audit verify missed " << what;
+    } else {
+      ++detected;
+      if (first_bad) EXPECT_EQ(v.first_bad_seq, *first_bad) << what << ": " << v.problem;
+    }
+  };
+  auto expect_not_listed = [&](const std::string& what) {
+    EXPECT_EQ(vault.audit_events(kAdmin, {.action = "get"}).size(), 0u) << what << " was listed";
+  };
+  // Quick mode: the header, the MAC, and every third byte of the entries
+  // (each of their fields); long mode: all.
+  for (int column : {1, 2}) {
+    const std::string name = column == 1 ? "sealed" : "mac";
+    const Blob& original = rows[0][column];
+    for (std::size_t i = 0; i < original.size(); ++i) {
+      if (!testing::long_mode() && column == 1 && i >= 16 + 8 + 32 && i % 3 != 0) continue;
+      Blob bad = original;
+      bad[i] ^= 0x01;
+      raw.run("UPDATE audit SET " + name + " = ?1 WHERE seq = " + seq, {bad});
+      expect_detected(fmt::format("byte {} of the run's {}", i, name));
+      if (i == 0) expect_not_listed(fmt::format("a run with byte 0 of its {} flipped", name));
+      raw.run("UPDATE audit SET " + name + " = ?1 WHERE seq = " + seq, {original});
+    }
+  }
+  for (int delta : {-1, 1}) {
+    raw.exec(fmt::format("UPDATE audit SET journal_run = journal_run + {} WHERE seq = {}", delta, seq));
+    expect_detected(fmt::format("the run's count changed by {}", delta));
+    raw.restore();
+  }
+
+  // The run's entries, as the journal wrote them: u32 length (BE) ‖ body.
+  const Blob& sealed = rows[0][1];
+  constexpr std::size_t kHeader = 16 + 8 + 32;
+  std::vector<Blob> entries;
+  for (std::size_t at = kHeader; at < sealed.size();) {
+    const std::size_t size =
+        4 + ((std::size_t{sealed[at]} << 24) | (sealed[at + 1] << 16) | (sealed[at + 2] << 8) | sealed[at + 3]);
+    entries.emplace_back(sealed.begin() + static_cast<std::ptrdiff_t>(at),
+                         sealed.begin() + static_cast<std::ptrdiff_t>(at + size));
+    at += size;
+  }
+  ASSERT_EQ(static_cast<std::int64_t>(entries.size()), count);
+  // The run rewritten with other entries, its count and number made to
+  // match, as someone editing the file would (the events after it dropped,
+  // to make room).
+  auto rewrite = [&](const std::vector<Blob>& changed) {
+    raw.exec("DELETE FROM audit WHERE seq > " + seq);
+    Blob body(sealed.begin(), sealed.begin() + kHeader);
+    for (const Blob& entry : changed) body.insert(body.end(), entry.begin(), entry.end());
+    const auto n = static_cast<std::int64_t>(changed.size());
+    raw.run(fmt::format("UPDATE audit SET sealed = ?1, journal_run = {}, seq = {} WHERE seq = {}", n,
+                        first + n - 1, seq),
+            {body});
+  };
+  std::vector<Blob> cut = entries;
+  cut.erase(cut.begin() + 2);
+  rewrite(cut);
+  expect_detected("an entry cut from the middle", first + 2);
+  expect_not_listed("an entry cut from the middle");
+  raw.restore();
+  std::vector<Blob> swapped = entries;
+  std::swap(swapped[1], swapped[2]);
+  rewrite(swapped);
+  expect_detected("two entries swapped", first + 1);
+  expect_not_listed("two entries swapped");
+  raw.restore();
+  std::vector<Blob> repeated = entries;
+  repeated.insert(repeated.begin() + 2, entries[1]);
+  rewrite(repeated);
+  expect_detected("an entry repeated", first + 2);
+  expect_not_listed("an entry repeated");
+  raw.restore();
+  std::vector<Blob> tail = entries;
+  tail.pop_back();
+  rewrite(tail);
+  expect_detected("the last entry cut", first);
+  expect_not_listed("the last entry cut");
+  raw.restore();
+  std::vector<Blob> head = entries;
+  head.erase(head.begin());
+  rewrite(head);
+  expect_detected("the first entry cut", first);
+  expect_not_listed("the first entry cut");
+  raw.restore();
+
+  EXPECT_TRUE(vault.verify_audit().ok);
+  EXPECT_EQ(vault.audit_events(kAdmin, {.action = "get"}).size(), 5u);
+  testing::print_figures("tampering-audit-run",
+                         fmt::format("run of {} events, {} bytes: flips, counts and cuts {}, detected {}", count,
+                                     sealed.size(), cases, detected));
+  EXPECT_EQ(detected, cases);
+}
+
 // A folded read event keeps the seal its read journal gave it, bound to that
-// journal and index, not to its place in the chain: copied over another event
-// or appended again, it still decrypts. The chain MACs catch it: `audit`
-// leaves it out and `audit verify` fails.
-TEST_F(TamperingTest, ACopiedReadEventIsNeitherListedNorVerified) {
+// journal and index, not to its place in the chain, and its run of entries
+// chains them to each other, not to their place: a run copied over another
+// event or appended again still decrypts and its entries still chain. The
+// run's chain MAC catches it: `audit` leaves it out and `audit verify` fails.
+TEST_F(TamperingTest, ACopiedRunOfReadEventsIsNeitherListedNorVerified) {
   Vault vault = open();
   const auto gets = [&] { return vault.audit_events(kAdmin, {.action = "get"}).size(); };
   (void)vault.get_credential(kAlice, "db_a");
@@ -517,23 +637,35 @@ TEST_F(TamperingTest, ACopiedReadEventIsNeitherListedNorVerified) {
   ASSERT_NE(all.front().action, "get");
   const std::int64_t other_seq = all.front().seq;
   RawDb raw(db_file());
+  const auto run = raw.query("SELECT seq, journal_run FROM audit WHERE seq >= " + std::to_string(read_seq) +
+                             " ORDER BY seq LIMIT 1");
+  ASSERT_EQ(run.size(), 1u);
+  ASSERT_GE(as_int(run[0][1]), 2) << "the two reads were folded as one run";
   raw.save();
-  const std::string read = std::to_string(read_seq);
-  raw.exec("INSERT INTO audit(seq, owner_tag, sealed, mac) SELECT (SELECT max(seq) + 1 FROM audit), owner_tag, "
-           "sealed, mac FROM audit WHERE seq = " + read);
+  const std::string row = std::to_string(as_int(run[0][0]));
+  raw.exec("INSERT INTO audit(seq, owner_tag, sealed, mac, journal_run) SELECT (SELECT max(seq) FROM audit) + "
+           "journal_run, owner_tag, sealed, mac, journal_run FROM audit WHERE seq = " + row);
   EXPECT_EQ(gets(), listed) << "an appended copy was listed";
   EXPECT_FALSE(vault.verify_audit().ok);
   raw.restore();
-  raw.exec("UPDATE audit SET owner_tag = (SELECT owner_tag FROM audit WHERE seq = " + read + "), sealed = (SELECT "
-           "sealed FROM audit WHERE seq = " + read + "), mac = (SELECT mac FROM audit WHERE seq = " + read +
-           ") WHERE seq = " + std::to_string(other_seq));
+  // Over a write's event, as a run that ends there.
+  raw.exec("UPDATE audit SET (owner_tag, sealed, mac, journal_run) = (SELECT owner_tag, sealed, mac, journal_run "
+           "FROM audit WHERE seq = " + row + ") WHERE seq = " + std::to_string(other_seq));
   EXPECT_EQ(gets(), listed) << "a copy over another event was listed";
+  EXPECT_FALSE(vault.verify_audit().ok);
+  raw.restore();
+  // Over a write's event, as one event: its bytes are not one sealed event.
+  raw.exec("UPDATE audit SET (owner_tag, sealed, mac) = (SELECT owner_tag, sealed, mac FROM audit WHERE seq = " +
+           row + ") WHERE seq = " + std::to_string(other_seq));
+  EXPECT_EQ(gets(), listed) << "a run passed off as one event was listed";
   EXPECT_FALSE(vault.verify_audit().ok);
   raw.restore();
   EXPECT_EQ(gets(), listed);
   EXPECT_TRUE(vault.verify_audit().ok);
 }
 
+// Whole rows moved between owners and names, deleted, or replayed from an
+// older version.
 TEST_F(TamperingTest, SwappedMovedDeletedAndReplayedRecordsAreNeverMisread) {
   Vault vault = open(false);
   RawDb raw(db_file());

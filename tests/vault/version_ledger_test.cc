@@ -66,6 +66,14 @@ const fs::path kFormat2Key = fs::path(CREDENTIALS_SOURCE_DIR) / "tests/vault/fix
 const fs::path kFormat3Fixture = fs::path(CREDENTIALS_SOURCE_DIR) / "tests/vault/fixtures/format3-vault.db";
 const fs::path kFormat3Key = fs::path(CREDENTIALS_SOURCE_DIR) / "tests/vault/fixtures/format3-vault.key";
 
+// A vault written by the format-4 build (each read event folded into an
+// audit row of its own), with its key: the same credentials, and reads of
+// each (audit events 4, 6, 8, 10, 11 and 13 are gets). Made with
+// `credential_manager add/update/show/list`, then checkpointed and
+// vacuumed with sqlite3.
+const fs::path kFormat4Fixture = fs::path(CREDENTIALS_SOURCE_DIR) / "tests/vault/fixtures/format4-vault.db";
+const fs::path kFormat4Key = fs::path(CREDENTIALS_SOURCE_DIR) / "tests/vault/fixtures/format4-vault.key";
+
 enum class Backend { kEmbedded, kPostgres };
 
 class VersionLedgerTest : public ::testing::TestWithParam<Backend> {
@@ -364,14 +372,14 @@ TEST_P(VersionLedgerTest, AVaultWithALedgerCannotBePassedOffAsOneWithout) {
   sql("UPDATE {v}meta SET value = " + bytes("0000000000000002") + " WHERE key = 'format_version'");
   sql("DELETE FROM {v}ledger");
   EXPECT_THROW((void)open_vault(), DecryptionFailedError);
-  sql("UPDATE {v}meta SET value = " + bytes("0000000000000004") + " WHERE key = 'format_version'");
+  sql("UPDATE {v}meta SET value = " + bytes("0000000000000005") + " WHERE key = 'format_version'");
   EXPECT_THROW((void)open_vault().get_credential(kAlice, "db_a"), DecryptionFailedError);
   put_back("now", "ledger", "1 = 1");
   // Format 3 claimed with the format-4 ledger in place: its nodes do not
   // verify as format 3's, so the upgrade refuses and changes nothing.
   sql("UPDATE {v}meta SET value = " + bytes("0000000000000003") + " WHERE key = 'format_version'");
   EXPECT_THROW((void)open_vault(), DecryptionFailedError);
-  sql("UPDATE {v}meta SET value = " + bytes("0000000000000004") + " WHERE key = 'format_version'");
+  sql("UPDATE {v}meta SET value = " + bytes("0000000000000005") + " WHERE key = 'format_version'");
   EXPECT_EQ(open_vault().get_credential(kAlice, "db_a").password.reveal(), "a-v2");
 }
 
@@ -433,7 +441,7 @@ TEST_F(LedgerUpgradeTest, AFormatTwoVaultGetsItsLedgerAtItsFirstOpen) {
     EXPECT_EQ(events.size(), 1u);
   }
   EXPECT_EQ(sql("SELECT hex(value) FROM meta WHERE key = 'format_version'"),
-            std::vector<std::string>{"0000000000000004"});
+            std::vector<std::string>{"0000000000000005"});
   EXPECT_EQ(sql("SELECT count(*) FROM ledger WHERE node_id = 0"), std::vector<std::string>{"1"});
   {
     Vault vault = open_vault();  // the second open changes nothing
@@ -466,7 +474,7 @@ TEST_F(LedgerUpgradeTest, AFormatTwoVaultOnPostgresGetsItsLedgerAtItsFirstOpen) 
     vault.update_password(kAlice, "db_b", "b-v2");
   }
   EXPECT_EQ(db.query("SELECT encode(value, 'hex') FROM credential_vault.meta WHERE key = 'format_version'"),
-            std::vector<std::string>{"0000000000000004"});
+            std::vector<std::string>{"0000000000000005"});
   EXPECT_EQ(db.query("SELECT count(*) FROM credential_vault.ledger WHERE node_id = 0"), std::vector<std::string>{"1"});
   // Passed off as format 2 again, without its ledger: refused.
   db.query("UPDATE credential_vault.meta SET value = decode('0000000000000002', 'hex') WHERE key = 'format_version'; "
@@ -491,7 +499,7 @@ TEST_F(LedgerUpgradeTest, AFormatThreeVaultGetsItsLedgerRelaidAtItsFirstOpen) {
     EXPECT_EQ(vault.audit_events(kAdmin, {.action = "version_ledger_relaid"}).size(), 1u);
   }
   EXPECT_EQ(sql("SELECT hex(value) FROM meta WHERE key = 'format_version'"),
-            std::vector<std::string>{"0000000000000004"});
+            std::vector<std::string>{"0000000000000005"});
   // Each credential's entry is in its format-4 leaf: the owner tag's first
   // 4 bits, then the lookup tag's first byte.
   EXPECT_EQ(sql("SELECT count(*) FROM credentials c WHERE NOT EXISTS (SELECT 1 FROM ledger l WHERE "
@@ -573,9 +581,45 @@ TEST_F(LedgerUpgradeTest, AFormatThreeVaultOnPostgresGetsItsLedgerRelaidAtItsFir
     vault.update_password(kAlice, "db_b", "b-v2");
   }
   EXPECT_EQ(db.query("SELECT encode(value, 'hex') FROM credential_vault.meta WHERE key = 'format_version'"),
-            std::vector<std::string>{"0000000000000004"});
+            std::vector<std::string>{"0000000000000005"});
   EXPECT_EQ(open_url(db.url(), key_).get_credential(kAlice, "db_b").password.reveal(), "b-v2");
 }
 
 }  // namespace
+// Format 5 folds read events into runs (docs/FORMAT.md, "Audit"). A
+// format-4 vault's audit rows stay as they are, and its chain goes on.
+TEST_F(LedgerUpgradeTest, AFormatFourVaultKeepsItsEventsAndFoldsNewReadsIntoRuns) {
+  load(kFormat4Fixture, kFormat4Key);
+  const auto format = [&] { return sql("SELECT hex(value) FROM meta WHERE key = 'format_version'"); };
+  const auto gets_of = [](Vault& vault, const UserContext& user) {
+    return vault.audit_events(user, {.action = "get"}).size();
+  };
+  ASSERT_EQ(format(), std::vector<std::string>{"0000000000000004"});
+  EXPECT_EQ(sql("SELECT count(*) FROM pragma_table_info('audit') WHERE name = 'journal_run'"),
+            std::vector<std::string>{"0"});
+  {
+    Vault vault = open_vault();
+    const AuditVerification before = vault.verify_audit();
+    EXPECT_TRUE(before.ok) << before.problem;
+    EXPECT_EQ(gets_of(vault, kAlice), 3u);
+    EXPECT_EQ(gets_of(vault, kBob), 3u);
+    for (int i = 0; i < 3; ++i) EXPECT_EQ(vault.get_credential(kAlice, "db_a").password.reveal(), "a-v2");
+    EXPECT_EQ(vault.get_credential(kBob, "db_c").password.reveal(), "c-v3");
+  }
+  EXPECT_EQ(format(), std::vector<std::string>{"0000000000000005"});
+  // The format-4 rows as they were; the reads and the audit queries'
+  // events (reads too) went in as runs after them.
+  EXPECT_EQ(sql("SELECT count(*) FROM audit WHERE journal_run = 0 AND seq <= 14"), std::vector<std::string>{"14"});
+  EXPECT_EQ(sql("SELECT count(*) FROM audit WHERE journal_run = 0 AND seq > 14"), std::vector<std::string>{"0"});
+  EXPECT_NE(sql("SELECT count(*) FROM audit WHERE journal_run > 0"), std::vector<std::string>{"0"});
+  Vault vault = open_vault();
+  const AuditVerification after = vault.verify_audit();
+  EXPECT_TRUE(after.ok) << after.problem;
+  EXPECT_EQ(gets_of(vault, kAlice), 6u);
+  EXPECT_EQ(gets_of(vault, kBob), 4u);
+  std::int64_t expected = 1;
+  for (const AuditEvent& event : vault.audit_events(kAdmin, {})) EXPECT_EQ(event.seq, expected++);
+  EXPECT_GE(expected - 1, after.events);
+}
+
 }  // namespace credentials
