@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 
+#include "audit/audit_event.h"
 #include "audit/read_journal.h"
 #include "credentials/errors.h"
 
@@ -255,25 +256,23 @@ std::optional<RowProblem> check_audit_row(
 // tells which form a single row has: only the right associated data
 // authenticates.
 std::optional<std::string> open_audit_event(const Keyring& keys, const ChainedEvent& event) {
+  std::optional<SecretBytes> plain;
   if (!event.journal_id.empty()) {
-    auto plain = aead_decrypt(keys.audit_seal_key(), event.sealed,
-                              journal_seal_aad(keys, event.journal_id, event.journal_index));
-    if (!plain) return std::nullopt;
-    return std::string(plain->as_chars());
-  }
-  constexpr std::size_t kJournalRef = kJournalIdSize + 8;
-  const ByteView sealed = event.sealed;
-  if (sealed.size() > kJournalRef) {
-    std::uint64_t index = 0;
-    for (std::size_t i = kJournalIdSize; i < kJournalRef; ++i) index = (index << 8) | sealed[i];
-    if (auto plain = aead_decrypt(keys.audit_seal_key(), sealed.subspan(kJournalRef),
-                                  journal_seal_aad(keys, sealed.first(kJournalIdSize), index))) {
-      return std::string(plain->as_chars());
+    plain = aead_decrypt(keys.audit_seal_key(), event.sealed,
+                         journal_seal_aad(keys, event.journal_id, event.journal_index));
+  } else {
+    constexpr std::size_t kJournalRef = kJournalIdSize + 8;
+    const ByteView sealed = event.sealed;
+    if (sealed.size() > kJournalRef) {
+      std::uint64_t index = 0;
+      for (std::size_t i = kJournalIdSize; i < kJournalRef; ++i) index = (index << 8) | sealed[i];
+      plain = aead_decrypt(keys.audit_seal_key(), sealed.subspan(kJournalRef),
+                           journal_seal_aad(keys, sealed.first(kJournalIdSize), index));
     }
+    if (!plain) plain = aead_decrypt(keys.audit_seal_key(), sealed, seal_aad(keys, event.seq));
   }
-  auto plain = aead_decrypt(keys.audit_seal_key(), sealed, seal_aad(keys, event.seq));
   if (!plain) return std::nullopt;
-  return std::string(plain->as_chars());
+  return event_text(plain->span());
 }
 
 }  // namespace credentials::internal

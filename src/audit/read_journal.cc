@@ -428,7 +428,7 @@ void ReadJournal::write_entry(ByteView entry) {
 }
 
 void ReadJournal::append(const Keyring& keys, ByteView owner_tag, ByteView used_lookup,
-                         std::string_view event_json, std::int64_t time_micros) {
+                         ByteView event, std::int64_t time_micros) {
   if (owner_tag.size() > 255 || used_lookup.size() > 255) {
     throw InvalidArgumentError("an audit journal tag is too long");
   }
@@ -441,7 +441,7 @@ void ReadJournal::append(const Keyring& keys, ByteView owner_tag, ByteView used_
   entry.push_back(static_cast<std::uint8_t>(used_lookup.size()));
   entry.insert(entry.end(), used_lookup.begin(), used_lookup.end());
   const Bytes sealed =
-      aead_encrypt(keys.audit_seal_key(), as_bytes(event_json), journal_seal_aad(keys, journal_id_, next_index_));
+      aead_encrypt(keys.audit_seal_key(), event, journal_seal_aad(keys, journal_id_, next_index_));
   entry.insert(entry.end(), sealed.begin(), sealed.end());
   const std::size_t unmaced = entry.size();
   entry.resize(unmaced + kMacSize);

@@ -60,13 +60,13 @@ class ReadJournal {
   ReadJournal(const ReadJournal&) = delete;
   ReadJournal& operator=(const ReadJournal&) = delete;
 
-  // Appends one event (a JSON text without secrets) with the owner tag of its
+  // Appends one event (its compact form, audit_event.h) with the owner tag of its
   // namespace and, when the read used a credential, that credential's lookup
   // tag (for its last-used time). Durable against a crash of this process
   // once it returns. Throws DatabaseError when the entry cannot be written;
   // the journal then stays as it was.
   void append(const Keyring& keys, ByteView owner_tag, ByteView used_lookup,
-              std::string_view event_json, std::int64_t time_micros);
+              ByteView event, std::int64_t time_micros);
 
   // True when enough unfolded events have gathered to fold them now.
   [[nodiscard]] bool fold_due() const;

@@ -20,6 +20,7 @@
 #include <unordered_map>
 
 #include "audit/audit_chain.h"
+#include "audit/audit_event.h"
 #include "audit/read_journal.h"
 #include "vault/record_cache.h"
 #include "credentials/errors.h"
@@ -130,35 +131,6 @@ std::string outcome_of(const std::exception& e) {
       "credential '{}' not found for user '{}'. List the available credentials with: "
       "credential_manager list --user {}",
       ref, user.user_id, user.user_id));
-}
-
-// A JSON string literal. Text that is not UTF-8 (a credential reference
-// as given) goes through nlohmann::json, which replaces invalid bytes.
-void append_json_string(std::string& out, std::string_view text) {
-  if (!is_utf8(text)) {
-    out += nlohmann::json(std::string(text)).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
-    return;
-  }
-  out += '"';
-  // Runs of characters that need no escape are copied whole: every audit
-  // event is built from a dozen such strings.
-  std::size_t run = 0;
-  for (std::size_t i = 0; i < text.size(); ++i) {
-    const char ch = text[i];
-    if (static_cast<unsigned char>(ch) >= 0x20 && ch != '"' && ch != '\\') continue;
-    out.append(text, run, i - run);
-    run = i + 1;
-    switch (ch) {
-      case '"': out += "\\\""; break;
-      case '\\': out += "\\\\"; break;
-      case '\n': out += "\\n"; break;
-      case '\t': out += "\\t"; break;
-      case '\r': out += "\\r"; break;
-      default: fmt::format_to(std::back_inserter(out), "\\u{:04x}", static_cast<unsigned>(ch));
-    }
-  }
-  out.append(text, run);
-  out += '"';
 }
 
 class EmbeddedVault final : public VaultImpl {
@@ -477,36 +449,23 @@ class EmbeddedVault final : public VaultImpl {
     }
   }
 
-  // Written directly rather than through a JSON object: it is on the path
-  // of every read, where building an nlohmann::json object cost more than
-  // the read's decryption.
+  static EventFields event_fields(const UserContext& actor, const AuditRecord& event, Timestamp time) {
+    EventFields fields;
+    fields.time = time;
+    fields.actor = actor.user_id;
+    fields.roles = actor.roles;
+    fields.action = event.action;
+    fields.owner = event.owner;
+    fields.name = event.name;
+    fields.outcome = event.outcome;
+    fields.error = event.error_kind;
+    fields.skill = event.skill;
+    fields.query_sha256 = event.query_sha256;
+    fields.pid = process_id();
+    return fields;
+  }
   static std::string event_json(const UserContext& actor, const AuditRecord& event) {
-    std::string out;
-    out.reserve(256);
-    auto field = [&](std::string_view key, std::string_view value) {
-      out += out.empty() ? "{\"" : ",\"";
-      out += key;
-      out += "\":";
-      append_json_string(out, value);
-    };
-    field("time", format_timestamp(now()));
-    field("actor", actor.user_id);
-    out += ",\"roles\":[";
-    for (std::size_t i = 0; i < actor.roles.size(); ++i) {
-      if (i) out += ',';
-      append_json_string(out, actor.roles[i]);
-    }
-    out += ']';
-    field("action", event.action);
-    field("owner", event.owner);
-    field("name", event.name);
-    field("outcome", event.outcome);
-    field("error", event.error_kind);
-    fmt::format_to(std::back_inserter(out), ",\"pid\":{}", process_id());
-    if (!event.skill.empty()) field("skill", event.skill);
-    if (!event.query_sha256.empty()) field("query_sha256", event.query_sha256);
-    out += '}';
-    return out;
+    return internal::event_json(event_fields(actor, event, now()));
   }
   // The owner's tag, or none (an event about no one owner).
   std::optional<IndexTag> event_owner_tag(const AuditRecord& event) const {
@@ -857,9 +816,11 @@ class EmbeddedVault final : public VaultImpl {
     if (!journal_directory_.empty()) {
       leave_parents_journal();
       if (!journal_) journal_ = ReadJournal::create(journal_directory_, *keys_);
-      const std::int64_t time = now().time_since_epoch().count();
+      const Timestamp at = now();
+      const std::int64_t time = at.time_since_epoch().count();
+      compact_event(event_fields(actor, event, at), compact_event_);
       journal_->append(*keys_, view_of(event_owner_tag(event)), used_lookup ? ByteView(*used_lookup) : ByteView(),
-                       event_json(actor, event), time);
+                       compact_event_, time);
       if (used_lookup && !used_lookup->empty()) note_last_used(*used_lookup, time);
       // The event is already safe in the journal: a fold that cannot run
       // now (the vault busy, the disk full) runs at the next chance.
@@ -1440,6 +1401,7 @@ class EmbeddedVault final : public VaultImpl {
     std::array<std::uint8_t, kInline> input;
     IndexTag tag;
   };
+  Bytes compact_event_;  // a read's event, reused (see record_locked)
   mutable std::array<RecentTag, 8> recent_lookup_tags_{};
   mutable std::size_t next_recent_tag_ = 0;
 
