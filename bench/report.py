@@ -301,15 +301,15 @@ per read: the `write(2)` it replaced cost 2.1 µs a read here), before the value
 is returned (docs/FORMAT.md, "Read journal"), and folded into the chain in
 batches of up to 1,024 from the handle's private copy of its entries (one
 transaction for the batch; the chain row keeps the journal's seal, so a fold
-decrypts, re-reads and re-checks nothing). What remains per read: building the event's
-JSON, one AES-GCM seal with a fresh nonce from the OS (through the kernel's vDSO
+decrypts, re-reads and re-checks nothing; since format 5 a fold is one row, a run of
+entries as the journal wrote them, with one chain HMAC). What remains per read: building the
+event's compact encoding (~60 bytes where its JSON was ~150), one AES-GCM seal with a fresh nonce from the OS (through the kernel's vDSO
 `getrandom` on Linux 6.11+, ~0.06 µs; `getrandom(2)` costs ~1.2 µs on this virtual
 machine: see the floors), its HMAC (OpenSSL's SHA-NI code once the
 process has MACed 1 MiB, on a kept copy of the keyed state: see the floors),
-the fold's share (the chain HMAC, one row insert per event, the WAL pages and
-checkpoints, and the last-used writes: 4.8 µs at 1,000 and 7.2 µs at 100,000
-measured against a build that never folds, before the fold read its own entries
-from memory), and the credential's last-used time. Last-used times are written once a minute or per 65,536 credentials
+the fold's share (the run's bytes written to the WAL and checkpointed into the
+database, ~1.2 µs a read at 1,000 under `perf`, most of it the checkpoints; and
+the last-used writes), and the credential's last-used time. Last-used times are written once a minute or per 65,536 credentials
 read: at 100,000 credentials the `credentials` table has ~2,200 pages, and the
 former batch of 4,096 dirtied ~1,900 of them, ~18 µs a read in WAL pages and
 checkpoints; a batch of 65,536 shares them (42.8 → 33.6 µs). Written at once,
@@ -450,8 +450,8 @@ finds the same time inside libpq's calls (sendto ~18 µs, poll ~29 µs per call
 under `perf`); the difference is the runner's own work and these calls. The
 comparator's round trip varies by half from run to run here (33-58 µs in the
 runs of one hour), so the repetitions of the two run interleaved.
-*What would close it:* the audit event (see get: its JSON, seal and MAC, the
-copy into the journal, the fold's share: ~5 µs); the liveness check replaced
+*What would close it:* the audit event (see get and the audit event's price: its
+encoding, seal and MAC, the copy into the journal, the fold's share); the liveness check replaced
 by a retry on a fresh connection when a pooled one turns out closed before its
 statement was sent (only then is a retry safe for a statement that writes).""",
 }
@@ -528,6 +528,21 @@ w("|---|---|---|")
 for key, text, measured, ok in targets:
     w(f"| {text} | {measured} | {'yes' if ok else ('**no**' if ok is False else '–')} |")
 w("")
+
+# Issue 5: a read with its audit event "within a few microseconds" of one without.
+audit_price = {s: (g(vb("GetCredential", s)), g(vb("GetCredentialWithoutAuditEvent", s))) for s in sizes}
+if all(a is not None and b is not None for a, b in audit_price.values()):
+    w("## The audit event's price (issue 5)")
+    w("")
+    w("A get with its audit event minus the same get with audit off (medians of this run): "
+      + "; ".join(f"{fmt_time(a - b)} at {s:,} ({fmt_time(a)} against {fmt_time(b)})"
+                  for s, (a, b) in audit_price.items())
+      + ". The Python version recorded nothing and took 77 µs per lookup at 1,000. What the price is "
+      "made of: the event's compact encoding, one AES-GCM seal, one HMAC and a copy into the "
+      "handle's read journal per read, and the fold's share: one row, one chain HMAC and one "
+      "commit per 1,024 reads, whose bytes SQLite writes to its log and then, at checkpoints, "
+      "into the database (docs/FORMAT.md, \"Audit\" and \"Read journal\").")
+    w("")
 
 w("## Figures per size, with their floors")
 w("")
