@@ -588,6 +588,7 @@ class EmbeddedVault final : public VaultImpl {
     std::copy(lookup.begin(), lookup.end(), key.begin());
     const std::size_t slice = key[0] >> 4;  // the key's first 4 bits: 16 slices
     if (last_used_[slice].insert_or_assign(key, time).second) ++last_used_count_;
+    kept_records_.note_used(lookup, time);
   }
 
   // Every journal in the vault folded into the chain: before the chain is
@@ -985,6 +986,10 @@ class EmbeddedVault final : public VaultImpl {
   std::size_t kept_record_count() override {
     std::lock_guard lock(mutex_);
     return kept_records_.size();
+  }
+  std::size_t pending_last_used_count() override {
+    std::lock_guard lock(mutex_);
+    return last_used_count_;
   }
 
 

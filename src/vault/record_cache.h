@@ -91,6 +91,17 @@ class RecordCache {
     used_bytes_ += cost;
   }
 
+  // The handle has noted a read of `lookup` at `time` for its next batch of
+  // last-used writes: the kept record says so, so that reads of it in the
+  // next minute do not note it again (see EmbeddedVault::stale_last_used).
+  // Without it a record kept across the handle's own folds kept its old
+  // time, and every read of it was noted and written once more.
+  void note_used(ByteView lookup, std::int64_t time) {
+    if (lookup.size() != kTagSize) return;
+    const auto it = records_.find(key_of(lookup));
+    if (it != records_.end() && it->second.epoch == epoch_) it->second.last_used = std::max(it->second.last_used, time);
+  }
+
   // After a commit of this handle's own that changed no current record or
   // version (a fold of its read journal: audit rows, meta rows and last-used
   // times): the kept records stay valid at the stamp after it, when `store`

@@ -82,6 +82,9 @@ class VaultImpl {
   // Records the handle holds from its reads (VaultOptions::record_cache_bytes),
   // for tests.
   [[nodiscard]] virtual std::size_t kept_record_count() { return 0; }
+  // Credentials whose last-used times wait for the handle's next batch of
+  // writes, for tests.
+  [[nodiscard]] virtual std::size_t pending_last_used_count() { return 0; }
 };
 
 [[nodiscard]] std::unique_ptr<VaultImpl> open_vault(VaultOptions options);
