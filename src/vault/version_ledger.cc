@@ -291,7 +291,7 @@ void VersionLedger::remember_version(std::uint64_t data_version, ByteView lookup
   std::memcpy(key.data(), lookup.data(), key.size());
   std::lock_guard lock(memo_mutex_);
   if (known_at_ != data_version || known_.size() >= kMaxKnown) {
-    known_.clear();
+    drop_known();
     known_at_ = data_version;
   }
   known_.insert_or_assign(key, version);
@@ -299,8 +299,16 @@ void VersionLedger::remember_version(std::uint64_t data_version, ByteView lookup
 
 void VersionLedger::forget_known() {
   std::lock_guard lock(memo_mutex_);
-  known_.clear();
+  drop_known();
   known_at_.reset();
+}
+
+void VersionLedger::drop_known() {
+  // Not clear(): it walks the whole bucket array, 1 MiB once the map has
+  // held 131,072 answers, and every write forgets them: ~20 µs of each
+  // update_password at 100,000 credentials (6% of it under perf) even with
+  // one answer kept since the last write.
+  decltype(known_)().swap(known_);
 }
 
 void VersionLedger::set_all(RecordStore& store, const std::vector<LedgerChange>& changes) {

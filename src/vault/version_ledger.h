@@ -186,6 +186,7 @@ class VersionLedger {
   using KnownKey = std::array<std::uint8_t, 32>;
   std::optional<std::uint64_t> known_at_;
   std::unordered_map<KnownKey, std::uint64_t, TagPrefixHash> known_;
+  void drop_known();  // REQUIRES: memo_mutex_ held
   void forget_known();
 };
 
