@@ -79,7 +79,7 @@ AuditAppender::AuditAppender(RecordStore& store, const Keyring& keys) : store_(s
 
 std::int64_t AuditAppender::append(ByteView owner_tag, std::string_view event_json) {
   AuditRow row;
-  row.seq = seq_ + 1;
+  if (__builtin_add_overflow(seq_, 1, &row.seq)) throw DecryptionFailedError("the audit chain's last sequence number was altered");
   row.owner_tag.assign(owner_tag.begin(), owner_tag.end());
   row.sealed = aead_encrypt(keys_.audit_seal_key(), as_bytes(event_json), seal_aad(keys_, row.seq));
   row.mac = chain_mac(keys_, mac_, row.seq, row.owner_tag, row.sealed);
@@ -96,7 +96,7 @@ std::int64_t AuditAppender::append_run(ByteView journal_id, std::uint64_t first_
     throw InvalidArgumentError("a run of journal entries is malformed");
   }
   AuditRow row;
-  row.seq = seq_ + count;
+  if (__builtin_add_overflow(seq_, count, &row.seq)) throw DecryptionFailedError("the audit chain's last sequence number was altered");
   row.journal_run = count;
   row.sealed.reserve(kRunHeader + entries.size());
   row.sealed.assign(journal_id.begin(), journal_id.end());
@@ -146,7 +146,7 @@ ChainVerification walk_audit_chain(
     result.problem = std::move(problem);
     return result;
   };
-  constexpr std::int64_t kBatch = 4096;
+  constexpr std::int64_t kBatch = kAuditRowsPerRead;
   for (;;) {
     const auto rows = store.audit_rows(expected - 1, kBatch);
     for (const auto& row : rows) {
@@ -201,7 +201,10 @@ std::optional<RowProblem> check_audit_row(
   // A run: each entry checked against the one before it, then the run as a
   // whole against the chain; only then are its events handed on.
   const ByteView sealed(row.sealed);
-  if (sealed.size() < kRunHeader) return altered(first);
+  // The run's MAC does not cover the row's owner tag column: each entry
+  // carries its own. So the column must be empty, or a byte written there
+  // would go unnoticed.
+  if (sealed.size() < kRunHeader || !row.owner_tag.empty()) return altered(first);
   const ByteView journal_id = sealed.first(kJournalIdSize);
   std::uint64_t first_index = 0;
   for (std::size_t i = kJournalIdSize; i < kJournalIdSize + 8; ++i) first_index = (first_index << 8) | sealed[i];

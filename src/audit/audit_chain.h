@@ -53,6 +53,11 @@ class AuditAppender {
   bool appended_ = false;
 };
 
+// Rows read from the store at a time when the chain is walked: a run holds
+// up to 1 MiB of journal entries (~210 KB for a fold of 1,024 reads), so
+// 4,096 rows at a time could have held gigabytes.
+inline constexpr std::int64_t kAuditRowsPerRead = 64;
+
 struct ChainVerification {
   bool ok = true;
   std::int64_t events = 0;

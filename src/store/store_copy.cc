@@ -84,7 +84,8 @@ void copy_store(RecordStore& from, RecordStore& to) {
   for (const auto& node : from.all_ledger_nodes()) to.put_ledger_node(node.node_id, node.body);
 
   std::int64_t after = 0;
-  constexpr std::int64_t kAuditBatch = 4096;
+  // A row may be a run of read events of up to 1 MiB (docs/FORMAT.md, "Audit").
+  constexpr std::int64_t kAuditBatch = 64;
   for (;;) {
     const auto rows = from.audit_rows(after, kAuditBatch);
     for (const auto& row : rows) {

@@ -1064,7 +1064,7 @@ class EmbeddedVault final : public VaultImpl {
       if (!user.is_admin() && query.owner && *query.owner != user.user_id) unauthorized(user);
       const Bytes wanted_tag = owner.empty() ? Bytes() : bytes_of(owner_tag(owner));
       std::vector<AuditEvent> out;
-      constexpr std::int64_t kBatch = 4096;
+      constexpr std::int64_t kBatch = kAuditRowsPerRead;
       std::int64_t after = 0;
       Bytes previous = chain_genesis_mac(*keys_);
       for (;;) {

@@ -556,6 +556,17 @@ TEST_F(TamperingTest, EveryFlippedByteAndEveryCutOfARunOfReadEventsBreaksTheChai
     expect_detected(fmt::format("the run's count changed by {}", delta));
     raw.restore();
   }
+  for (const char* count : {"-1", "0", "9223372036854775807"}) {
+    raw.exec(fmt::format("UPDATE audit SET journal_run = {} WHERE seq = {}", count, seq));
+    expect_detected(fmt::format("the run's count set to {}", count));
+    raw.restore();
+  }
+  // The column a run leaves empty (each entry carries its owner tag).
+  for (const char* tag : {"x'00'", "randomblob(32)"}) {
+    raw.exec(fmt::format("UPDATE audit SET owner_tag = {} WHERE seq = {}", tag, seq));
+    expect_detected(fmt::format("the run's owner tag column set to {}", tag), first);
+    raw.restore();
+  }
 
   // The run's entries, as the journal wrote them: u32 length (BE) ‖ body.
   const Blob& sealed = rows[0][1];
