@@ -37,8 +37,9 @@ constexpr std::uint64_t kFirstChunk = 16u << 10;
 constexpr std::uint64_t kLargestChunk = 1u << 20;
 constexpr auto kFoldAge = std::chrono::seconds(1);
 // A fold of more than this (another process's journal, or folds that
-// failed for a while) goes into the chain as several runs: rows of a few
-// hundred KiB at most, each read whole by `audit` and `verify`.
+// failed for a while) goes into the chain as several runs: rows of at most
+// 1 MiB of entries (a fold of 1,024 reads is ~210 KB), each read whole by
+// `audit` and `verify`.
 constexpr std::size_t kMaxRunBytes = 1u << 20;
 
 void put_u64(Bytes& out, std::uint64_t v) {
