@@ -186,8 +186,8 @@ std::optional<RowProblem> check_audit_row(
   const auto altered = [](std::int64_t seq) {
     return RowProblem{seq, fmt::format("event {} was altered, inserted or reordered", seq)};
   };
-  if (row.journal_run < 0 || row.seq - row.events() + 1 < expected_seq) return altered(expected_seq);
   const std::int64_t first = row.first_seq();
+  if (row.journal_run < 0 || first < expected_seq) return altered(expected_seq);
   if (first > expected_seq) {
     return RowProblem{expected_seq, fmt::format("event {} is missing (next present is {})", expected_seq, first)};
   }
