@@ -18,6 +18,8 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <chrono>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
@@ -28,6 +30,7 @@
 #include <string_view>
 #include <vector>
 
+#include <benchmark/benchmark.h>
 #include <fmt/format.h>
 
 #include "credentials/credentials.h"
@@ -217,6 +220,65 @@ struct AccessPattern {
     next = (next + 1) % order.size();
     return p;
   }
+};
+
+// Two operations timed one after the other inside each iteration, their order
+// swapped at every iteration (a, b, then b, a), for a target that is a ratio
+// of the two. Run as two benchmarks minutes apart, the ratio moved by ±30% on
+// this virtual machine (another tenant, the page cache, the server's state,
+// whichever ran first); paired, whatever the machine does lands on both.
+// report() sets the counters the report reads:
+//   <a>_us, <b>_us   the median of each operation's own times
+//   ratio            median(a) / median(b)
+//   paired_ratio     the median over iterations of a_i / b_i
+class PairedTimer {
+ public:
+  explicit PairedTimer(std::size_t expected = 1 << 14) {
+    a_.reserve(expected);
+    b_.reserve(expected);
+  }
+
+  template <class A, class B>
+  void run(A&& a, B&& b) {
+    if (a_first_) {
+      time(a, a_);
+      time(b, b_);
+    } else {
+      time(b, b_);
+      time(a, a_);
+    }
+    a_first_ = !a_first_;
+  }
+
+  void report(benchmark::State& state, const std::string& a_name,
+              const std::string& b_name) const {
+    if (a_.empty()) return;
+    std::vector<double> ratios(a_.size());
+    for (std::size_t i = 0; i < a_.size(); ++i) ratios[i] = a_[i] / b_[i];
+    const double ma = median(a_), mb = median(b_);
+    state.counters[a_name + "_us"] = ma;
+    state.counters[b_name + "_us"] = mb;
+    state.counters["ratio"] = ma / mb;
+    state.counters["paired_ratio"] = median(std::move(ratios));
+  }
+
+ private:
+  template <class F>
+  static void time(F& f, std::vector<double>& into) {
+    const auto start = std::chrono::steady_clock::now();
+    f();
+    into.push_back(
+        std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - start)
+            .count());
+  }
+  static double median(std::vector<double> v) {
+    const auto mid = v.begin() + static_cast<std::ptrdiff_t>(v.size() / 2);
+    std::nth_element(v.begin(), mid, v.end());
+    return *mid;
+  }
+
+  std::vector<double> a_, b_;
+  bool a_first_ = true;
 };
 
 }  // namespace credentials::bench
