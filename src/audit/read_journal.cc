@@ -430,10 +430,17 @@ void ReadJournal::write_entry(ByteView entry) {
 
 void ReadJournal::append(const Keyring& keys, ByteView owner_tag, ByteView used_lookup,
                          ByteView event, std::int64_t time_micros) {
+  seal(keys, owner_tag, used_lookup, event, time_micros, entry_);
+  write_sealed(entry_.entry);
+}
+
+void ReadJournal::seal(const Keyring& keys, ByteView owner_tag, ByteView used_lookup,
+                       ByteView event, std::int64_t time_micros, Sealed& sealed) const {
+  sealed.journal_id = journal_id_;
+  Bytes& entry = sealed.entry;
   if (owner_tag.size() > 255 || used_lookup.size() > 255) {
     throw InvalidArgumentError("an audit journal tag is too long");
   }
-  Bytes& entry = entry_;
   entry.assign(4, 0);  // length, filled in below
   put_u64(entry, next_index_);
   put_u64(entry, static_cast<std::uint64_t>(time_micros));
@@ -441,9 +448,9 @@ void ReadJournal::append(const Keyring& keys, ByteView owner_tag, ByteView used_
   entry.insert(entry.end(), owner_tag.begin(), owner_tag.end());
   entry.push_back(static_cast<std::uint8_t>(used_lookup.size()));
   entry.insert(entry.end(), used_lookup.begin(), used_lookup.end());
-  const Bytes sealed =
+  const Bytes ciphertext =
       aead_encrypt(keys.audit_seal_key(), event, journal_seal_aad(keys, journal_id_, next_index_));
-  entry.insert(entry.end(), sealed.begin(), sealed.end());
+  entry.insert(entry.end(), ciphertext.begin(), ciphertext.end());
   const std::size_t unmaced = entry.size();
   entry.resize(unmaced + kMacSize);
   keys.audit_mac().mac_into({as_bytes(std::string_view("journal")), last_mac_, ByteView(entry).subspan(4, unmaced - 4)},
@@ -451,7 +458,21 @@ void ReadJournal::append(const Keyring& keys, ByteView owner_tag, ByteView used_
   const auto length = static_cast<std::uint32_t>(entry.size() - 4);
   if (length > kMaxEntry) throw InvalidArgumentError("an audit event is too large");
   for (int i = 0; i < 4; ++i) entry[i] = static_cast<std::uint8_t>(length >> (24 - 8 * i));
+}
 
+bool ReadJournal::append_sealed(const Sealed& sealed) {
+  // The entry names its index right after its length; its MAC chains it to
+  // the entry before it, which is this journal's last while the index holds.
+  const ByteView entry = sealed.entry;
+  if (sealed.journal_id != journal_id_ || entry.size() < 12 + kMacSize ||
+      get_u64(entry.subspan(4)) != next_index_) {
+    return false;
+  }
+  write_sealed(entry);
+  return true;
+}
+
+void ReadJournal::write_sealed(ByteView entry) {
   write_entry(entry);
   if (appended_ == folded_hint_) first_unfolded_ = std::chrono::steady_clock::now();
   unfolded_.insert(unfolded_.end(), entry.begin(), entry.end());

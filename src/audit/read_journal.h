@@ -68,6 +68,20 @@ class ReadJournal {
   void append(const Keyring& keys, ByteView owner_tag, ByteView used_lookup,
               ByteView event, std::int64_t time_micros);
 
+  // append() in two steps, so that the sealing (AES-GCM, HMAC) can be done
+  // ahead, while the caller waits on something else (a skill's statement at
+  // its server). seal() makes what append() would write now; append_sealed()
+  // writes it, and returns false, writing nothing, when it no longer fits:
+  // another entry was appended since (the sealed one would repeat its
+  // index), or it was sealed for another journal. Seal again then.
+  struct Sealed {
+    Bytes journal_id;
+    Bytes entry;
+  };
+  void seal(const Keyring& keys, ByteView owner_tag, ByteView used_lookup, ByteView event,
+            std::int64_t time_micros, Sealed& sealed) const;
+  [[nodiscard]] bool append_sealed(const Sealed& sealed);
+
   // True when enough unfolded events have gathered to fold them now.
   [[nodiscard]] bool fold_due() const;
   [[nodiscard]] bool has_unfolded() const { return appended_ != folded_hint_; }
@@ -109,6 +123,8 @@ class ReadJournal {
   // Throws DatabaseError when the file cannot grow.
   bool reserve_mapped(std::size_t bytes);
   void write_entry(ByteView entry);
+  // Writes an entry sealed for next_index_ and keeps it for the next fold.
+  void write_sealed(ByteView entry);
 
   std::filesystem::path path_;
   int fd_;
@@ -129,7 +145,7 @@ class ReadJournal {
   std::uint64_t unfolded_from_ = 0;
   Bytes unfolded_from_mac_;            // the MAC of the entry before unfolded_from_ (or the genesis)
   std::uint64_t unfolded_from_index_ = 0;  // the index of the entry at unfolded_from_
-  Bytes entry_;                   // reused by each append
+  Sealed entry_;                  // reused by each append
   Bytes fold_buffer_;             // reused by a fold that reads the file (see read_from)
   std::vector<Bytes> retired_;    // ids of the journals this one replaced: their meta rows go
   pid_t creator_;

@@ -22,8 +22,8 @@ namespace credentials::internal::pq {
   X(PQconninfoParse) X(PQdb) X(PQerrorMessage) X(PQexec) X(PQexecParams) X(PQexecPrepared)         \
   X(PQfinish) X(PQfname) X(PQfreemem) X(PQftype) X(PQgetisnull) X(PQgetlength) X(PQgetvalue)       \
   X(PQhost) X(PQnfields) X(PQntuples) X(PQport) X(PQprepare) X(PQreset) X(PQresultErrorField)      \
-  X(PQresultErrorMessage) X(PQresultStatus) X(PQsetNoticeProcessor) X(PQsocket) X(PQstatus)        \
-  X(PQtransactionStatus) X(PQuser)
+  X(PQresultErrorMessage) X(PQresultStatus) X(PQsendQueryParams) X(PQsendQueryPrepared)          \
+  X(PQsetNoticeProcessor) X(PQsocket) X(PQstatus) X(PQtransactionStatus) X(PQuser) X(PQgetResult)
 
 struct Api {
 #define CREDENTIALS_LIBPQ_POINTER(name) decltype(&::name) name = nullptr;

@@ -108,8 +108,10 @@ class PostgresConnection final : public Connection {
   PostgresConnection(const PostgresConnection&) = delete;
   PostgresConnection& operator=(const PostgresConnection&) = delete;
 
+  using Connection::execute;
   nlohmann::json execute(const std::string& sql, const std::vector<Param>& params,
-                         std::optional<std::chrono::milliseconds> timeout) override {
+                         std::optional<std::chrono::milliseconds> timeout,
+                         const std::function<void()>& while_waiting) override {
     set_statement_timeout(timeout);
 
     std::vector<Oid> types;
@@ -142,13 +144,21 @@ class PostgresConnection final : public Connection {
                                                                          : texts[i].c_str());
     }
 
+    bool waited = false;
     auto run = [&] {
       const std::string& statement = prepared(sql, types);
-      return Result(statement.empty()
-                        ? pq::PQexecParams(conn_, sql.c_str(), static_cast<int>(params.size()),
-                                           types.data(), values.data(), nullptr, nullptr, /*resultFormat=*/0)
-                        : pq::PQexecPrepared(conn_, statement.c_str(), static_cast<int>(params.size()),
-                                             values.data(), nullptr, nullptr, /*resultFormat=*/0));
+      const int sent =
+          statement.empty()
+              ? pq::PQsendQueryParams(conn_, sql.c_str(), static_cast<int>(params.size()), types.data(),
+                                      values.data(), nullptr, nullptr, /*resultFormat=*/0)
+              : pq::PQsendQueryPrepared(conn_, statement.c_str(), static_cast<int>(params.size()),
+                                        values.data(), nullptr, nullptr, /*resultFormat=*/0);
+      if (sent == 0) return Result();  // not sent: the connection's message says why
+      if (while_waiting && !waited) {
+        waited = true;
+        while_waiting();
+      }
+      return last_result();
     };
     Result result = run();
     // A kept statement whose tables changed shape ("cached plan must not
@@ -191,6 +201,22 @@ class PostgresConnection final : public Connection {
     throw query_error(result.get(), params);
   }
 
+  // The statement's result, read to the end of the command as PQexec reads
+  // it: the last one, or the first that leaves the connection in a state
+  // where nothing more comes (COPY, a broken connection).
+  Result last_result() {
+    Result last;
+    while (PGresult* next = pq::PQgetResult(conn_)) {
+      last.reset(next);
+      const ExecStatusType status = pq::PQresultStatus(next);
+      if (status == PGRES_COPY_IN || status == PGRES_COPY_OUT || status == PGRES_COPY_BOTH ||
+          pq::PQstatus(conn_) == CONNECTION_BAD) {
+        break;
+      }
+    }
+    return last;
+  }
+
   std::string server_version() override {
     const auto result = execute("SELECT version()", {}, std::nullopt);
     std::string version = result["query_result"][0]["version"].get<std::string>();
@@ -221,7 +247,7 @@ class PostgresConnection final : public Connection {
   // parses and plans each skill's statement once, not at every execution.
   // Empty when the statement cannot be prepared (PREPARE takes only SELECT,
   // INSERT, UPDATE, DELETE, MERGE and VALUES; or it fails now): it is then
-  // sent whole with PQexecParams, which reports its error if it has one.
+  // sent whole with PQsendQueryParams, whose result reports its error if it has one.
   const std::string& prepared(const std::string& sql, const std::vector<Oid>& types) {
     std::string key = statement_key(sql, types);
     if (const auto it = statements_.find(key); it != statements_.end()) return it->second;

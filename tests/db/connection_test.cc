@@ -259,6 +259,58 @@ TEST(PostgresConnectionTest, AKeptStatementSurvivesAChangedTable) {
   }
 }
 
+// while_waiting runs once per execution, while the statement is at the
+// server (another session sees it running), also when the statement fails
+// or is prepared again; the result is the statement's either way.
+TEST(PostgresConnectionTest, WhileWaitingRunsOnceWhileTheStatementIsAtTheServer) {
+  REQUIRE_PG();
+  auto db = make_pg_database("waiting", "waiting-pw");
+  db.exec("CREATE TABLE t (id int, v text); INSERT INTO t VALUES (1, 'a')");
+  auto conn = connect(connection_params(pg_credential(db)));
+  auto observer = connect(connection_params(pg_credential(db)));
+  int calls = 0;
+  std::int64_t running_then = -1;
+  const std::function<void()> count = [&] { ++calls; };
+  const std::function<void()> look = [&] {
+    ++calls;
+    running_then = observer->execute(
+        "SELECT count(*)::int AS n FROM pg_stat_activity "
+        "WHERE state = 'active' AND query LIKE 'SELECT pg_sleep(0.3)%'",
+        {}, std::nullopt)["query_result"][0]["n"].get<std::int64_t>();
+  };
+  const auto slow = conn->execute("SELECT pg_sleep(0.3), v FROM t WHERE id = $1", {std::int64_t{1}},
+                                  std::nullopt, look);
+  EXPECT_EQ(calls, 1);
+  EXPECT_EQ(running_then, 1);
+  EXPECT_EQ(slow["query_result"][0]["v"], "a");
+
+  calls = 0;
+  EXPECT_THROW((void)conn->execute("SELECT * FROM no_such_table WHERE id = $1", {std::int64_t{1}},
+                                   std::nullopt, count),
+               DatabaseError);
+  EXPECT_EQ(calls, 1);
+
+  const std::string by_id = "SELECT * FROM t WHERE id = $1";
+  (void)conn->execute(by_id, {std::int64_t{1}}, std::nullopt);
+  db.exec("ALTER TABLE t ADD COLUMN w text DEFAULT 'x'");
+  calls = 0;
+  EXPECT_EQ(conn->execute(by_id, {std::int64_t{1}}, std::nullopt, count)["query_result"][0],
+            (nlohmann::json{{"id", 1}, {"v", "a"}, {"w", "x"}}));
+  EXPECT_EQ(calls, 1);  // once, though the statement was sent twice
+}
+
+TEST(SqliteConnectionTest, WhileWaitingRunsOnceBeforeTheStatement) {
+  TempDir tmp;
+  const auto file = tmp / "t.db";
+  sqlite_exec(file, "CREATE TABLE t (id INTEGER, v TEXT); INSERT INTO t VALUES (1,'a');");
+  auto conn = connect(connection_params(sqlite_credential(file)));
+  int calls = 0;
+  const auto result = conn->execute("SELECT v FROM t WHERE id = ?", {std::int64_t{1}}, std::nullopt,
+                                    [&] { ++calls; });
+  EXPECT_EQ(calls, 1);
+  EXPECT_EQ(result["query_result"][0]["v"], "a");
+}
+
 TEST(PostgresConnectionTest, PasswordWithUrlSpecialCharactersConnects) {
   REQUIRE_PG();
   auto db = make_pg_database("special", "p@ss:/w#rd%'\"x");

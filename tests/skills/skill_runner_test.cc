@@ -471,10 +471,26 @@ void run_concurrently(SkillRunner& r, const UserContext& alice) {
   for (auto& w : workers) EXPECT_EQ(w.get(), kPerThread);
 }
 
+// Each execution's event was sealed while its statement ran, and the
+// threads' events overtook one another: every one is in the trail once, and
+// the chain verifies.
+void expect_one_event_per_execution(Vault& vault, std::size_t executions) {
+  AuditQuery query;
+  query.action = "skill";
+  query.limit = 100000;
+  const UserContext admin{"root", "root", {"admin"}};
+  const auto events = vault.audit_events(admin, query);
+  EXPECT_EQ(events.size(), executions);
+  for (const AuditEvent& e : events) EXPECT_EQ(e.outcome, "ok");
+  const AuditVerification verification = vault.verify_audit();
+  EXPECT_TRUE(verification.ok) << verification.problem;
+}
+
 TEST_F(SkillRunnerTest, EightThreadsAtOnceOnSqlite) {
   setup_sqlite();
   SkillRunner r = runner();
   run_concurrently(r, alice_);
+  expect_one_event_per_execution(*vault_, 8 * 15);
 }
 
 TEST_F(SkillRunnerTest, EightThreadsAtOnceOnPostgres) {
@@ -482,6 +498,33 @@ TEST_F(SkillRunnerTest, EightThreadsAtOnceOnPostgres) {
   setup_postgres();
   SkillRunner r = runner();
   run_concurrently(r, alice_);
+  expect_one_event_per_execution(*vault_, 8 * 15);
+}
+
+// On PostgreSQL a success's event is sealed while the statement is at the
+// server; a statement that then fails records its failure, not that success.
+TEST_F(SkillRunnerTest, AFailedStatementOnPostgresIsAuditedAsAFailureOnly) {
+  REQUIRE_POSTGRES();
+  PgDatabase db = setup_postgres();
+  write_skill(skills_dir_, "Broken",
+              "name: Broken\nexecutor: action\naction:\n  type: data_query\n"
+              "  query: SELECT * FROM no_such_table WHERE id = {id}\n"
+              "  credential_ref: my_postgres_main\n");
+  SkillRunner r = runner();
+  EXPECT_EQ(r.execute("DatabaseUserFetcher", {{"user_id", 1}}, alice_)["row_count"], 1);
+  EXPECT_THROW((void)r.execute("Broken", {{"id", 1}}, alice_), DatabaseError);
+
+  AuditQuery query;
+  query.action = "skill";
+  const UserContext admin{"root", "root", {"admin"}};
+  const auto events = vault_->audit_events(admin, query);
+  ASSERT_EQ(events.size(), 2u);
+  EXPECT_EQ(events[0].skill, "DatabaseUserFetcher");
+  EXPECT_EQ(events[0].outcome, "ok");
+  EXPECT_EQ(events[1].skill, "Broken");
+  EXPECT_EQ(events[1].outcome, "error");
+  EXPECT_EQ(events[1].error, "DatabaseError");
+  EXPECT_TRUE(vault_->verify_audit().ok) << vault_->verify_audit().problem;
 }
 
 TEST_F(SkillRunnerTest, OtherExecutorsLoadButDoNotRun) {
