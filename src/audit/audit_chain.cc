@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include "audit/audit_event.h"
+#include "audit/journal_continuity.h"
 #include "audit/read_journal.h"
 #include "credentials/errors.h"
 
@@ -126,11 +127,14 @@ std::int64_t append_audit_event(RecordStore& store, const Keyring& keys, ByteVie
 
 ChainVerification verify_audit_chain(RecordStore& store, const Keyring& keys) {
   const std::string damage_mark = fmt::format(R"("action":"{}")", kJournalDamagedAction);
+  JournalContinuity continuity(keys);
   return walk_audit_chain(store, keys, [&](const WalkedEvent& event) -> std::optional<std::string> {
-    if (event.text.find(damage_mark) == std::string::npos) return std::nullopt;
-    return fmt::format("event {} records a read journal that was altered before its events reached the chain: "
-                       "read events of one process are lost",
-                       event.seq);
+    if (event.text.find(damage_mark) != std::string::npos) {
+      return fmt::format("event {} records a read journal that was altered before its events reached the chain: "
+                         "read events of one process are lost",
+                         event.seq);
+    }
+    return continuity.check(event.seq, event.journal);
   });
 }
 

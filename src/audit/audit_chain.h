@@ -90,7 +90,8 @@ struct WalkedEvent {
 };
 
 // Walks the chain (below) and also fails at an `audit_journal_damaged`
-// event.
+// event, and at a read event that does not continue its journal's events
+// before it in the chain (journal_continuity.h): repeated or skipped reads.
 [[nodiscard]] ChainVerification verify_audit_chain(RecordStore& store, const Keyring& keys);
 // The walk: sequence numbers, MACs, decryption and head, with `each`
 // seeing every event in order; a problem it returns fails the walk there.
