@@ -200,7 +200,9 @@ std::optional<RowProblem> check_audit_row(
     if (!constant_time_equal(chain_mac(keys, previous_mac, row.seq, row.owner_tag, row.sealed), row.mac)) {
       return altered(row.seq);
     }
-    if (auto problem = each({.seq = row.seq, .owner_tag = row.owner_tag, .sealed = row.sealed})) return RowProblem{row.seq, *problem};
+    if (auto problem = each({.seq = row.seq, .owner_tag = row.owner_tag, .sealed = row.sealed})) {
+      return RowProblem{row.seq, *problem};
+    }
     return std::nullopt;
   }
   // A run: each entry checked against the one before it, then the run as a

@@ -23,9 +23,10 @@ std::string read_events(std::uint64_t n) {
 
 // What happened, in words a user can act on: `moved` says which way.
 std::string position_edited(std::string_view moved) {
-  return fmt::format("the vault's record of how far that journal was folded was {} (someone who can write the "
-                     "vault files edited it)",
-                     moved);
+  return fmt::format(
+      "the vault's record of how far that journal was folded was {} (someone who can write the "
+      "vault files edited it)",
+      moved);
 }
 
 }  // namespace
@@ -46,23 +47,26 @@ std::optional<std::string> JournalContinuity::check(std::int64_t seq, const Jour
 }
 
 // A journal's first event in the chain.
-std::optional<std::string> JournalContinuity::begin(std::int64_t seq, const JournalPlace& place) const {
+std::optional<std::string> JournalContinuity::begin(std::int64_t seq,
+                                                    const JournalPlace& place) const {
   if (place.index == 0) {
     if (place.chained_to.empty() ||
         constant_time_equal(place.chained_to, journal_genesis_mac(keys_, place.journal_id))) {
       return std::nullopt;
     }
-    return fmt::format("event {} is the first of journal {} in the chain but does not chain to that journal's "
-                       "start: its read events were altered",
-                       seq, short_id(place.journal_id));
+    return fmt::format(
+        "event {} is the first of journal {} in the chain but does not chain to that journal's "
+        "start: its read events were altered",
+        seq, short_id(place.journal_id));
   }
   // Builds before format 4 folded a journal's entries without naming it:
   // such a journal's earlier entries can be in the chain unnamed.
   if (place.json_sealed) return std::nullopt;
-  return fmt::format("event {} skips {} at the start of journal {} (it is that journal's first event in the chain "
-                     "but records its read {}): {}, and the events of those reads are lost",
-                     seq, read_events(place.index), short_id(place.journal_id), place.index + 1,
-                     position_edited("moved forward"));
+  return fmt::format(
+      "event {} skips {} at the start of journal {} (it is that journal's first event in the chain "
+      "but records its read {}): {}, and the events of those reads are lost",
+      seq, read_events(place.index), short_id(place.journal_id), place.index + 1,
+      position_edited("moved forward"));
 }
 
 // A journal's event after its events before it in the chain.
@@ -70,19 +74,26 @@ std::optional<std::string> JournalContinuity::follow(std::int64_t seq, const Jou
                                                      const Journal& journal) {
   const std::string id = short_id(place.journal_id);
   if (place.index < journal.next_index) {
-    return fmt::format("event {} repeats read events of journal {} already recorded at {}: {}. The repeated events "
-                       "are authentic copies; restore the vault from a backup made before event {}",
-                       seq, id, events_between(journal.first_seq, journal.last_seq),
-                       position_edited("moved back or removed"), seq);
+    return fmt::format(
+        "event {} repeats read events of journal {} already recorded at {}: {}. The repeated "
+        "events "
+        "are authentic copies; restore the vault from a backup made before event {}",
+        seq, id, events_between(journal.first_seq, journal.last_seq),
+        position_edited("moved back or removed"), seq);
   }
   if (place.index > journal.next_index) {
-    return fmt::format("event {} skips {} of journal {} after event {}: {}, and the events of those reads are lost",
-                       seq, read_events(place.index - journal.next_index), id, journal.last_seq,
-                       position_edited("moved forward"));
+    return fmt::format(
+        "event {} skips {} of journal {} after event {}: {}, and the events of those reads are "
+        "lost",
+        seq, read_events(place.index - journal.next_index), id, journal.last_seq,
+        position_edited("moved forward"));
   }
-  if (journal.mac_known && !place.chained_to.empty() && !constant_time_equal(place.chained_to, journal.mac)) {
-    return fmt::format("event {} does not continue journal {} where event {} left it: its read events were altered",
-                       seq, id, journal.last_seq);
+  if (journal.mac_known && !place.chained_to.empty() &&
+      !constant_time_equal(place.chained_to, journal.mac)) {
+    return fmt::format(
+        "event {} does not continue journal {} where event {} left it: its read events were "
+        "altered",
+        seq, id, journal.last_seq);
   }
   return std::nullopt;
 }

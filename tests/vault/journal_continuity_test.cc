@@ -3,10 +3,7 @@
 // fold position moved forward (reads skipped) or moved back or removed
 // (reads folded twice), and an honest vault, also one upgraded from format
 // 3 or 4 with a journal its older build left half folded, verifies.
-#include <gtest/gtest.h>
 #include <signal.h>
-#include <sqlite3.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -18,6 +15,9 @@
 #include <vector>
 
 #include <fmt/format.h>
+#include <gtest/gtest.h>
+#include <sqlite3.h>
+#include <sys/wait.h>
 
 #include "audit/audit_event.h"
 #include "audit/read_journal.h"
@@ -107,13 +107,16 @@ class JournalContinuityTest : public ::testing::Test {
   Vault open_vault() { return Vault::open({.directory = vault_dir(), .master_key = key_.clone()}); }
   fs::path vault_dir() const { return dir_.path() / "vault"; }
   fs::path db_file() const { return vault_dir() / "vault.db"; }
-  std::vector<std::string> sql(const std::string& statement) { return sqlite_rows(db_file(), statement); }
+  std::vector<std::string> sql(const std::string& statement) {
+    return sqlite_rows(db_file(), statement);
+  }
 
   // The one journal file of the vault (the test's only open handle's).
   fs::path the_journal() const {
     std::vector<fs::path> out;
     std::error_code ec;
-    for (const auto& entry : fs::directory_iterator(vault_dir() / "journal", ec)) out.push_back(entry.path());
+    for (const auto& entry : fs::directory_iterator(vault_dir() / "journal", ec))
+      out.push_back(entry.path());
     if (out.size() != 1) throw std::runtime_error(fmt::format("{} journals, not one", out.size()));
     return out[0];
   }
@@ -123,11 +126,12 @@ class JournalContinuityTest : public ::testing::Test {
     return "journal/" + id;
   }
   void set_fold_position(const fs::path& journal, const FoldPosition& position) {
-    sql(fmt::format("INSERT OR REPLACE INTO meta(key, value) VALUES('{}', x'{}')", meta_key(journal),
-                    hex(position.value())));
+    sql(fmt::format("INSERT OR REPLACE INTO meta(key, value) VALUES('{}', x'{}')",
+                    meta_key(journal), hex(position.value())));
   }
   std::string fold_position_hex(const fs::path& journal) {
-    const auto rows = sql(fmt::format("SELECT hex(value) FROM meta WHERE key = '{}'", meta_key(journal)));
+    const auto rows =
+        sql(fmt::format("SELECT hex(value) FROM meta WHERE key = '{}'", meta_key(journal)));
     return rows.empty() ? "" : rows[0];
   }
   // The numbers of the first events of the runs of `journal` that start at
@@ -136,10 +140,10 @@ class JournalContinuityTest : public ::testing::Test {
     std::string first_index;
     put_u64(first_index, index);
     std::vector<std::int64_t> out;
-    for (const auto& row : sql(fmt::format(
-             "SELECT seq - journal_run + 1 FROM audit WHERE journal_run > 0 AND substr(sealed, 1, 16) = x'{}' AND "
-             "substr(sealed, 17, 8) = x'{}' ORDER BY seq",
-             journal.stem().string(), hex(first_index)))) {
+    for (const auto& row : sql(fmt::format("SELECT seq - journal_run + 1 FROM audit WHERE "
+                                           "journal_run > 0 AND substr(sealed, 1, 16) = x'{}' AND "
+                                           "substr(sealed, 17, 8) = x'{}' ORDER BY seq",
+                                           journal.stem().string(), hex(first_index)))) {
       out.push_back(std::stoll(row));
     }
     return out;
@@ -177,7 +181,8 @@ TEST_F(JournalContinuityTest, HonestVaultWithManyHandlesAndFoldsVerifies) {
         auto vault = open_vault();
         for (int round = 0; round < 5; ++round) {
           read(vault, 3);
-          vault.store_credential(user_of(p), {.name = "c" + std::to_string(round), .host = "h", .password = "pw"});
+          vault.store_credential(
+              user_of(p), {.name = "c" + std::to_string(round), .host = "h", .password = "pw"});
         }
         read(vault, 2);
         if (p == 1) ::kill(::getpid(), SIGKILL);  // its journal is left for the next opener
@@ -208,10 +213,14 @@ TEST_F(JournalContinuityTest, HonestVaultWithManyHandlesAndFoldsVerifies) {
   const AuditVerification verification = vault.verify_audit();
   EXPECT_TRUE(verification.ok) << verification.problem;
   // Several runs per journal, so continuity between runs was checked.
-  EXPECT_GE(std::stoi(sql("SELECT max(runs) FROM (SELECT count(*) AS runs FROM audit WHERE journal_run > 0 "
-                          "GROUP BY substr(sealed, 1, 16))")[0]),
+  EXPECT_GE(std::stoi(sql(
+                "SELECT max(runs) FROM (SELECT count(*) AS runs FROM audit WHERE journal_run > 0 "
+                "GROUP BY substr(sealed, 1, 16))")[0]),
             4);
-  EXPECT_GE(std::stoi(sql("SELECT count(DISTINCT substr(sealed, 1, 16)) FROM audit WHERE journal_run > 0")[0]), 4);
+  EXPECT_GE(
+      std::stoi(
+          sql("SELECT count(DISTINCT substr(sealed, 1, 16)) FROM audit WHERE journal_run > 0")[0]),
+      4);
 }
 
 // The fold position moved forward past two unfolded entries: the next fold
@@ -233,7 +242,8 @@ TEST_F(JournalContinuityTest, FoldPositionMovedForwardIsReportedAsASkip) {
   const AuditVerification verification = vault.verify_audit();
   EXPECT_FALSE(verification.ok);
   EXPECT_EQ(verification.first_bad_seq, gap);
-  EXPECT_NE(verification.problem.find(fmt::format("event {} skips 2 read events of journal", gap)), std::string::npos)
+  EXPECT_NE(verification.problem.find(fmt::format("event {} skips 2 read events of journal", gap)),
+            std::string::npos)
       << verification.problem;
   EXPECT_NE(verification.problem.find("edited"), std::string::npos) << verification.problem;
 }
@@ -255,7 +265,8 @@ TEST_F(JournalContinuityTest, FoldPositionSetForwardBeforeTheFirstFoldIsReported
   const AuditVerification verification = vault.verify_audit();
   EXPECT_FALSE(verification.ok);
   EXPECT_EQ(verification.first_bad_seq, first);
-  EXPECT_NE(verification.problem.find(fmt::format("event {} skips 2 read events at the start of journal", first)),
+  EXPECT_NE(verification.problem.find(
+                fmt::format("event {} skips 2 read events at the start of journal", first)),
             std::string::npos)
       << verification.problem;
 }
@@ -278,11 +289,13 @@ TEST_F(JournalContinuityTest, FoldPositionRemovedIsReportedAsARepeat) {
   const AuditVerification verification = vault.verify_audit();
   EXPECT_FALSE(verification.ok);
   EXPECT_EQ(verification.first_bad_seq, again);
-  EXPECT_NE(verification.problem.find(fmt::format("event {} repeats read events of journal", again)),
-            std::string::npos)
+  EXPECT_NE(
+      verification.problem.find(fmt::format("event {} repeats read events of journal", again)),
+      std::string::npos)
       << verification.problem;
-  EXPECT_NE(verification.problem.find(fmt::format("already recorded at events {}-{}", first, first + 2)),
-            std::string::npos)
+  EXPECT_NE(
+      verification.problem.find(fmt::format("already recorded at events {}-{}", first, first + 2)),
+      std::string::npos)
       << verification.problem;
 }
 
@@ -308,12 +321,13 @@ TEST_F(JournalContinuityTest, FoldPositionMovedBackIsReportedAsARepeat) {
   const AuditVerification verification = vault.verify_audit();
   EXPECT_FALSE(verification.ok);
   EXPECT_EQ(verification.first_bad_seq, runs[1]);
-  EXPECT_NE(verification.problem.find(fmt::format("event {} repeats read events of journal", runs[1])),
-            std::string::npos)
+  EXPECT_NE(
+      verification.problem.find(fmt::format("event {} repeats read events of journal", runs[1])),
+      std::string::npos)
       << verification.problem;
   // The journal's events so far: its first run's to its second's last.
-  EXPECT_NE(verification.problem.find(fmt::format("already recorded at events {}-{}", runs_starting_at(journal, 0)[0],
-                                                  earlier[0] + 1)),
+  EXPECT_NE(verification.problem.find(fmt::format("already recorded at events {}-{}",
+                                                  runs_starting_at(journal, 0)[0], earlier[0] + 1)),
             std::string::npos)
       << verification.problem;
   // The whole report names no secret: the message is the same for any key.
@@ -332,7 +346,8 @@ TEST_F(JournalContinuityTest, VaultVerifyReportsTheSameProblem) {
   }  // closing folds the journal from its start again
   const AuditVerification verification = open_vault().verify_audit();
   EXPECT_FALSE(verification.ok);
-  EXPECT_NE(verification.problem.find("repeats read events"), std::string::npos) << verification.problem;
+  EXPECT_NE(verification.problem.find("repeats read events"), std::string::npos)
+      << verification.problem;
   const VerifyReport report = open_vault().verify();
   EXPECT_FALSE(report.ok());
   EXPECT_EQ(report.audit.first_bad_seq, verification.first_bad_seq);
@@ -363,10 +378,14 @@ class UpgradedVaultTest : public JournalContinuityTest {
   // The vault's keys, as its build holds them (for journals made below).
   std::unique_ptr<internal::Keyring> vault_keys() {
     auto store = internal::SqliteStore::open(vault_dir(), /*create=*/false);
-    const auto number = [](const internal::Bytes& be) { return get_u64(std::string(be.begin(), be.end()), 0); };
+    const auto number = [](const internal::Bytes& be) {
+      return get_u64(std::string(be.begin(), be.end()), 0);
+    };
     const internal::Bytes vault_id = meta(*store, "vault_id");
     const internal::KeyDerivation derivation{
-        vault_id, meta(*store, "argon2_salt"), {number(meta(*store, "argon2_ops")), number(meta(*store, "argon2_mem"))}};
+        vault_id,
+        meta(*store, "argon2_salt"),
+        {number(meta(*store, "argon2_ops")), number(meta(*store, "argon2_mem"))}};
     auto keys = std::make_unique<internal::Keyring>(
         vault_id, internal::derive_kek(internal::normalize_master_key(key_.reveal()), derivation));
     keys->load(*store);
@@ -375,7 +394,8 @@ class UpgradedVaultTest : public JournalContinuityTest {
   static internal::Bytes id_bytes(const char* journal_id) {
     internal::Bytes id;
     for (std::size_t i = 0; i < 32; i += 2) {
-      id.push_back(static_cast<std::uint8_t>(std::stoi(std::string(journal_id).substr(i, 2), nullptr, 16)));
+      id.push_back(
+          static_cast<std::uint8_t>(std::stoi(std::string(journal_id).substr(i, 2), nullptr, 16)));
     }
     return id;
   }
@@ -396,8 +416,8 @@ class UpgradedVaultTest : public JournalContinuityTest {
   // it: what is before from.offset was folded and is not read again. The
   // entries are sealed as JSON, as builds before format 5 did, or in this
   // build's compact form, with `keys`.
-  fs::path leave_journal(const internal::Keyring& keys, const char* journal_id, const FoldPosition& from, int reads,
-                         bool json) {
+  fs::path leave_journal(const internal::Keyring& keys, const char* journal_id,
+                         const FoldPosition& from, int reads, bool json) {
     namespace in = internal;
     const in::Bytes id = id_bytes(journal_id);
     in::Bytes file(from.offset, 0);
@@ -406,7 +426,8 @@ class UpgradedVaultTest : public JournalContinuityTest {
     for (int i = 0; i < reads; ++i) {
       const std::uint64_t index = from.next_index + static_cast<std::uint64_t>(i);
       in::EventFields fields;
-      fields.time = std::chrono::time_point_cast<std::chrono::microseconds>(std::chrono::system_clock::now());
+      fields.time =
+          std::chrono::time_point_cast<std::chrono::microseconds>(std::chrono::system_clock::now());
       fields.actor = "alice";
       fields.roles = roles;
       fields.action = "get";
@@ -428,7 +449,8 @@ class UpgradedVaultTest : public JournalContinuityTest {
       entry.insert(entry.end(), numbers.begin(), numbers.end());
       entry.push_back(0);  // no owner tag
       entry.push_back(0);  // no credential used
-      const in::Bytes sealed = in::aead_encrypt(keys.audit_seal_key(), event, in::journal_seal_aad(keys, id, index));
+      const in::Bytes sealed =
+          in::aead_encrypt(keys.audit_seal_key(), event, in::journal_seal_aad(keys, id, index));
       entry.insert(entry.end(), sealed.begin(), sealed.end());
       const in::Bytes mac = in::journal_entry_mac(keys, previous, in::ByteView(entry).subspan(4));
       entry.insert(entry.end(), mac.begin(), mac.end());
@@ -441,18 +463,21 @@ class UpgradedVaultTest : public JournalContinuityTest {
     fs::create_directories(directory);
     fs::permissions(directory, fs::perms::owner_all);
     const fs::path journal = directory / (std::string(journal_id) + ".log");
-    std::ofstream(journal, std::ios::binary | std::ios::trunc) << std::string(file.begin(), file.end());
+    std::ofstream(journal, std::ios::binary | std::ios::trunc)
+        << std::string(file.begin(), file.end());
     fs::permissions(journal, fs::perms::owner_read | fs::perms::owner_write);
     return journal;
   }
   // The journal whose fold position the fixture kept, left by a process of
   // its build that died after reading `reads` more times.
   fs::path leave_half_folded_journal(const Fixture& fixture, int reads, bool json) {
-    return leave_journal(*vault_keys(), fixture.journal, fold_position_of(fixture.journal), reads, json);
+    return leave_journal(*vault_keys(), fixture.journal, fold_position_of(fixture.journal), reads,
+                         json);
   }
   std::size_t crafted_gets() {
     std::size_t n = 0;
-    for (const AuditEvent& event : open_vault().audit_events(kAdmin, {.action = "get", .limit = 1000})) {
+    for (const AuditEvent& event :
+         open_vault().audit_events(kAdmin, {.action = "get", .limit = 1000})) {
       n += event.pid == kCraftedPid;
     }
     return n;
@@ -499,7 +524,8 @@ TEST_F(UpgradedVaultTest, AJournalOfThisBuildStartingPastItsFirstEntryIsASkip) {
   const auto runs = runs_starting_at(journal, 1);
   ASSERT_EQ(runs.size(), 1u);
   EXPECT_EQ(verification.first_bad_seq, runs[0]);
-  EXPECT_NE(verification.problem.find("skips 1 read event at the start of journal 1d2f37bd"), std::string::npos)
+  EXPECT_NE(verification.problem.find("skips 1 read event at the start of journal 1d2f37bd"),
+            std::string::npos)
       << verification.problem;
 }
 
@@ -511,13 +537,15 @@ TEST_F(UpgradedVaultTest, AReadFoldedByFormatFourFoldedAgainIsARepeat) {
   sql(fmt::format("DELETE FROM meta WHERE key = 'journal/{}'", kFormat4.journal));
   const internal::Bytes genesis = internal::journal_genesis_mac(*keys, id_bytes(kFormat4.journal));
   const fs::path journal =
-      leave_journal(*keys, kFormat4.journal, {0, 0, std::string(genesis.begin(), genesis.end())}, 2, /*json=*/true);
+      leave_journal(*keys, kFormat4.journal, {0, 0, std::string(genesis.begin(), genesis.end())}, 2,
+                    /*json=*/true);
   const AuditVerification verification = open_vault().verify_audit();
   const auto runs = runs_starting_at(journal, 0);
   ASSERT_EQ(runs.size(), 1u);
   EXPECT_FALSE(verification.ok);
   EXPECT_EQ(verification.first_bad_seq, runs[0]);
-  EXPECT_NE(verification.problem.find("repeats read events of journal fb54dc43 already recorded at event 14"),
+  EXPECT_NE(verification.problem.find(
+                "repeats read events of journal fb54dc43 already recorded at event 14"),
             std::string::npos)
       << verification.problem;
 }
@@ -532,8 +560,8 @@ TEST_F(UpgradedVaultTest, ARunChainedToAnotherMacThanItsJournalsLastIsReported) 
   { (void)open_vault(); }  // folds entries 1-2
   const auto keys = vault_keys();
   const FoldPosition forged{1000, 3, std::string(32, '\x5a')};
-  sql(fmt::format("INSERT OR REPLACE INTO meta(key, value) VALUES('journal/{}', x'{}')", kFormat3.journal,
-                  hex(forged.value())));
+  sql(fmt::format("INSERT OR REPLACE INTO meta(key, value) VALUES('journal/{}', x'{}')",
+                  kFormat3.journal, hex(forged.value())));
   const fs::path journal = leave_journal(*keys, kFormat3.journal, forged, 1, /*json=*/true);
   const AuditVerification verification = open_vault().verify_audit();
   const auto runs = runs_starting_at(journal, 3);
@@ -549,7 +577,8 @@ TEST_F(UpgradedVaultTest, AJournalsFirstRunNotChainedToItsGenesisIsReported) {
   load(kFormat4);
   constexpr const char* kNewJournal = "00112233445566778899aabbccddeeff";
   const FoldPosition forged{0, 0, std::string(32, '\x5a')};
-  sql(fmt::format("INSERT INTO meta(key, value) VALUES('journal/{}', x'{}')", kNewJournal, hex(forged.value())));
+  sql(fmt::format("INSERT INTO meta(key, value) VALUES('journal/{}', x'{}')", kNewJournal,
+                  hex(forged.value())));
   const fs::path journal = leave_journal(*vault_keys(), kNewJournal, forged, 1, /*json=*/false);
   const AuditVerification verification = open_vault().verify_audit();
   const auto runs = runs_starting_at(journal, 0);
