@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include "audit/audit_event.h"
+#include "audit/journal_continuity.h"
 #include "audit/read_journal.h"
 #include "credentials/errors.h"
 
@@ -126,17 +127,20 @@ std::int64_t append_audit_event(RecordStore& store, const Keyring& keys, ByteVie
 
 ChainVerification verify_audit_chain(RecordStore& store, const Keyring& keys) {
   const std::string damage_mark = fmt::format(R"("action":"{}")", kJournalDamagedAction);
-  return walk_audit_chain(store, keys, [&](std::int64_t seq, const std::string& text) -> std::optional<std::string> {
-    if (text.find(damage_mark) == std::string::npos) return std::nullopt;
-    return fmt::format("event {} records a read journal that was altered before its events reached the chain: "
-                       "read events of one process are lost",
-                       seq);
+  JournalContinuity continuity(keys);
+  return walk_audit_chain(store, keys, [&](const WalkedEvent& event) -> std::optional<std::string> {
+    if (event.text.find(damage_mark) != std::string::npos) {
+      return fmt::format("event {} records a read journal that was altered before its events reached the chain: "
+                         "read events of one process are lost",
+                         event.seq);
+    }
+    return continuity.check(event.seq, event.journal);
   });
 }
 
 ChainVerification walk_audit_chain(
     RecordStore& store, const Keyring& keys,
-    const std::function<std::optional<std::string>(std::int64_t seq, const std::string& text)>& each) {
+    const std::function<std::optional<std::string>(const WalkedEvent&)>& each) {
   ChainVerification result;
   Bytes previous = genesis_mac(keys);
   std::int64_t expected = 1;
@@ -151,9 +155,10 @@ ChainVerification walk_audit_chain(
     const auto rows = store.audit_rows(expected - 1, kBatch);
     for (const auto& row : rows) {
       const auto problem = check_audit_row(keys, expected, previous, row, [&](const ChainedEvent& event) {
-        const auto text = open_audit_event(keys, event);
+        JournalPlace place;
+        const auto text = open_audit_event(keys, event, place);
         if (!text) return std::optional<std::string>(fmt::format("event {} does not decrypt", event.seq));
-        if (auto problem = each(event.seq, *text)) return problem;
+        if (auto problem = each({event.seq, *text, place})) return problem;
         ++result.events;
         return std::optional<std::string>();
       });
@@ -195,7 +200,9 @@ std::optional<RowProblem> check_audit_row(
     if (!constant_time_equal(chain_mac(keys, previous_mac, row.seq, row.owner_tag, row.sealed), row.mac)) {
       return altered(row.seq);
     }
-    if (auto problem = each({row.seq, row.owner_tag, row.sealed, {}, 0})) return RowProblem{row.seq, *problem};
+    if (auto problem = each({.seq = row.seq, .owner_tag = row.owner_tag, .sealed = row.sealed})) {
+      return RowProblem{row.seq, *problem};
+    }
     return std::nullopt;
   }
   // A run: each entry checked against the one before it, then the run as a
@@ -244,10 +251,12 @@ std::optional<RowProblem> check_audit_row(
           run_mac(keys, previous_mac, row.seq, row.journal_run, journal_id, first_index, start_mac, mac), row.mac)) {
     return altered(first);
   }
+  ByteView chained_to = start_mac;
   return for_each_entry([&](std::int64_t seq, const JournalEntry& entry) -> std::optional<RowProblem> {
-    if (auto problem = each({seq, entry.owner, entry.sealed, journal_id, entry.index})) {
+    if (auto problem = each({seq, entry.owner, entry.sealed, journal_id, entry.index, chained_to, entry.mac})) {
       return RowProblem{seq, *problem};
     }
+    chained_to = entry.mac;
     return std::nullopt;
   });
 }
@@ -258,11 +267,16 @@ std::optional<RowProblem> check_audit_row(
 // carries them, `journal id (16) ‖ index (8, BE) ‖ sealed`, and AES-GCM
 // tells which form a single row has: only the right associated data
 // authenticates.
-std::optional<std::string> open_audit_event(const Keyring& keys, const ChainedEvent& event) {
+std::optional<std::string> open_audit_event(const Keyring& keys, const ChainedEvent& event, JournalPlace& place) {
+  place = {};
   std::optional<SecretBytes> plain;
   if (!event.journal_id.empty()) {
     plain = aead_decrypt(keys.audit_seal_key(), event.sealed,
                          journal_seal_aad(keys, event.journal_id, event.journal_index));
+    if (plain) {
+      place = {.journal_id = event.journal_id, .index = event.journal_index, .chained_to = event.chained_to,
+               .mac = event.mac};
+    }
   } else {
     constexpr std::size_t kJournalRef = kJournalIdSize + 8;
     const ByteView sealed = event.sealed;
@@ -271,11 +285,19 @@ std::optional<std::string> open_audit_event(const Keyring& keys, const ChainedEv
       for (std::size_t i = kJournalIdSize; i < kJournalRef; ++i) index = (index << 8) | sealed[i];
       plain = aead_decrypt(keys.audit_seal_key(), sealed.subspan(kJournalRef),
                            journal_seal_aad(keys, sealed.first(kJournalIdSize), index));
+      if (plain) place = {.journal_id = sealed.first(kJournalIdSize), .index = index};
     }
     if (!plain) plain = aead_decrypt(keys.audit_seal_key(), sealed, seal_aad(keys, event.seq));
   }
   if (!plain) return std::nullopt;
-  return event_text(plain->span());
+  const ByteView opened = plain->span();
+  place.json_sealed = !place.journal_id.empty() && !opened.empty() && opened[0] == '{';
+  return event_text(opened);
+}
+
+std::optional<std::string> open_audit_event(const Keyring& keys, const ChainedEvent& event) {
+  JournalPlace unused;
+  return open_audit_event(keys, event, unused);
 }
 
 }  // namespace credentials::internal

@@ -66,22 +66,49 @@ struct ChainVerification {
   std::int64_t head_seq = 0;
   Bytes head_mac;
 };
+// Where a read event folded from a read journal came from, as far as its
+// row shows it. Views into the row, valid while the row is.
+struct JournalPlace {
+  // Empty when the row names no journal: an event of a write, a read on
+  // the shared store, or a read folded before format 4 (sealed again under
+  // its chain number).
+  ByteView journal_id{};
+  std::uint64_t index = 0;
+  // The journal MACs the entry chains to and ends with; empty for a row of
+  // format 4, which kept the entry's seal but not its MACs.
+  ByteView chained_to{};
+  ByteView mac{};
+  // Sealed as JSON: written by a build before format 5's compact events.
+  bool json_sealed = false;
+};
+
+// An event as the walk hands it on: opened, and where it came from.
+struct WalkedEvent {
+  std::int64_t seq = 0;
+  const std::string& text;
+  const JournalPlace& journal;
+};
+
+// Walks the chain (below) and also fails at an `audit_journal_damaged`
+// event, and at a read event that does not continue its journal's events
+// before it in the chain (journal_continuity.h): repeated or skipped reads.
 [[nodiscard]] ChainVerification verify_audit_chain(RecordStore& store, const Keyring& keys);
-// The same walk (sequence numbers, MACs, decryption, head), with `each`
-// seeing every event's text; a problem it returns fails the walk there.
-// verify_audit_chain is this walk failing at an `audit_journal_damaged` event.
+// The walk: sequence numbers, MACs, decryption and head, with `each`
+// seeing every event in order; a problem it returns fails the walk there.
 [[nodiscard]] ChainVerification walk_audit_chain(
     RecordStore& store, const Keyring& keys,
-    const std::function<std::optional<std::string>(std::int64_t seq, const std::string& text)>& each);
+    const std::function<std::optional<std::string>(const WalkedEvent&)>& each);
 [[nodiscard]] Bytes chain_genesis_mac(const Keyring& keys);
 
 // One event as a row of the chain holds it.
 struct ChainedEvent {
   std::int64_t seq = 0;
-  ByteView owner_tag;
-  ByteView sealed;
-  ByteView journal_id;  // for an entry of a run: the journal its seal is bound to
+  ByteView owner_tag{};
+  ByteView sealed{};
+  ByteView journal_id{};  // for an entry of a run: the journal its seal is bound to
   std::uint64_t journal_index = 0;
+  ByteView chained_to{};  // for an entry of a run: the journal MAC before it
+  ByteView mac{};         // and its own
 };
 struct RowProblem {
   std::int64_t seq = 0;  // of the first bad event
@@ -100,5 +127,9 @@ struct RowProblem {
 
 // Opens a sealed event; nullopt when it does not authenticate.
 [[nodiscard]] std::optional<std::string> open_audit_event(const Keyring& keys, const ChainedEvent& event);
+// The same, also telling where a read event came from (a row of format 4
+// names its journal inside the seal, so only opening it tells).
+[[nodiscard]] std::optional<std::string> open_audit_event(const Keyring& keys, const ChainedEvent& event,
+                                                          JournalPlace& place);
 
 }  // namespace credentials::internal

@@ -269,6 +269,8 @@ Bytes journal_entry_mac(const Keyring& keys, ByteView previous, ByteView maced) 
   return keys.audit_mac().mac({as_bytes(kLabel), previous, maced});
 }
 
+Bytes journal_genesis_mac(const Keyring& keys, ByteView journal_id) { return genesis_mac(keys, journal_id); }
+
 Bytes journal_seal_aad(const Keyring& keys, ByteView journal_id, std::uint64_t index) {
   Bytes aad(kSealLabel.begin(), kSealLabel.end());
   aad.insert(aad.end(), keys.vault_id().begin(), keys.vault_id().end());

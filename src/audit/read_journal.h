@@ -169,6 +169,9 @@ struct JournalEntry {
 // journal's genesis MAC).
 [[nodiscard]] Bytes journal_entry_mac(const Keyring& keys, ByteView previous, ByteView maced);
 
+// A journal's genesis MAC: what its first entry (index 0) chains to.
+[[nodiscard]] Bytes journal_genesis_mac(const Keyring& keys, ByteView journal_id);
+
 // The associated data of a journal entry's seal. A folded entry keeps that
 // seal in the chain (see open_audit_event), so the chain needs it too.
 [[nodiscard]] Bytes journal_seal_aad(const Keyring& keys, ByteView journal_id, std::uint64_t index);

@@ -1558,8 +1558,8 @@ class EmbeddedVault final : public VaultImpl {
     const std::string mark = fmt::format("\"action\":\"{}\"", action);
     bool found = false;
     const ChainVerification chain =
-        walk_audit_chain(store, keys, [&](std::int64_t, const std::string& text) -> std::optional<std::string> {
-          found = found || text.find(mark) != std::string::npos;
+        walk_audit_chain(store, keys, [&](const WalkedEvent& event) -> std::optional<std::string> {
+          found = found || event.text.find(mark) != std::string::npos;
           return std::nullopt;
         });
     if (!chain.ok) {
