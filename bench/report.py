@@ -485,11 +485,20 @@ its own, ~7-10 µs each on this virtual machine. A profile of both benchmarks
 finds the same time inside libpq's calls (sendto ~18 µs, poll ~29 µs per call
 under `perf`); the difference is the runner's own work and these calls. The
 comparator's round trip varies by half from run to run here (33-58 µs in the
-runs of one hour), so the repetitions of the two run interleaved.
-*What would close it:* the audit event (see get and the audit event's price: its
-encoding, seal and MAC, the copy into the journal, the fold's share); the liveness check replaced
-by a retry on a fresh connection when a pooled one turns out closed before its
-statement was sent (only then is a retry safe for a statement that writes).""",
+runs of one hour), so the target is judged on the paired benchmark (both timed
+within each iteration; client and server on CPUs of their own).
+A success's audit event (its encoding, AES-GCM seal and MAC) and a journal fold
+that is due are done while the statement is at the server, between sending it
+and reading its result (`Connection::execute`'s `while_waiting`); what follows
+the round trip is the JSON result, the append of the sealed entry, and the lease's
+return. Profiled (`perf`, December 2), the runner's own work outside libpq is
+~23% of the execution's CPU, of which the liveness `poll` is the largest single
+part (~4%).
+*What would close it:* the liveness check replaced by a retry on a fresh
+connection when a pooled one turns out closed before its statement was sent (only
+then is a retry safe for a statement that writes; libpq cannot tell that case
+apart from a session ended during the statement); the JSON result built without
+nlohmann's map per row.""",
 }
 
 # --- the document -----------------------------------------------------------------------
