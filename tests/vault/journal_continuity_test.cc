@@ -589,5 +589,37 @@ TEST_F(UpgradedVaultTest, AJournalsFirstRunNotChainedToItsGenesisIsReported) {
       << verification.problem;
 }
 
+// A dead process's journal longer than one run may hold (1 MiB of entries,
+// ~7,500 reads) is folded by the next opener as several runs, each taking
+// up where the one before ended: every read in the chain once, verified.
+TEST_F(UpgradedVaultTest, AJournalLongerThanARunIsFoldedAsSeveralRunsThatVerify) {
+  load(kFormat4);
+  constexpr const char* kLongJournal = "0f1e2d3c4b5a69788796a5b4c3d2e1f0";
+  constexpr int kReads = 12000;
+  const auto keys = vault_keys();
+  const internal::Bytes genesis = internal::journal_genesis_mac(*keys, id_bytes(kLongJournal));
+  const fs::path journal = leave_journal(
+      *keys, kLongJournal, {0, 0, std::string(genesis.begin(), genesis.end())}, kReads, /*json=*/false);
+  ASSERT_GT(fs::file_size(journal), std::uintmax_t{1} << 20);
+
+  Vault vault = open_vault();
+  EXPECT_FALSE(fs::exists(journal)) << "the dead process's journal was not folded";
+  const auto runs = sql(fmt::format(
+      "SELECT journal_run FROM audit WHERE journal_run > 0 AND substr(sealed, 1, 16) = x'{}' "
+      "ORDER BY seq",
+      kLongJournal));
+  ASSERT_GE(runs.size(), 2u) << "folded as one run";
+  int folded = 0;
+  for (const std::string& run : runs) folded += std::stoi(run);
+  EXPECT_EQ(folded, kReads);
+  std::size_t crafted = 0;
+  for (const AuditEvent& event : vault.audit_events(kAdmin, {.action = "get", .limit = 2 * kReads})) {
+    crafted += event.pid == kCraftedPid;
+  }
+  EXPECT_EQ(crafted, static_cast<std::size_t>(kReads));
+  const AuditVerification verification = vault.verify_audit();
+  EXPECT_TRUE(verification.ok) << verification.problem;
+}
+
 }  // namespace
 }  // namespace credentials
