@@ -167,6 +167,9 @@ row("`get_credential` (decrypt + authorization + audit event)",
 row("`get_credential`, vault opened with audit off",
     {s: vb("GetCredentialWithoutAuditEvent", s) for s in sizes}, get_floor,
     "SQLite lookup + AES-GCM decrypt")
+row("`get_credential` just after another handle's commit (kept records dropped)",
+    {s: vb("GetAfterAnotherHandlesCommit", s) for s in sizes}, get_floor,
+    "SQLite lookup + AES-GCM decrypt")
 row("`get_credential` + `build_connection_string`",
     {s: vb("GetConnectionString", s) for s in sizes}, get_floor, "SQLite lookup + AES-GCM decrypt",
     {1000: 77, 10000: 1400, 100000: 8300})
@@ -859,6 +862,22 @@ for key, what in (("store", "`store_credential`"), ("update", "`update_password`
           f"{fmt_time(small_us)}, **{r:.2f}×** (median of per-iteration ratios "
           f"{counter(PAIRED[key], 'paired_ratio'):.2f}×). This is the figure the growth target is "
           f"judged on; the table's two columns ran minutes apart.")
+after = {x: g(vb("GetAfterAnotherHandlesCommit", x)) for x in sizes}
+if all(after.values()):
+    w("- A get just after another connection's commit (`BM_GetAfterAnotherHandlesCommit`: "
+      + ", ".join(f"{fmt_time(after[x])} at {x:,}" for x in sizes)
+      + ") is the price of sharing the vault with a writer, paid once per foreign commit by each "
+      "handle that reads next. Most of it is SQLite's: a connection that finds the database changed "
+      "by another connection drops its page cache and unmaps its memory map of the file "
+      "(`munmap` of every page it had touched, one `munmap` and one `mmap` per foreign commit under "
+      "`strace`), then faults the pages in again; the rest is the kept records and the version "
+      "ledger's known answers, dropped because the handle cannot know what the commit changed. "
+      "Measured on December 2 with the memory map off (`mmap_size=0`): 65 µs at 1,000, 77 µs at "
+      "10,000, 123 µs at 100,000 instead of 196, 343 and 507 µs, but each read that misses the kept "
+      "records then costs 0.9, 2.6 and 5.5 µs more (12.7 against 11.8 µs, 23.8 against 18.3 µs at "
+      "100,000). The map stays: a foreign commit is paid once, a miss at every read; a deployment "
+      "whose readers see many commits between few reads would do better without it (not an option "
+      "yet).")
 w("""- `reencrypt` and `import_legacy` can grow faster than linearly: the tables are keyed by
   HMAC tags, so a large transaction's inserts land on random pages, and the larger the file
   the fewer of them are already in memory; see below.

@@ -54,10 +54,16 @@ struct Env {
     }
     return *without_audit;
   }
+  // Another handle on the same scratch vault (as another process's).
+  Vault& second_handle() {
+    if (!second) second.emplace(scratch.open());
+    return *second;
+  }
   std::int64_t size;
   ScratchVault scratch;
   Vault vault;
   std::optional<Vault> without_audit;
+  std::optional<Vault> second;
   // A second copy for the benchmarks that add credentials, so the vault the
   // others measure keeps its size.
   std::unique_ptr<ScratchVault> growth_scratch;
@@ -74,6 +80,7 @@ struct Env {
   ~Env() {
     growth_vault.reset();
     without_audit.reset();
+    second.reset();
   }
   AccessPattern pattern;
 };
@@ -121,6 +128,29 @@ void BM_GetCredentialWithoutAuditEvent(benchmark::State& state) {
   }
 }
 BENCHMARK(BM_GetCredentialWithoutAuditEvent)->Apply(apply_sizes);
+
+// A get just after another connection's commit, as in a process sharing the
+// vault with writers: the handle cannot know what the commit changed, so it
+// drops the records it kept and reads through SQLite again (the lookups, the
+// version ledger's check, the decrypt). Each iteration another handle on the
+// same vault updates a password, untimed, then the measured handle reads.
+// A fixed count of iterations: each also pays an untimed durable write.
+void BM_GetAfterAnotherHandlesCommit(benchmark::State& state) {
+  Env& e = env(state.range(0));
+  Vault& writer = e.second_handle();
+  const UserContext list_user = user_ctx(kListUser);
+  std::int64_t n = 0;
+  for (auto _ : state) {
+    state.PauseTiming();
+    (void)writer.update_password(list_user, cred_name(0),
+                                 SecretString(fmt::format("another-handle-{}", ++n)));
+    state.ResumeTiming();
+    const auto& [u, j] = e.pattern();
+    Credential c = e.vault.get_credential(e.users[u], cred_name(j));
+    benchmark::DoNotOptimize(c.password.size());
+  }
+}
+BENCHMARK(BM_GetAfterAnotherHandlesCommit)->Apply(apply_sizes)->Iterations(2000);
 
 void BM_GetConnectionString(benchmark::State& state) {
   Env& e = env(state.range(0));
