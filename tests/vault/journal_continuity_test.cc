@@ -23,6 +23,7 @@
 #include "audit/read_journal.h"
 #include "credentials/credentials.h"
 #include "store/sqlite_store.h"
+#include "support/sqlite_rows.h"
 #include "support/temp_dir.h"
 #include "vault/keyring.h"
 
@@ -30,33 +31,12 @@ namespace credentials {
 namespace {
 
 namespace fs = std::filesystem;
+using testing::sqlite_rows;
 using testing::TempDir;
 
 const UserContext kAdmin{"admin", "admin", {"admin"}};
 const UserContext kAlice{"alice", "alice", {"user"}};
 UserContext user_of(int n) { return {"u" + std::to_string(n), "u" + std::to_string(n), {"user"}}; }
-
-// The first column of every row `statement` returns, run on the SQLite file
-// directly (as someone with write access to it but not the key).
-std::vector<std::string> sqlite_rows(const fs::path& file, const std::string& statement) {
-  sqlite3* db = nullptr;
-  EXPECT_EQ(sqlite3_open(file.c_str(), &db), SQLITE_OK);
-  sqlite3_busy_timeout(db, 10000);
-  std::vector<std::string> rows;
-  char* error = nullptr;
-  const int rc = sqlite3_exec(
-      db, statement.c_str(),
-      [](void* out, int, char** values, char**) {
-        static_cast<std::vector<std::string>*>(out)->emplace_back(values[0] ? values[0] : "<null>");
-        return 0;
-      },
-      &rows, &error);
-  const std::string message = error ? error : "";
-  sqlite3_free(error);
-  sqlite3_close(db);
-  if (rc != SQLITE_OK) throw std::runtime_error("sql: " + message + " in " + statement);
-  return rows;
-}
 
 void put_u64(std::string& out, std::uint64_t v) {
   for (int shift = 56; shift >= 0; shift -= 8) out.push_back(static_cast<char>(v >> shift));

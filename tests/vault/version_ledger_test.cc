@@ -19,6 +19,7 @@
 #include "store/postgres_store.h"
 #include "store/sqlite_store.h"
 #include "store/store_copy.h"
+#include "support/sqlite_rows.h"
 #include "support/temp_dir.h"
 
 namespace credentials {
@@ -26,29 +27,8 @@ namespace {
 
 namespace fs = std::filesystem;
 using testing::PgDatabase;
+using testing::sqlite_rows;
 using testing::TempDir;
-
-// The first column of every row `statement` returns, run on the SQLite file
-// directly (as someone with write access to it but not the key).
-std::vector<std::string> sqlite_rows(const fs::path& file, const std::string& statement) {
-  sqlite3* db = nullptr;
-  EXPECT_EQ(sqlite3_open(file.c_str(), &db), SQLITE_OK);
-  sqlite3_busy_timeout(db, 10000);
-  std::vector<std::string> rows;
-  char* error = nullptr;
-  const int rc = sqlite3_exec(
-      db, statement.c_str(),
-      [](void* out, int, char** values, char**) {
-        static_cast<std::vector<std::string>*>(out)->emplace_back(values[0] ? values[0] : "<null>");
-        return 0;
-      },
-      &rows, &error);
-  const std::string message = error ? error : "";
-  sqlite3_free(error);
-  sqlite3_close(db);
-  if (rc != SQLITE_OK) throw std::runtime_error("sql: " + message + " in " + statement);
-  return rows;
-}
 
 const UserContext kAlice{"alice", "alice", {"user"}};
 const UserContext kBob{"bob", "bob", {"user"}};
