@@ -998,6 +998,7 @@ class EmbeddedVault final : public VaultImpl {
       compact_event(event_fields(actor, event, at), compact_event_);
       journal_->seal(*keys_, view_of(event_owner_tag(event)), ByteView(), compact_event_,
                      at.time_since_epoch().count(), prepared.sealed);
+      prepared.actor = actor;
       prepared.event = event;
       prepared.ready = true;
     } catch (const std::exception&) {
@@ -1009,7 +1010,7 @@ class EmbeddedVault final : public VaultImpl {
   void record_prepared_event(const UserContext& actor, const AuditRecord& event,
                              const PreparedEvent& prepared) override {
     std::lock_guard lock(mutex_);
-    if (prepared.ready && prepared.event == event && audit_ && !journal_directory_.empty()) {
+    if (prepared.holds(actor, event) && audit_ && !journal_directory_.empty()) {
       leave_parents_journal();
       // A fold this append makes due is left to the next prepare_event (or
       // read, or the close), where it costs the caller no time: the event

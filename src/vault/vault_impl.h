@@ -35,8 +35,14 @@ struct AuditRecord {
 // An audit event sealed before it is recorded (VaultImpl::prepare_event).
 struct PreparedEvent {
   bool ready = false;
+  UserContext actor;  // as sealed
   AuditRecord event;  // as sealed
   ReadJournal::Sealed sealed;
+
+  [[nodiscard]] bool holds(const UserContext& other_actor, const AuditRecord& other) const {
+    return ready && event == other && actor.user_id == other_actor.user_id &&
+           actor.username == other_actor.username && actor.roles == other_actor.roles;
+  }
 };
 
 class VaultImpl {
@@ -74,9 +80,9 @@ class VaultImpl {
   // there anyway), and recorded after the result arrived. prepare_event does
   // not throw: an event it could not prepare is left not `ready`, and
   // record_prepared_event then records `event` as record_event does (so too
-  // when `event` differs from the prepared one, or when another event was
-  // recorded in between). prepare_event also runs a fold of the handle's
-  // read journal that is due.
+  // when `event` or the actor differs from the prepared one, or when another
+  // event was recorded in between). prepare_event also runs a fold of the
+  // handle's read journal that is due.
   virtual void prepare_event(const UserContext& actor, const AuditRecord& event,
                              PreparedEvent& prepared) noexcept = 0;
   virtual void record_prepared_event(const UserContext& actor, const AuditRecord& event,

@@ -117,6 +117,19 @@ TEST_F(PreparedEventTest, ADifferentEventIsRecordedAsItIs) {
   EXPECT_TRUE(vault.verify_audit().ok) << vault.verify_audit().problem;
 }
 
+// Nor does it stand in for the same event of another actor.
+TEST_F(PreparedEventTest, AnotherActorsEventIsRecordedAsItIs) {
+  Vault vault = open();
+  PreparedEvent prepared;
+  vault.impl().prepare_event(kAlice, skill_event("Fetch"), prepared);
+  vault.impl().record_prepared_event(kAdmin, skill_event("Fetch"), prepared);
+
+  const auto events = skill_events(vault);
+  ASSERT_EQ(events.size(), 1u);
+  EXPECT_EQ(events[0].actor, "root");
+  EXPECT_TRUE(vault.verify_audit().ok) << vault.verify_audit().problem;
+}
+
 // Prepared by one handle, offered to another: not that handle's journal, so
 // it is sealed again there.
 TEST_F(PreparedEventTest, APreparedEventOfAnotherHandleIsSealedAgain) {
