@@ -5,6 +5,7 @@
 #include <chrono>
 #include <functional>
 #include <limits>
+#include <thread>
 
 #include <gtest/gtest.h>
 
@@ -271,15 +272,29 @@ TEST(PostgresConnectionTest, WhileWaitingRunsOnceWhileTheStatementIsAtTheServer)
   int calls = 0;
   std::int64_t running_then = -1;
   const std::function<void()> count = [&] { ++calls; };
+  // The statement waits at the server for an advisory lock the observer
+  // holds, so it cannot finish before `look` has seen it there: `look` waits
+  // until the server shows it blocked on that lock, then lets it go.
+  (void)observer->execute("SELECT pg_advisory_lock(4242)::text AS locked", {}, std::nullopt);
   const std::function<void()> look = [&] {
     ++calls;
-    running_then = observer->execute(
-        "SELECT count(*)::int AS n FROM pg_stat_activity "
-        "WHERE state = 'active' AND query LIKE 'SELECT pg_sleep(0.3)%'",
-        {}, std::nullopt)["query_result"][0]["n"].get<std::int64_t>();
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+    for (;;) {
+      running_then = observer
+                         ->execute(
+                             "SELECT count(*)::int AS n FROM pg_locks "
+                             "WHERE locktype = 'advisory' AND objid = 4242 AND NOT granted",
+                             {}, std::nullopt)["query_result"][0]["n"]
+                         .get<std::int64_t>();
+      if (running_then != 0 || std::chrono::steady_clock::now() > deadline) break;
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
+    (void)observer->execute("SELECT pg_advisory_unlock(4242)::text AS unlocked", {}, std::nullopt);
   };
-  const auto slow = conn->execute("SELECT pg_sleep(0.3), v FROM t WHERE id = $1", {std::int64_t{1}},
-                                  std::nullopt, look);
+  const auto slow = conn->execute(
+      "WITH waited AS (SELECT pg_advisory_xact_lock(4242)::text) SELECT v FROM t, waited WHERE id "
+      "= $1",
+      {std::int64_t{1}}, std::nullopt, look);
   EXPECT_EQ(calls, 1);
   EXPECT_EQ(running_then, 1);
   EXPECT_EQ(slow["query_result"][0]["v"], "a");
