@@ -22,6 +22,8 @@ ExitCode exit_code_for(ErrorCode code) {
       return ExitCode::kSkillFailed;
     case ErrorCode::kConflict:
       return ExitCode::kConflict;
+    case ErrorCode::kMasterKeyRotated:
+      return ExitCode::kMasterKeyRotated;
     // A DatabaseError outside `test` is the vault's own storage failing, not
     // a connection the user asked for: `test` maps its own (test_command.cc).
     case ErrorCode::kDatabase:
@@ -46,6 +48,11 @@ std::optional<std::string> hint_for(ErrorCode code, std::string_view message,
       if (says("per user")) return std::nullopt;
       return std::string("credentials are per user: pass the --user that stored the credential");
     case ErrorCode::kDecryptionFailed:
+      if (says("was altered")) {
+        return std::string(
+            "check it with `credential_manager verify`; restore the vault from a backup "
+            "(credential_manager restore --from FILE)");
+      }
       if (says("restore the original key")) {
         return std::string(
             "the key comes from CREDENTIAL_MASTER_KEY, else the file named by "
@@ -67,6 +74,10 @@ std::optional<std::string> hint_for(ErrorCode code, std::string_view message,
     case ErrorCode::kConflict:
       return std::string(
           "another process changed the credential first: look at it with `show` and retry");
+    case ErrorCode::kMasterKeyRotated:
+      return std::string(
+          "nothing was written; run the command again with the new key in CREDENTIAL_MASTER_KEY "
+          "(or CREDENTIAL_MASTER_KEY_FILE)");
     case ErrorCode::kInvalidArgument:
     case ErrorCode::kDatabase:
     case ErrorCode::kSkill:

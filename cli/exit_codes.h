@@ -16,16 +16,17 @@ namespace credentials::cli {
 
 enum class ExitCode : int {
   kSuccess = 0,
-  kFailure = 1,           // anything not listed below
-  kUsage = 2,             // bad command line or invalid input (CLI11 parse errors too)
-  kNotFound = 3,          // no such credential, or no vault in the directory
-  kUnauthorized = 4,      // the credential is in another user's namespace
-  kDecryptionFailed = 5,  // wrong master key, or vault bytes altered
-  kAlreadyExists = 6,     // `add` of a name the user already has
-  kCouldNotConnect = 7,   // `test`: the database refused or could not be reached
-  kMissingKey = 8,        // no CREDENTIAL_MASTER_KEY / CREDENTIAL_MASTER_KEY_FILE
-  kSkillFailed = 9,       // `run`: the skill is malformed or its query failed
-  kConflict = 10,         // `update --if-version`: someone else changed it first
+  kFailure = 1,            // anything not listed below
+  kUsage = 2,              // bad command line or invalid input (CLI11 parse errors too)
+  kNotFound = 3,           // no such credential, or no vault in the directory
+  kUnauthorized = 4,       // the credential is in another user's namespace
+  kDecryptionFailed = 5,   // wrong master key, or vault bytes altered
+  kAlreadyExists = 6,      // `add` of a name the user already has
+  kCouldNotConnect = 7,    // `test`, or the vault's PostgreSQL: refused or unreachable
+  kMissingKey = 8,         // no CREDENTIAL_MASTER_KEY / CREDENTIAL_MASTER_KEY_FILE
+  kSkillFailed = 9,        // `run`: the skill is malformed or its query failed
+  kConflict = 10,          // `update --if-version`: someone else changed it first
+  kMasterKeyRotated = 11,  // another process rotated the master key while this one ran
 };
 
 [[nodiscard]] constexpr int to_int(ExitCode code) { return static_cast<int>(code); }

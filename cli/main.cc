@@ -93,6 +93,12 @@ int run(int argc, char** argv) {
   } catch (const CommandError& error) {
     print_error(error.what(), error.hint());
     return to_int(error.code());
+  } catch (const ConnectionFailedError& error) {
+    print_error(
+        error.what(),
+        "check that the vault's PostgreSQL server is running and that the URL's host, port, "
+        "user and password are right (CREDENTIAL_VAULT_URL or --vault-url)");
+    return to_int(ExitCode::kCouldNotConnect);
   } catch (const Error& error) {
     // Built now, not before the verb ran: `add` may have asked for the name.
     const HintContext context{common.user, common.name, vault_dir_flag(common)};

@@ -22,6 +22,7 @@ enum class ErrorCode {
   kSkill = 8,
   kConflict = 9,
   kMissingKey = 10,
+  kMasterKeyRotated = 11,
 };
 
 class Error : public std::runtime_error {
@@ -58,8 +59,19 @@ CREDENTIALS_DEFINE_ERROR(DatabaseError, ErrorCode::kDatabase);
 CREDENTIALS_DEFINE_ERROR(SkillError, ErrorCode::kSkill);
 // No master key was configured; the message says how to make one.
 CREDENTIALS_DEFINE_ERROR(MissingKeyError, ErrorCode::kMissingKey);
+// Another process or handle rotated the master key after this handle opened
+// the vault. Nothing was written: open the vault again with the new key.
+CREDENTIALS_DEFINE_ERROR(MasterKeyRotatedError, ErrorCode::kMasterKeyRotated);
 
 #undef CREDENTIALS_DEFINE_ERROR
+
+// The vault's own PostgreSQL server could not be reached, refused the login,
+// or dropped the connection: nothing was written. A DatabaseError, so code
+// that handles storage failures handles it too; the CLI exits 7 for it.
+class ConnectionFailedError : public DatabaseError {
+ public:
+  using DatabaseError::DatabaseError;
+};
 
 // The Python system's name for UnauthorizedError.
 using UnauthorizedAccessError = UnauthorizedError;

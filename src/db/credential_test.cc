@@ -28,6 +28,8 @@ std::string error_kind(ErrorCode code) {
       return "ConflictError";
     case ErrorCode::kMissingKey:
       return "MissingKeyError";
+    case ErrorCode::kMasterKeyRotated:
+      return "MasterKeyRotatedError";
     case ErrorCode::kInternal:
       break;
   }

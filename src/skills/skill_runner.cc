@@ -34,6 +34,7 @@ std::string error_kind(const std::exception& e) {
   if (dynamic_cast<const UnauthorizedError*>(&e)) return "UnauthorizedError";
   if (dynamic_cast<const CredentialNotFoundError*>(&e)) return "CredentialNotFoundError";
   if (dynamic_cast<const DecryptionFailedError*>(&e)) return "DecryptionFailedError";
+  if (dynamic_cast<const MasterKeyRotatedError*>(&e)) return "MasterKeyRotatedError";
   if (dynamic_cast<const InvalidArgumentError*>(&e)) return "InvalidArgumentError";
   if (dynamic_cast<const DatabaseError*>(&e)) return "DatabaseError";
   if (dynamic_cast<const SkillError*>(&e)) return "SkillError";

@@ -416,8 +416,8 @@ std::unique_ptr<PostgresStore::Connection> PostgresStore::connect() const {
   connection->conn = pq::PQconnectdbParams(keys.data(), values.data(), /*expand_dbname=*/0);
   if (!connection->conn) throw DatabaseError("cannot connect to the vault database: out of memory");
   if (pq::PQstatus(connection->conn) != CONNECTION_OK) {
-    throw DatabaseError(fmt::format("cannot connect to the vault database: {}",
-                                    scrub(trimmed(pq::PQerrorMessage(connection->conn)))));
+    throw ConnectionFailedError(fmt::format("cannot connect to the vault database: {}",
+                                            scrub(trimmed(pq::PQerrorMessage(connection->conn)))));
   }
   pq::PQsetNoticeProcessor(connection->conn, [](void*, const char*) {}, nullptr);
   return connection;
@@ -429,7 +429,7 @@ void PostgresStore::ensure_connected(Connection& connection) const {
   connection.prepared.clear();
   pq::PQreset(connection.conn);
   if (pq::PQstatus(connection.conn) != CONNECTION_OK) {
-    throw DatabaseError(fmt::format(
+    throw ConnectionFailedError(fmt::format(
         "the vault database {} is unreachable: {}. Nothing was written; retry when the server is "
         "back",
         description_, scrub(trimmed(pq::PQerrorMessage(connection.conn)))));
@@ -521,7 +521,7 @@ void PostgresStore::fail(std::string_view what, PGresult* result, PGconn* conn) 
                                           : pq::PQerrorMessage(conn)));
   pq::PQclear(result);
   if (!conn || pq::PQstatus(conn) != CONNECTION_OK) {
-    throw DatabaseError(fmt::format(
+    throw ConnectionFailedError(fmt::format(
         "the connection to the vault database {} was lost ({}): the operation was not completed "
         "and its transaction was rolled back; retry when the server is back",
         description_, message));
@@ -539,6 +539,12 @@ void PostgresStore::fail(std::string_view what, PGresult* result, PGconn* conn) 
         "must grant USAGE on the schema and SELECT, INSERT, UPDATE, DELETE on its tables (see "
         "docs/POSTGRES.md), or use the role that ran `credential_manager init`",
         params_->user, schema_, message));
+  }
+  if (sqlstate == "42P01" || sqlstate == "42703") {  // undefined_table, undefined_column
+    throw DecryptionFailedError(fmt::format(
+        "the vault {} was altered: a table or column of its schema '{}' is gone ({}); run "
+        "`credential_manager verify` and restore the vault from a backup",
+        description_, schema_, message));
   }
   if (sqlstate == "55P03") {
     throw DatabaseError(fmt::format(

@@ -21,9 +21,23 @@ namespace {
 
 constexpr int kBusyTimeoutMs = 30000;
 
+// A file that is not a database, damaged pages, or a table or column of the
+// vault's schema that is gone: the vault was altered (or is not a vault), so
+// DecryptionFailedError, as for altered bytes inside a record.
 [[noreturn]] void fail(sqlite3* db, std::string_view what) {
-  throw DatabaseError(fmt::format("vault storage: {} failed: {}", what,
-                                  db ? sqlite3_errmsg(db) : "out of memory"));
+  if (!db) throw DatabaseError(fmt::format("vault storage: {} failed: out of memory", what));
+  const std::string message = sqlite3_errmsg(db);
+  const int code = sqlite3_errcode(db);
+  if (code == SQLITE_CORRUPT || code == SQLITE_NOTADB ||
+      (code == SQLITE_ERROR &&
+       (message.rfind("no such table", 0) == 0 || message.rfind("no such column", 0) == 0))) {
+    throw DecryptionFailedError(
+        fmt::format("the vault was altered or damaged ({}): run `credential_manager verify` and "
+                    "restore the vault "
+                    "from a backup",
+                    message));
+  }
+  throw DatabaseError(fmt::format("vault storage: {} failed: {}", what, message));
 }
 
 // The directory and file modes are set explicitly, not left to the umask:

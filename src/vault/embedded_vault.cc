@@ -94,6 +94,7 @@ std::string error_kind(const std::exception& e) {
   if (dynamic_cast<const CredentialNotFoundError*>(&e)) return "CredentialNotFoundError";
   if (dynamic_cast<const UnauthorizedError*>(&e)) return "UnauthorizedError";
   if (dynamic_cast<const DecryptionFailedError*>(&e)) return "DecryptionFailedError";
+  if (dynamic_cast<const MasterKeyRotatedError*>(&e)) return "MasterKeyRotatedError";
   if (dynamic_cast<const AlreadyExistsError*>(&e)) return "AlreadyExistsError";
   if (dynamic_cast<const InvalidArgumentError*>(&e)) return "InvalidArgumentError";
   if (dynamic_cast<const ConflictError*>(&e)) return "ConflictError";
@@ -1162,14 +1163,15 @@ class EmbeddedVault final : public VaultImpl {
     // A fresh Argon2 salt with every rotation; the salt and the re-wrapped
     // keys commit together, so the vault opens with exactly one of the keys.
     KeyDerivation derivation{keys_->vault_id(), random_bytes(kArgon2SaltSize), default_argon2_params()};
-    SecretBytes new_kek = derive_kek(material, derivation);
+    DerivedKek derived = derive_kek(material, derivation);
     vault_write("rotate_master_key", 0, [&] {
       store_->put_meta("argon2_salt", derivation.argon2_salt);
       store_->put_meta("argon2_ops", to_bytes(static_cast<std::int64_t>(derivation.argon2.ops_limit)));
       store_->put_meta("argon2_mem", to_bytes(static_cast<std::int64_t>(derivation.argon2.mem_limit)));
-      keys_->rewrap(*store_, new_kek);
+      store_->put_meta("key_check", derived.key_check);
+      keys_->rewrap(*store_, derived.kek);  // refuses when this handle's KEK is stale
     });
-    keys_->set_kek(std::move(new_kek));
+    keys_->set_kek(std::move(derived.kek));
   }
 
   std::int64_t rotate_data_key() override {
@@ -1620,7 +1622,9 @@ std::unique_ptr<VaultImpl> open_vault(VaultOptions options) {
       store->put_meta("argon2_salt", salt);
       store->put_meta("argon2_ops", to_bytes(static_cast<std::int64_t>(params.ops_limit)));
       store->put_meta("argon2_mem", to_bytes(static_cast<std::int64_t>(params.mem_limit)));
-      Keyring keys(vault_id, derive_kek(material, {vault_id, salt, params}));
+      DerivedKek derived = derive_kek(material, {vault_id, salt, params});
+      store->put_meta("key_check", derived.key_check);
+      Keyring keys(vault_id, std::move(derived.kek));
       const std::int64_t created = now().time_since_epoch().count();
       keys.create_key(*store, "index", created);
       keys.create_key(*store, "audit", created);
@@ -1644,13 +1648,32 @@ std::unique_ptr<VaultImpl> open_vault(VaultOptions options) {
         "again",
         from_bytes(*version), kFormatVersion));
   }
-  KeyDerivation derivation = read_derivation(*store);
-  SecretBytes kek = derive_kek(material, derivation);
   if (from_bytes(*version) == kFormatWithoutLedger) {
-    EmbeddedVault::upgrade_format_2(*store, derivation.vault_id, kek);
+    const KeyDerivation derivation = read_derivation(*store);
+    EmbeddedVault::upgrade_format_2(*store, derivation.vault_id,
+                                    derive_kek(material, derivation).kek);
   }
-  auto keys = std::make_unique<Keyring>(derivation.vault_id, std::move(kek));
-  keys->load(*store);  // the key checked before anything is written
+  // The key checked before anything is written. The header and the keys are
+  // read in one snapshot: a master-key rotation commits its salt, key check
+  // and re-wrapped keys together, and the opener sees all or none of them.
+  std::unique_ptr<Keyring> keys;
+  {
+    auto txn = store->begin_read();
+    const KeyDerivation derivation = read_derivation(*store);
+    DerivedKek derived = derive_kek(material, derivation);
+    const auto key_check = store->get_meta("key_check");
+    const bool check_matches = key_check && *key_check == derived.key_check;
+    keys = std::make_unique<Keyring>(derivation.vault_id, std::move(derived.kek));
+    try {
+      keys->load(*store);
+    } catch (const DecryptionFailedError&) {
+      // A matching key check proves the key right: the vault is what is wrong.
+      if (check_matches)
+        throw_vault_altered("its keys do not unwrap under it (key table or vault id changed)");
+      throw;
+    }
+    if (key_check && !check_matches) throw_vault_altered("its key check was changed");
+  }
   version = store->get_meta("format_version");
   if (version && from_bytes(*version) == kFormatWithoutRuns) EmbeddedVault::upgrade_format_4(*store);
   const bool ledger_by_lookup = version && from_bytes(*version) == kFormatLedgerByLookup;

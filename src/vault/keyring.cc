@@ -1,6 +1,9 @@
 #include "vault/keyring.h"
 
+#include <algorithm>
 #include <cctype>
+
+#include <fmt/format.h>
 
 #include "credentials/errors.h"
 
@@ -8,6 +11,7 @@ namespace credentials::internal {
 namespace {
 
 constexpr std::string_view kKekInfo = "credentials/v1/kek";
+constexpr std::string_view kKeyCheckInfo = "credentials/v1/key-check";
 constexpr std::string_view kWrapLabel = "credentials/v1/wrap";
 constexpr std::string_view kFormat3WrapLabel = "credentials/v3/wrap";
 
@@ -23,6 +27,13 @@ void append_u64(Bytes& out, std::uint64_t v) {
 
 }  // namespace
 
+void throw_vault_altered(std::string_view what) {
+  throw DecryptionFailedError(fmt::format(
+      "the vault was altered: the master key is right, but {}. Nothing was changed; run "
+      "`credential_manager verify` and restore the vault from a backup",
+      what));
+}
+
 bool is_raw_key(std::string_view material) {
   if (material.size() != 44) return false;
   auto decoded = base64url_decode(material);
@@ -36,7 +47,7 @@ SecretString normalize_master_key(std::string_view material) {
   return SecretString(material);
 }
 
-SecretBytes derive_kek(const SecretString& material, const KeyDerivation& derivation) {
+DerivedKek derive_kek(const SecretString& material, const KeyDerivation& derivation) {
   SecretBytes root;
   if (is_raw_key(material.reveal())) {
     auto decoded = base64url_decode(material.reveal());
@@ -45,7 +56,10 @@ SecretBytes derive_kek(const SecretString& material, const KeyDerivation& deriva
   } else {
     root = argon2id(material.reveal(), derivation.argon2_salt, derivation.argon2, kKeySize);
   }
-  return hkdf_sha256(root.span(), derivation.vault_id, kKekInfo, kKeySize);
+  DerivedKek derived{hkdf_sha256(root.span(), derivation.vault_id, kKekInfo, kKeySize), {}};
+  const SecretBytes check = hkdf_sha256(root.span(), {}, kKeyCheckInfo, kKeySize);
+  derived.key_check.assign(check.span().begin(), check.span().end());
+  return derived;
 }
 
 Bytes Keyring::wrap_aad(std::int64_t key_id, std::string_view purpose, KeyWrapping wrapping) const {
@@ -59,12 +73,18 @@ Bytes Keyring::wrap_aad(std::int64_t key_id, std::string_view purpose, KeyWrappi
 
 std::int64_t Keyring::create_key(RecordStore& store, std::string_view purpose,
                                  std::int64_t now_micros) {
+  // Inside the caller's write transaction: the keys as they are now, so a
+  // master-key rotation committed by another process since this keyring was
+  // loaded is seen here, and nothing is wrapped under a KEK that is no
+  // longer the vault's.
+  const auto stored_keys = store.load_keys();
   std::int64_t key_id = 1;
-  for (const auto& key : store.load_keys()) key_id = std::max(key_id, key.key_id + 1);
+  for (const auto& key : stored_keys) key_id = std::max(key_id, key.key_id + 1);
   SecretBytes key = random_secret(kKeySize);
   Bytes wrapped;
   {
     std::shared_lock lock(mutex_);
+    if (!stored_keys.empty() && !kek_unwraps_any(stored_keys)) fail_unwrap(stored_keys);
     wrapped = aead_encrypt(kek_, key.span(), wrap_aad(key_id, purpose));
   }
   store.insert_key({key_id, std::string(purpose), std::move(wrapped), now_micros, 0});
@@ -82,7 +102,7 @@ void Keyring::load(RecordStore& store) {
       continue;
     }
     auto key = aead_decrypt(kek_, stored.wrapped, wrap_aad(stored.key_id, stored.purpose));
-    if (!key) wrong_key();
+    if (!key) fail_unwrap(stored_keys);
     key->lock();
     if (stored.purpose == "data") {
       newest_data_key_ = std::max(newest_data_key_, stored.key_id);
@@ -101,7 +121,7 @@ void Keyring::load(RecordStore& store) {
     }
   }
   if (!have_index || !have_audit || data_keys_.empty()) {
-    throw DecryptionFailedError("the vault's key table is incomplete: restore the vault from a backup");
+    throw_vault_altered("its key table is incomplete");
   }
   have_fixed_keys_ = true;
 }
@@ -127,7 +147,7 @@ void Keyring::rewrap(RecordStore& store, const SecretBytes& new_kek) const {
   for (const auto& stored : stored_keys) {
     const Bytes aad = wrap_aad(stored.key_id, stored.purpose);
     auto key = aead_decrypt(kek_, stored.wrapped, aad);
-    if (!key) wrong_key();
+    if (!key) fail_unwrap(stored_keys);
     rewrapped.emplace_back(stored.key_id, aead_encrypt(new_kek, key->span(), aad));
   }
   lock.unlock();
@@ -140,12 +160,28 @@ void Keyring::rewrap_for(RecordStore& store, KeyWrapping wrapping) {
   std::unique_lock lock(mutex_);  // wrapping_ changes
   for (const auto& stored : stored_keys) {
     auto key = aead_decrypt(kek_, stored.wrapped, wrap_aad(stored.key_id, stored.purpose));
-    if (!key) wrong_key();
+    if (!key) fail_unwrap(stored_keys);
     rewrapped.emplace_back(stored.key_id,
                            aead_encrypt(kek_, key->span(), wrap_aad(stored.key_id, stored.purpose, wrapping)));
   }
   for (const auto& [key_id, wrapped] : rewrapped) store.update_wrapped_key(key_id, wrapped);
   wrapping_ = wrapping;
+}
+
+bool Keyring::kek_unwraps_any(const std::vector<StoredKey>& stored_keys) const {
+  return std::any_of(stored_keys.begin(), stored_keys.end(), [&](const StoredKey& stored) {
+    return aead_decrypt(kek_, stored.wrapped, wrap_aad(stored.key_id, stored.purpose)).has_value();
+  });
+}
+
+void Keyring::fail_unwrap(const std::vector<StoredKey>& stored_keys) const {
+  if (kek_unwraps_any(stored_keys)) throw_vault_altered("a key in its key table does not unwrap");
+  if (have_fixed_keys_) {
+    throw MasterKeyRotatedError(
+        "the master key was rotated by another process after this one opened the vault; nothing "
+        "was written. Open the vault again with the new master key");
+  }
+  wrong_key();
 }
 
 }  // namespace credentials::internal

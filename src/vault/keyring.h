@@ -7,6 +7,15 @@
 //
 // Rotating the master key re-wraps those few keys; records are untouched.
 //
+// A keyring holds the KEK its handle opened the vault with, and another
+// process (or host, or handle) may rotate the master key after that. So
+// every write that wraps or re-wraps under the KEK (create_key, rewrap,
+// rewrap_for) first unwraps the keys as they stand inside the caller's write
+// transaction: when none unwraps, the KEK is no longer the vault's and the
+// write fails with MasterKeyRotatedError before anything is wrapped. A load
+// that finds a new key it cannot unwrap fails the same way. Keys that
+// unwrap beside one that does not mean an altered key table, not a rotation.
+//
 // Thread-safety: the vault lets reads on a thread-safe store (PostgreSQL)
 // run in parallel, and a read may find a data key added by another host and
 // load it. So the data keys and the KEK are guarded by a mutex of the
@@ -48,13 +57,26 @@ struct KeyDerivation {
 [[nodiscard]] bool is_raw_key(std::string_view material);
 // Trims trailing whitespace (a key file ends with a newline).
 [[nodiscard]] SecretString normalize_master_key(std::string_view material);
-[[nodiscard]] SecretBytes derive_kek(const SecretString& material, const KeyDerivation& derivation);
+// What the master key yields: the KEK, and the key check stored in the
+// vault's `key_check` meta row. The check is HKDF of the key's 32 bytes
+// (after Argon2id for a passphrase) under a label of its own, so it does not
+// depend on the vault id or the key table: a check that matches while the
+// keys do not unwrap means the vault was altered, not that the key is wrong.
+struct DerivedKek {
+  SecretBytes kek;
+  Bytes key_check;
+};
+[[nodiscard]] DerivedKek derive_kek(const SecretString& material, const KeyDerivation& derivation);
 
 // The label in a wrapped key's associated data. Format 3 (the version
 // ledger) wraps under a label of its own, so a vault that has a ledger
 // cannot be passed off as a format-2 vault to have one rebuilt: its keys do
 // not unwrap as format 2's (docs/FORMAT.md, "Upgrade from format 2").
 enum class KeyWrapping { kFormat2, kFormat3 };
+
+// Throws DecryptionFailedError saying that the vault was altered (the master
+// key itself was shown to be right) and `what` is wrong with it.
+[[noreturn]] void throw_vault_altered(std::string_view what);
 
 class Keyring {
  public:
@@ -63,10 +85,14 @@ class Keyring {
     kek_.lock();
   }
 
-  // Makes a new random key of `purpose`, wraps it and stores it.
+  // Makes a new random key of `purpose`, wraps it and stores it. REQUIRES:
+  // the caller's write transaction. Throws MasterKeyRotatedError when the
+  // stored keys are no longer wrapped under this keyring's KEK.
   std::int64_t create_key(RecordStore& store, std::string_view purpose, std::int64_t now_micros);
   // Unwraps every stored key this keyring does not hold yet. Throws
-  // DecryptionFailedError if the KEK is wrong.
+  // DecryptionFailedError if the KEK is wrong (or the key table altered), and
+  // MasterKeyRotatedError when a keyring that loaded before meets keys its
+  // KEK no longer unwraps.
   void load(RecordStore& store);
   // Reloads when the store holds a key this keyring has not seen (a data key
   // added by another process).
@@ -84,8 +110,9 @@ class Keyring {
   [[nodiscard]] const HmacSha256& ledger_mac() const { return ledger_mac_; }
   [[nodiscard]] const Bytes& vault_id() const { return vault_id_; }
 
-  // Re-wraps every stored key under `new_kek` (inside the caller's
+  // Re-wraps every stored key under `new_kek` (inside the caller's write
   // transaction); this keyring keeps its KEK until set_kek after the commit.
+  // Throws as load does when a stored key does not unwrap.
   void rewrap(RecordStore& store, const SecretBytes& new_kek) const;
   // Re-wraps every stored key under the same KEK with `wrapping`'s label
   // (the upgrade to format 3, inside the caller's transaction), and uses it
@@ -102,6 +129,10 @@ class Keyring {
     return wrap_aad(key_id, purpose, wrapping_);
   }
   [[nodiscard]] Bytes wrap_aad(std::int64_t key_id, std::string_view purpose, KeyWrapping wrapping) const;
+  // REQUIRE mutex_ (shared or exclusive).
+  [[nodiscard]] bool kek_unwraps_any(const std::vector<StoredKey>& stored_keys) const;
+  // A stored key did not unwrap: throws the error that says why.
+  [[noreturn]] void fail_unwrap(const std::vector<StoredKey>& stored_keys) const;
   Bytes vault_id_;
   mutable std::shared_mutex mutex_;  // guards kek_, data_keys_, newest_data_key_
   SecretBytes kek_;

@@ -33,6 +33,7 @@ enum Exit : int {
   kMissingKey = 8,
   kSkillFailed = 9,
   kConflict = 10,
+  kMasterKeyRotated = 11,
 };
 
 class CliTest : public ::testing::Test {

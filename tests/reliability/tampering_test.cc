@@ -387,6 +387,80 @@ TEST_F(TamperingTest, EveryFlippedKeyOrHeaderByteIsRejected) {
   EXPECT_TRUE(vault.verify().ok());
 }
 
+// With the right master key, an altered header or key table is reported as
+// an altered vault, never as a wrong key (which would send the operator
+// looking for another key); a wrong key is still reported as one.
+TEST_F(TamperingTest, AlteredHeaderOrKeyTableWithTheRightKeySaysAlteredNotWrongKey) {
+  const auto open_error = [&](const SecretString& key) -> std::string {
+    try {
+      (void)Vault::open({.directory = dir_.path() / "vault", .master_key = key.clone()});
+    } catch (const DecryptionFailedError& e) {
+      return e.what();
+    }
+    return "opened";
+  };
+  const auto expect_altered = [&](const std::string& what) {
+    const std::string message = open_error(key_);
+    EXPECT_NE(message.find("was altered"), std::string::npos) << what << ": " << message;
+    EXPECT_EQ(message.find("restore the original key"), std::string::npos)
+        << what << ": " << message;
+  };
+  std::map<std::string, Blob> meta;
+  std::vector<std::pair<std::string, Blob>> keys;  // key_id, wrapped
+  {
+    RawDb raw(db_file());
+    for (const auto& row : raw.query("SELECT key, value FROM meta")) {
+      meta[std::string(row[0].begin(), row[0].end())] = row[1];
+    }
+    for (const auto& row : raw.query("SELECT key_id, wrapped FROM keys ORDER BY key_id")) {
+      keys.emplace_back(std::string(row[0].begin(), row[0].end()), row[1]);
+    }
+  }
+  ASSERT_EQ(meta.count("key_check"), 1u);
+  ASSERT_GE(keys.size(), 3u);
+  const auto set_meta = [&](const std::string& key, const Blob& value) {
+    RawDb(db_file()).run("UPDATE meta SET value = ?1 WHERE key = '" + key + "'", {value});
+  };
+  const auto set_wrapped = [&](const std::string& key_id, const Blob& value) {
+    RawDb(db_file()).run("UPDATE keys SET wrapped = ?1 WHERE key_id = " + key_id, {value});
+  };
+
+  Blob other_id = meta["vault_id"];
+  other_id[0] ^= 0x80;
+  set_meta("vault_id", other_id);
+  expect_altered("vault_id changed");
+  set_meta("vault_id", meta["vault_id"]);
+
+  set_wrapped(keys[0].first, keys[1].second);  // two key rows swapped
+  set_wrapped(keys[1].first, keys[0].second);
+  expect_altered("key rows swapped");
+  set_wrapped(keys[0].first, keys[0].second);
+  set_wrapped(keys[1].first, keys[1].second);
+
+  Blob bad_wrap = keys[2].second;
+  bad_wrap.back() ^= 0x01;
+  set_wrapped(keys[2].first, bad_wrap);
+  expect_altered("one wrapped key flipped");
+  set_wrapped(keys[2].first, keys[2].second);
+
+  Blob bad_check = meta["key_check"];
+  bad_check[3] ^= 0x01;
+  set_meta("key_check", bad_check);
+  expect_altered("key check changed");
+  // A wrong key with an altered check: still "wrong key" is not claimed as
+  // proven, but the vault never opens.
+  EXPECT_NE(open_error(generate_master_key()), "opened");
+  set_meta("key_check", meta["key_check"]);
+
+  // Control: the wrong key is reported as a wrong key, and the right one opens.
+  const std::string wrong = open_error(generate_master_key());
+  EXPECT_NE(wrong.find("restore the original key"), std::string::npos) << wrong;
+  EXPECT_EQ(wrong.find("altered"), std::string::npos) << wrong;
+  EXPECT_EQ(open_error(key_), "opened");
+  Vault vault = open();
+  EXPECT_TRUE(vault.verify().ok());
+}
+
 // Bytes of the version ledger on the credentials' paths: every byte of every
 // leaf that lists one, and of the root's and the inner nodes' MAC slots one
 // byte each (a flip anywhere in a slot changes the same comparison), and

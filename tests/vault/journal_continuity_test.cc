@@ -367,7 +367,8 @@ class UpgradedVaultTest : public JournalContinuityTest {
         meta(*store, "argon2_salt"),
         {number(meta(*store, "argon2_ops")), number(meta(*store, "argon2_mem"))}};
     auto keys = std::make_unique<internal::Keyring>(
-        vault_id, internal::derive_kek(internal::normalize_master_key(key_.reveal()), derivation));
+        vault_id,
+        internal::derive_kek(internal::normalize_master_key(key_.reveal()), derivation).kek);
     keys->load(*store);
     return keys;
   }
