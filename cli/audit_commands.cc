@@ -4,6 +4,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include <fmt/format.h>
 
@@ -19,6 +20,7 @@ struct AuditOptions {
   std::string action;
   std::string since;
   std::size_t limit = 1000;
+  std::vector<std::string> checkpoints;
   CLI::App* verify = nullptr;
   CLI::App* head = nullptr;
 };
@@ -106,25 +108,33 @@ void reject_user(const CommonOptions& common, const char* verb) {
   }
 }
 
-void run_audit_verify(const CommonOptions& common) {
+void run_audit_verify(const CommonOptions& common, const std::vector<std::string>& checkpoints) {
   reject_user(common, "verify");
   Vault vault = open_vault(common, IfNoVault::kFail);
-  const AuditVerification result = vault.verify_audit();
+  const AuditVerification result = vault.verify_audit(checkpoints);
   if (common.json) {
     print_json({{"ok", result.ok},
                 {"events", result.events},
                 {"first_bad_seq", result.first_bad_seq},
                 {"problem", result.problem}});
-  } else if (result.ok) {
+  } else if (result.ok && checkpoints.empty()) {
     fmt::print("Audit chain verified: {} events, no tampering found.\n", result.events);
+  } else if (result.ok) {
+    fmt::print(
+        "Audit chain verified: {} events, no tampering found; it holds the {} checkpoint{} "
+        "given.\n",
+        result.events, checkpoints.size(), checkpoints.size() == 1 ? "" : "s");
   }
   if (!result.ok) {
     throw CommandError(
         ExitCode::kDecryptionFailed,
-        fmt::format("the audit chain is broken at event {}: {} ({} events checked)",
+        fmt::format("the audit trail does not verify at event {}: {} ({} events checked)",
                     result.first_bad_seq, printable(result.problem), result.events),
-        "the audit data was altered after it was written: restore the vault from a backup "
-        "and compare with an `audit head` checkpoint kept off this machine");
+        checkpoints.empty()
+            ? "the audit data was altered after it was written: restore the vault from a backup "
+              "and compare with an `audit head` checkpoint kept off this machine"
+            : "the audit data was altered, or the vault was rolled back or replaced: restore it "
+              "from a backup that holds your latest checkpoint");
   }
 }
 
@@ -133,10 +143,13 @@ void run_audit_head(const CommonOptions& common) {
   Vault vault = open_vault(common, IfNoVault::kFail);
   const AuditHead head = vault.audit_head();
   if (common.json) {
-    print_json({{"seq", head.seq}, {"mac", head.mac_hex}});
+    print_json({{"seq", head.seq},
+                {"mac", head.mac_hex},
+                {"vault_id", head.vault_id_hex},
+                {"checkpoint", head.checkpoint()}});
     return;
   }
-  fmt::print("{} {}\n", head.seq, head.mac_hex);
+  fmt::print("{}\n", head.checkpoint());
 }
 
 }  // namespace
@@ -176,16 +189,22 @@ Command add_audit_command(CLI::App& root, CommonOptions& common) {
   add_version_flag(*options->verify);
   add_vault_location_options(*options->verify, common);
   add_json_flag(*options->verify, common);
+  options->verify->add_option(
+      "--checkpoint", options->checkpoints,
+      "A checkpoint `audit head` printed earlier (repeatable): exit 5 unless the chain still holds "
+      "it (a rolled-back vault, or another vault's checkpoint)");
 
   options->head = command->add_subcommand(
-      "head", "Print the chain's last sequence number and MAC: a checkpoint to keep elsewhere");
+      "head",
+      "Print a checkpoint of the chain (vault id, last sequence number, MAC) to keep off this "
+      "machine; check it later with `audit verify --checkpoint`");
   add_version_flag(*options->head);
   add_vault_location_options(*options->head, common);
   add_json_flag(*options->head, common);
 
   return {command, [options, &common] {
             if (options->verify->parsed()) {
-              run_audit_verify(common);
+              run_audit_verify(common, options->checkpoints);
             } else if (options->head->parsed()) {
               run_audit_head(common);
             } else {

@@ -43,11 +43,16 @@ struct AuditVerification {
   std::string problem;             // what is wrong at first_bad_seq
 };
 
-// A checkpoint of the chain: keep it off the machine; a later head that does
-// not extend it means the vault was rolled back.
+// The chain's head as a checkpoint: keep checkpoints off the machine
+// (docs/THREAT_MODEL.md, "Checkpoints"). Vault::verify_audit(checkpoints)
+// tells whether the chain still holds one: a chain that does not was
+// rolled back, or is another vault's.
 struct AuditHead {
   std::int64_t seq = 0;
-  std::string mac_hex;
+  std::string mac_hex;       // the chain's MAC at `seq`
+  std::string vault_id_hex;  // the vault the chain belongs to
+  // One line of text: "credentials-checkpoint:1:<vault id>:<seq>:<mac>".
+  [[nodiscard]] std::string checkpoint() const;
 };
 
 }  // namespace credentials

@@ -147,6 +147,10 @@ class Vault {
   [[nodiscard]] std::vector<AuditEvent> audit_events(const UserContext& user, const AuditQuery& query);
   // Checks the whole chain; reveals no event content.
   [[nodiscard]] AuditVerification verify_audit();
+  // verify_audit, and also that the chain holds each checkpoint (as
+  // AuditHead::checkpoint printed it): not ok, with the problem, when it
+  // does not. Throws InvalidArgumentError for text that is not a checkpoint.
+  [[nodiscard]] AuditVerification verify_audit(const std::vector<std::string>& checkpoints);
   [[nodiscard]] AuditHead audit_head();
 
   // --- vault-wide operations (whoever holds the master key) -------------------

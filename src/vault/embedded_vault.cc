@@ -1137,12 +1137,84 @@ class EmbeddedVault final : public VaultImpl {
     });
   }
 
-  AuditVerification verify_audit() override {
+  AuditVerification verify_audit(const std::vector<std::string>& checkpoints) override {
+    std::vector<AuditHead> wanted;
+    for (const auto& text : checkpoints) wanted.push_back(parse_checkpoint(text));
     const ReadLock lock = lock_for_read();
     fold_journals(/*live=*/true);
     auto txn = store_->begin_read();
     const ChainVerification internal = verify_audit_chain(*store_, *keys_);
-    return {internal.ok, internal.events, internal.first_bad_seq, internal.problem};
+    AuditVerification result{internal.ok, internal.events, internal.first_bad_seq,
+                             internal.problem};
+    for (const auto& checkpoint : wanted) {
+      if (!result.ok) break;
+      if (auto problem = checkpoint_problem(checkpoint, internal.head_seq)) {
+        result = {false, internal.events, checkpoint.seq, std::move(*problem)};
+      }
+    }
+    return result;
+  }
+
+  // "credentials-checkpoint:1:<32 hex>:<seq>:<64 hex>", as AuditHead::checkpoint prints it.
+  static AuditHead parse_checkpoint(std::string_view text) {
+    const auto invalid = [] {
+      return InvalidArgumentError(
+          "that is not an audit checkpoint: expected one line as `credential_manager audit head` "
+          "prints it, credentials-checkpoint:1:<vault id>:<sequence number>:<MAC>");
+    };
+    std::vector<std::string_view> parts;
+    for (std::size_t start = 0;;) {
+      const std::size_t end = text.find(':', start);
+      parts.push_back(text.substr(start, end == std::string_view::npos ? end : end - start));
+      if (end == std::string_view::npos) break;
+      start = end + 1;
+    }
+    const auto is_hex = [](std::string_view s, std::size_t size) {
+      return s.size() == size && std::all_of(s.begin(), s.end(), [](char c) {
+               return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f');
+             });
+    };
+    if (parts.size() != 5 || parts[0] != "credentials-checkpoint" || parts[1] != "1" ||
+        !is_hex(parts[2], 2 * kVaultIdSize) || parts[3].empty() || parts[3].size() > 18 ||
+        !std::all_of(parts[3].begin(), parts[3].end(),
+                     [](char c) { return c >= '0' && c <= '9'; })) {
+      throw invalid();
+    }
+    AuditHead head{std::stoll(std::string(parts[3])), std::string(parts[4]), std::string(parts[2])};
+    // An empty chain's checkpoint has no MAC: it names the vault only.
+    if (head.seq == 0 ? !head.mac_hex.empty() : !is_hex(head.mac_hex, 2 * kKeySize))
+      throw invalid();
+    return head;
+  }
+
+  // Why the chain (verified, its last event `head_seq`) does not hold
+  // `checkpoint`; nullopt when it does. REQUIRES: a read transaction.
+  std::optional<std::string> checkpoint_problem(const AuditHead& checkpoint,
+                                                std::int64_t head_seq) {
+    const std::string vault_id = hex_encode(keys_->vault_id());
+    if (checkpoint.vault_id_hex != vault_id) {
+      return fmt::format(
+          "the checkpoint of event {} is of another vault (vault id {}; this vault's is {})",
+          checkpoint.seq, checkpoint.vault_id_hex, vault_id);
+    }
+    if (checkpoint.seq == 0) return std::nullopt;
+    if (checkpoint.seq > head_seq) {
+      return fmt::format(
+          "the chain ends at event {}, before the checkpoint's event {}: the vault was rolled back "
+          "to an "
+          "older copy",
+          head_seq, checkpoint.seq);
+    }
+    const auto rows = store_->audit_rows(checkpoint.seq - 1, 1);
+    if (rows.empty() || rows.front().seq != checkpoint.seq ||
+        hex_encode(rows.front().mac) != checkpoint.mac_hex) {
+      return fmt::format(
+          "the chain does not hold the checkpoint's event {} as it was: the vault was rolled back "
+          "to an "
+          "older copy and written to since, or replaced",
+          checkpoint.seq);
+    }
+    return std::nullopt;
   }
 
   AuditHead audit_head() override {
@@ -1154,7 +1226,7 @@ class EmbeddedVault final : public VaultImpl {
       throw DecryptionFailedError(fmt::format("the audit chain is broken at event {}: {}",
                                               internal.first_bad_seq, internal.problem));
     }
-    return {internal.head_seq, hex_encode(internal.head_mac)};
+    return {internal.head_seq, hex_encode(internal.head_mac), hex_encode(keys_->vault_id())};
   }
 
   void rotate_master_key(SecretString new_master_key) override {

@@ -120,7 +120,14 @@ std::uint64_t Vault::rollback(const UserContext& user, std::string_view ref, std
 std::vector<AuditEvent> Vault::audit_events(const UserContext& user, const AuditQuery& query) {
   return impl_->audit_events(user, query);
 }
-AuditVerification Vault::verify_audit() { return impl_->verify_audit(); }
+AuditVerification Vault::verify_audit() { return impl_->verify_audit({}); }
+AuditVerification Vault::verify_audit(const std::vector<std::string>& checkpoints) {
+  return impl_->verify_audit(checkpoints);
+}
+
+std::string AuditHead::checkpoint() const {
+  return fmt::format("credentials-checkpoint:1:{}:{}:{}", vault_id_hex, seq, mac_hex);
+}
 AuditHead Vault::audit_head() { return impl_->audit_head(); }
 void Vault::rotate_master_key(SecretString new_master_key) {
   impl_->rotate_master_key(std::move(new_master_key));

@@ -95,7 +95,7 @@ class VaultImpl {
                                  std::uint64_t version) = 0;
 
   virtual std::vector<AuditEvent> audit_events(const UserContext& user, const AuditQuery& query) = 0;
-  virtual AuditVerification verify_audit() = 0;
+  virtual AuditVerification verify_audit(const std::vector<std::string>& checkpoints) = 0;
   virtual AuditHead audit_head() = 0;
 
   virtual void rotate_master_key(SecretString new_master_key) = 0;

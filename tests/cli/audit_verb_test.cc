@@ -4,6 +4,7 @@
 #include <set>
 #include <string>
 
+#include <fmt/format.h>
 #include <sqlite3.h>
 
 #include "cli/cli_fixture.h"
@@ -169,7 +170,96 @@ TEST_F(AuditVerbTest, HeadPrintsSeqAndMacAndGrows) {
   ASSERT_EQ(cli({"list", "--user", "alice"}).exit_code, kOk);
   const CliResult text = cli({"audit", "head"});
   ASSERT_EQ(text.exit_code, kOk) << text;
-  EXPECT_EQ(text.out.rfind(std::to_string(first["seq"].get<int>() + 1) + " ", 0), 0u) << text;
+  const std::string prefix =
+      fmt::format("credentials-checkpoint:1:{}:{}:", first["vault_id"].get<std::string>(),
+                  first["seq"].get<int>() + 1);
+  EXPECT_EQ(text.out.rfind(prefix, 0), 0u) << text;
+  EXPECT_EQ(text.out.size(), prefix.size() + 64 + 1) << text;  // the MAC in hex, and a newline
+  EXPECT_EQ(first["checkpoint"].get<std::string>().rfind("credentials-checkpoint:1:", 0), 0u)
+      << first;
+}
+
+// Checkpoints kept off the machine catch what the chain alone cannot: a
+// whole-vault rollback (to an older copy, and then written to), and a
+// checkpoint of another vault. Several may be given; text that is not a
+// checkpoint is a usage error.
+TEST_F(AuditVerbTest, VerifyWithCheckpointsDetectsAWholeVaultRollback) {
+  const auto head = [&] {
+    const CliResult result = cli({"audit", "head"});
+    EXPECT_EQ(result.exit_code, kOk) << result;
+    return result.out.substr(0, result.out.find('\n'));
+  };
+  const std::string early = head();
+  std::filesystem::copy(vault_dir(), work_dir() / "older",
+                        std::filesystem::copy_options::recursive);
+  ASSERT_EQ(
+      cli({"update", "--user", "alice", "--name", "prod_db", "--password-stdin"}, "newer-pw\n")
+          .exit_code,
+      kOk);
+  const std::string later = head();
+  ASSERT_NE(early, later);
+
+  const CliResult both = cli({"audit", "verify", "--checkpoint", early, "--checkpoint", later});
+  EXPECT_EQ(both.exit_code, kOk) << both;
+  EXPECT_NE(both.out.find("2 checkpoints"), std::string::npos) << both;
+  // Reads after the checkpoint extend the chain: it still holds it.
+  ASSERT_EQ(cli({"list", "--user", "alice"}).exit_code, kOk);
+  EXPECT_EQ(cli({"audit", "verify", "--checkpoint", later}).exit_code, kOk);
+
+  // The whole vault put back from the older copy: its own chain verifies...
+  std::filesystem::remove_all(vault_dir());
+  std::filesystem::copy(work_dir() / "older", vault_dir(),
+                        std::filesystem::copy_options::recursive);
+  ASSERT_EQ(cli({"audit", "verify"}).exit_code, kOk);
+  EXPECT_EQ(cli({"audit", "verify", "--checkpoint", early}).exit_code, kOk);
+  // ...but not the later checkpoint, before and after it is written to.
+  const CliResult rolled_back = cli({"audit", "verify", "--checkpoint", later});
+  EXPECT_EQ(rolled_back.exit_code, kDecryptionFailed) << rolled_back;
+  EXPECT_NE(rolled_back.err.find("rolled back"), std::string::npos) << rolled_back;
+  for (int i = 0; i < 3; ++i) ASSERT_EQ(cli({"list", "--user", "alice"}).exit_code, kOk);
+  const CliResult diverged = cli({"audit", "verify", "--checkpoint", early, "--checkpoint", later});
+  EXPECT_EQ(diverged.exit_code, kDecryptionFailed) << diverged;
+  EXPECT_NE(diverged.err.find("rolled back"), std::string::npos) << diverged;
+
+  // Another vault's checkpoint.
+  Environment other = env();
+  other["CREDENTIAL_VAULT_DIR"] = (work_dir() / "other").string();
+  ASSERT_EQ(cli_with_env({"init"}, other).exit_code, kOk);
+  const CliResult other_head = cli_with_env({"audit", "head"}, other);
+  const CliResult foreign =
+      cli({"audit", "verify", "--checkpoint", other_head.out.substr(0, other_head.out.find('\n'))});
+  EXPECT_EQ(foreign.exit_code, kDecryptionFailed) << foreign;
+  EXPECT_NE(foreign.err.find("another vault"), std::string::npos) << foreign;
+
+  for (const std::string& bad :
+       std::vector<std::string>{"", "credentials-checkpoint:1:zz:1:00", "1 abc", early + "0"}) {
+    const CliResult result = cli({"audit", "verify", "--checkpoint", bad});
+    EXPECT_EQ(result.exit_code, kUsage) << "'" << bad << "': " << result;
+  }
+}
+
+TEST_F(AuditVerbTest, VerifyWithCheckpointsOnThePostgresVault) {
+  ASSERT_TRUE(PostgresServer::available()) << PostgresServer::kNotConfigured;
+  const PostgresVault pg = make_postgres_vault();
+  const Environment by_url{{"CREDENTIAL_MASTER_KEY", kMasterKey}, {"CREDENTIAL_VAULT_URL", pg.url}};
+  ASSERT_EQ(cli_with_env({"init"}, by_url).exit_code, kOk);
+  ASSERT_EQ(cli_with_env({"list", "--user", "alice"}, by_url).exit_code, kOk);  // an event
+  const CliResult head = cli_with_env({"audit", "head", "--json"}, by_url);
+  ASSERT_EQ(head.exit_code, kOk) << head;
+  const auto parsed = nlohmann::json::parse(head.out);
+  const std::string checkpoint = parsed["checkpoint"];
+  EXPECT_EQ(cli_with_env({"audit", "verify", "--checkpoint", checkpoint}, by_url).exit_code, kOk);
+  // The same position with another MAC: a chain that diverged from the checkpoint.
+  std::string diverged = checkpoint;
+  diverged.back() = diverged.back() == '0' ? '1' : '0';
+  const CliResult result = cli_with_env({"audit", "verify", "--checkpoint", diverged}, by_url);
+  EXPECT_EQ(result.exit_code, kDecryptionFailed) << result;
+  // A later position the chain never reached: rolled back.
+  const std::string beyond =
+      fmt::format("credentials-checkpoint:1:{}:{}:{}", parsed["vault_id"].get<std::string>(),
+                  parsed["seq"].get<int>() + 100, parsed["mac"].get<std::string>());
+  EXPECT_EQ(cli_with_env({"audit", "verify", "--checkpoint", beyond}, by_url).exit_code,
+            kDecryptionFailed);
 }
 
 TEST_F(AuditVerbTest, NoVaultIsNotFound) {
