@@ -46,6 +46,8 @@ std::optional<std::string> hint_for(ErrorCode code, std::string_view message,
       if (says("per user")) return std::nullopt;
       return std::string("credentials are per user: pass the --user that stored the credential");
     case ErrorCode::kDecryptionFailed:
+      // A damaged or emptied file (a vault's or a backup's) says so itself.
+      if (says("restore the vault from a backup")) return std::nullopt;
       if (says("restore the original key")) {
         return std::string(
             "the key comes from CREDENTIAL_MASTER_KEY, else the file named by "
