@@ -838,8 +838,8 @@ void SqliteStore::check_backup_target(const fs::path& file, ByteView vault_id) {
     sqlite3_stmt* stmt = nullptr;
     if (sqlite3_open_v2(file.c_str(), &db, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOFOLLOW, nullptr) ==
             SQLITE_OK &&
-        sqlite3_prepare_v2(db, "SELECT value FROM meta WHERE key = 'vault_id'", -1, &stmt, nullptr) ==
-            SQLITE_OK &&
+        sqlite3_prepare_v2(db, "SELECT value FROM meta WHERE key = 'vault_id'", -1, &stmt,
+                           nullptr) == SQLITE_OK &&
         sqlite3_step(stmt) == SQLITE_ROW) {
       const Bytes id = column_bytes(stmt, 0);
       same_vault = !id.empty() && id.size() == vault_id.size() &&
@@ -887,8 +887,8 @@ void SqliteStore::backup_to(const fs::path& file, bool replace_any) {
     }
   } cleanup{partial};
   sqlite3* out = nullptr;
-  if (sqlite3_open_v2(partial.c_str(), &out, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOFOLLOW, nullptr) !=
-      SQLITE_OK) {
+  if (sqlite3_open_v2(partial.c_str(), &out, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOFOLLOW,
+                      nullptr) != SQLITE_OK) {
     sqlite3_close(out);
     throw DatabaseError(fmt::format("cannot create the backup file {}", partial.string()));
   }
@@ -899,13 +899,15 @@ void SqliteStore::backup_to(const fs::path& file, bool replace_any) {
   if (rc == SQLITE_DONE) rc = sqlite3_exec(out, "PRAGMA journal_mode=DELETE", nullptr, nullptr, nullptr);
   const std::string message = sqlite3_errmsg(out);
   sqlite3_close(out);
-  if (rc != SQLITE_DONE && rc != SQLITE_OK) throw DatabaseError(fmt::format("backup failed: {}", message));
+  if (rc != SQLITE_DONE && rc != SQLITE_OK) {
+    throw DatabaseError(fmt::format("backup failed: {}", message));
+  }
   fsync_path(partial, O_RDONLY);
   std::error_code ec;
   fs::rename(partial, file, ec);
   if (ec) {
-    throw DatabaseError(fmt::format("cannot move the backup into place at {}: {}", file.string(),
-                                    ec.message()));
+    throw DatabaseError(
+        fmt::format("cannot move the backup into place at {}: {}", file.string(), ec.message()));
   }
   cleanup.done = true;
   fsync_path(file.parent_path().empty() ? fs::path(".") : file.parent_path(), O_RDONLY | O_DIRECTORY);
@@ -923,20 +925,21 @@ bool SqliteStore::replace_contents(const fs::path& directory, const fs::path& so
       sqlite3_close(b);
     }
   } close{to, from};
-  int rc = sqlite3_open_v2(file.c_str(), &to, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOFOLLOW, nullptr);
+  int rc =
+      sqlite3_open_v2(file.c_str(), &to, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOFOLLOW, nullptr);
   if (rc != SQLITE_OK && to && sqlite3_extended_errcode(to) == SQLITE_CANTOPEN_SYMLINK) {
     throw InvalidArgumentError(fmt::format(
         "the vault file {} is a symbolic link: it is never followed, and nothing was restored",
         file.string()));
   }
   if (rc != SQLITE_OK) {
-    throw DatabaseError(fmt::format("cannot open the vault {} to restore into it: {}", file.string(),
-                                    to ? sqlite3_errmsg(to) : "out of memory"));
+    throw DatabaseError(fmt::format("cannot open the vault {} to restore into it: {}",
+                                    file.string(), to ? sqlite3_errmsg(to) : "out of memory"));
   }
   sqlite3_busy_timeout(to, kBusyTimeoutMs);
   sqlite3_exec(to, "PRAGMA synchronous=FULL", nullptr, nullptr, nullptr);
-  if (sqlite3_open_v2(source.c_str(), &from, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOFOLLOW, nullptr) !=
-      SQLITE_OK) {
+  if (sqlite3_open_v2(source.c_str(), &from, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOFOLLOW,
+                      nullptr) != SQLITE_OK) {
     throw DatabaseError(fmt::format("cannot read the checked backup {}: {}", source.string(),
                                     from ? sqlite3_errmsg(from) : "out of memory"));
   }

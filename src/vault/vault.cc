@@ -208,9 +208,9 @@ Vault open_backup(const std::filesystem::path& backup, const std::filesystem::pa
     return Vault::open(
         {.directory = scratch_dir, .master_key = master_key.clone(), .create_if_missing = false});
   } catch (const CredentialNotFoundError&) {
-    throw InvalidArgumentError(fmt::format(
-        "{} is not a vault backup: it is an empty SQLite database. Nothing was changed",
-        backup.string()));
+    throw InvalidArgumentError(
+        fmt::format("{} is not a vault backup: it is an empty SQLite database. Nothing was changed",
+                    backup.string()));
   } catch (const InvalidArgumentError&) {
     throw InvalidArgumentError(fmt::format(
         "{} is not a vault backup: it is an SQLite database of another program. Nothing was "
@@ -231,9 +231,9 @@ void require_verified(const std::filesystem::path& backup, const std::filesystem
   Vault vault = open_backup(backup, scratch_dir, master_key);
   const VerifyReport report = vault.verify();
   if (!report.ok()) {
-    throw DecryptionFailedError(fmt::format(
-        "the backup does not verify ({}): nothing was restored",
-        report.problems.empty() ? report.audit.problem : report.problems.front()));
+    throw DecryptionFailedError(
+        fmt::format("the backup does not verify ({}): nothing was restored",
+                    report.problems.empty() ? report.audit.problem : report.problems.front()));
   }
 }
 
@@ -265,8 +265,8 @@ void restore_vault(const std::filesystem::path& backup, const std::filesystem::p
   // lock: processes that have it open see the restored vault at their next
   // transaction, and a write waits for the restore and then goes into it
   // (none goes to a file no longer in use).
-  if (holds_vault(directory) &&
-      internal::SqliteStore::replace_contents(directory, scratch / internal::SqliteStore::kFileName)) {
+  if (holds_vault(directory) && internal::SqliteStore::replace_contents(
+                                    directory, scratch / internal::SqliteStore::kFileName)) {
     return;
   }
   // An empty directory (or one whose vault file SQLite cannot read as a

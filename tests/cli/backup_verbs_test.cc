@@ -143,8 +143,9 @@ class NotABackupTest : public BackupVerbsTest {
     sqlite_exec(file("no_tables.bak"), "PRAGMA user_version = 7");
     out.push_back({"an SQLite database without tables", file("no_tables.bak"), kUsage});
     write_file(file("foreign.bak"), "");
-    sqlite_exec(file("foreign.bak"),
-                "CREATE TABLE settings (key TEXT, value TEXT); INSERT INTO settings VALUES ('a', 'b')");
+    sqlite_exec(
+        file("foreign.bak"),
+        "CREATE TABLE settings (key TEXT, value TEXT); INSERT INTO settings VALUES ('a', 'b')");
     out.push_back({"another program's SQLite database", file("foreign.bak"), kUsage});
 
     write_file(file("emptied.bak"), real);
@@ -247,10 +248,10 @@ TEST_F(NotABackupTest, MigrateAndVaultVerbsNeverInitializeAFileThatIsNotAVault) 
       EXPECT_EQ(list.exit_code, bad.exit_code) << bad.what << ": " << list;
       // Creating a vault there is refused too: it would mix a vault into
       // another program's file, or give an emptied vault new keys.
-      const CliResult add = cli({"add", "--user", "alice", "--name", "n", "--db-type", "sqlite",
-                                 "--database", "/tmp/x.db", "--password-stdin", "--vault-dir",
-                                 dir.string()},
-                                "pw\n");
+      const CliResult add =
+          cli({"add", "--user", "alice", "--name", "n", "--db-type", "sqlite", "--database",
+               "/tmp/x.db", "--password-stdin", "--vault-dir", dir.string()},
+              "pw\n");
       EXPECT_EQ(add.exit_code, bad.exit_code) << bad.what << ": " << add;
     }
     EXPECT_EQ(read_file(dir / "vault.db"), before) << bad.what << ": the file was written";
@@ -264,11 +265,12 @@ TEST_F(BackupVerbsTest, RestoreTreatsCredentialVaultUrlAsTheFlag) {
   const CliResult by_env = cli_with_env({"restore", "--from", backup_file().string()}, url_env);
   EXPECT_EQ(by_env.exit_code, kUsage) << by_env;
   EXPECT_NE(by_env.err.find("CREDENTIAL_VAULT_URL"), std::string::npos) << by_env;
-  EXPECT_FALSE(std::filesystem::exists(work_dir() / ".credentials")) << "restored into ./.credentials";
+  EXPECT_FALSE(std::filesystem::exists(work_dir() / ".credentials"))
+      << "restored into ./.credentials";
   // --vault-dir names the target explicitly and wins over the variable.
   const std::filesystem::path dir = work_dir() / "restored";
-  const CliResult by_dir =
-      cli_with_env({"restore", "--from", backup_file().string(), "--vault-dir", dir.string()}, url_env);
+  const CliResult by_dir = cli_with_env(
+      {"restore", "--from", backup_file().string(), "--vault-dir", dir.string()}, url_env);
   EXPECT_EQ(by_dir.exit_code, kOk) << by_dir;
   EXPECT_TRUE(std::filesystem::exists(dir / "vault.db"));
 }

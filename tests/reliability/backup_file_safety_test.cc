@@ -5,8 +5,6 @@
 // vault that another process has open without losing that process's later
 // writes; and a vault file that is a symbolic link is never opened, nor
 // created through one.
-#include <sys/resource.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include <csignal>
@@ -17,6 +15,8 @@
 #include <fmt/format.h>
 #include <gtest/gtest.h>
 #include <sqlite3.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
 
 #include "credentials/credentials.h"
 #include "support/cli_runner.h"
@@ -41,26 +41,27 @@ class BackupFileSafetyTest : public ::testing::Test {
     store(vault, 0, 2);
   }
   [[nodiscard]] fs::path dir() const { return tmp_ / "vault"; }
-  [[nodiscard]] Vault open() const {
-    return Vault::open({.directory = dir(), .master_key = key_});
-  }
+  [[nodiscard]] Vault open() const { return Vault::open({.directory = dir(), .master_key = key_}); }
   // Credentials c<first> .. c<first + count - 1> of alice.
   static void store(Vault& vault, int first, int count) {
     std::vector<NewCredential> batch;
     for (int i = first; i < first + count; ++i) {
-      batch.push_back({.name = fmt::format("c{}", i), .host = "h", .password = fmt::format("pw-{}", i)});
+      batch.push_back(
+          {.name = fmt::format("c{}", i), .host = "h", .password = fmt::format("pw-{}", i)});
     }
     (void)vault.store_credentials(kAlice, std::move(batch));
   }
   [[nodiscard]] CliResult cli(const std::vector<std::string>& args) const {
-    return testing::run_cli(args, {{"CREDENTIAL_MASTER_KEY", key_}, {"CREDENTIAL_VAULT_DIR", dir().string()}},
-                            {}, tmp_.path());
+    return testing::run_cli(
+        args, {{"CREDENTIAL_MASTER_KEY", key_}, {"CREDENTIAL_VAULT_DIR", dir().string()}}, {},
+        tmp_.path());
   }
   // The number of credentials a backup holds, after it verified whole.
   [[nodiscard]] std::int64_t verified_credentials(const fs::path& backup) const {
     const VerifyReport report = verify_backup(backup, key_);
     EXPECT_TRUE(report.ok()) << backup << ": "
-                             << (report.problems.empty() ? report.audit.problem : report.problems.front());
+                             << (report.problems.empty() ? report.audit.problem
+                                                         : report.problems.front());
     return report.credentials;
   }
 
@@ -93,7 +94,8 @@ TEST_F(BackupFileSafetyTest, ABackupReplacesTheOldOneByRenameAHardLinkKeepsTheOl
   ASSERT_EQ(again.exit_code, 0) << again;
   EXPECT_EQ(verified_credentials(kept), 5);
   EXPECT_EQ(verified_credentials(backup), 6);
-  struct stat a {}, b {};
+  struct stat a {
+  }, b{};
   ASSERT_EQ(::stat(kept.c_str(), &a), 0);
   ASSERT_EQ(::stat(backup.c_str(), &b), 0);
   EXPECT_NE(a.st_ino, b.st_ino);
@@ -113,13 +115,15 @@ TEST_F(BackupFileSafetyTest, ABackupThatFailsPartWayLeavesTheBackupAtThePathUnto
   // The vault's log emptied, so that the verb's own writes to it stay small:
   // what the limit stops is the backup.
   sqlite3* db = nullptr;
-  ASSERT_EQ(sqlite3_open_v2((dir() / "vault.db").c_str(), &db, SQLITE_OPEN_READWRITE, nullptr), SQLITE_OK);
-  ASSERT_EQ(sqlite3_exec(db, "PRAGMA wal_checkpoint(TRUNCATE)", nullptr, nullptr, nullptr), SQLITE_OK);
+  ASSERT_EQ(sqlite3_open_v2((dir() / "vault.db").c_str(), &db, SQLITE_OPEN_READWRITE, nullptr),
+            SQLITE_OK);
+  ASSERT_EQ(sqlite3_exec(db, "PRAGMA wal_checkpoint(TRUNCATE)", nullptr, nullptr, nullptr),
+            SQLITE_OK);
   sqlite3_close(db);
   ASSERT_GT(fs::file_size(dir() / "vault.db"), 2 * 65536u);
 
   constexpr rlim_t kLimit = 65536;
-  rlimit saved {};
+  rlimit saved{};
   ASSERT_EQ(::getrlimit(RLIMIT_FSIZE, &saved), 0);
   rlimit limited = saved;
   limited.rlim_cur = kLimit;
@@ -162,7 +166,8 @@ TEST_F(BackupFileSafetyTest, AWriteAfterARestoreByAProcessThatHadTheVaultOpenIsK
   EXPECT_EQ(fresh.get_credential(kAlice, "c0").password.reveal(), "pw-0b");
   EXPECT_THROW((void)fresh.get_credential(kAlice, "c2"), CredentialNotFoundError);
   const VerifyReport report = fresh.verify();
-  EXPECT_TRUE(report.ok()) << (report.problems.empty() ? report.audit.problem : report.problems.front());
+  EXPECT_TRUE(report.ok()) << (report.problems.empty() ? report.audit.problem
+                                                       : report.problems.front());
   EXPECT_EQ(report.credentials, 3);
   const CliResult show = cli({"show", "--user", "alice", "--name", "c3"});
   EXPECT_EQ(show.exit_code, 0) << show;
@@ -189,7 +194,8 @@ TEST_F(BackupFileSafetyTest, AProcessThatHadAnotherVaultOpenCannotWriteIntoTheRe
   EXPECT_EQ(fresh.get_credential(kAlice, "theirs").password.reveal(), "pw-theirs");
   EXPECT_THROW((void)fresh.get_credential(kAlice, "late"), CredentialNotFoundError);
   const VerifyReport report = fresh.verify();
-  EXPECT_TRUE(report.ok()) << (report.problems.empty() ? report.audit.problem : report.problems.front());
+  EXPECT_TRUE(report.ok()) << (report.problems.empty() ? report.audit.problem
+                                                       : report.problems.front());
 }
 
 // The vault file opened through a symbolic link: never, on either path of
@@ -200,8 +206,9 @@ TEST_F(BackupFileSafetyTest, AVaultFileThatIsASymbolicLinkIsNeverOpenedNorCreate
   fs::create_directory(linked);
   fs::create_symlink(dir() / "vault.db", linked / "vault.db");
   const std::string before = read_file(dir() / "vault.db");
-  EXPECT_THROW((void)Vault::open({.directory = linked, .master_key = key_, .create_if_missing = false}),
-               InvalidArgumentError);
+  EXPECT_THROW(
+      (void)Vault::open({.directory = linked, .master_key = key_, .create_if_missing = false}),
+      InvalidArgumentError);
   EXPECT_THROW((void)Vault::open({.directory = linked, .master_key = key_}), InvalidArgumentError);
   const CliResult list = cli({"list", "--user", "alice", "--vault-dir", linked.string()});
   EXPECT_EQ(list.exit_code, 2) << list;
@@ -209,7 +216,8 @@ TEST_F(BackupFileSafetyTest, AVaultFileThatIsASymbolicLinkIsNeverOpenedNorCreate
   EXPECT_EQ(cli({"verify", "--vault-dir", linked.string()}).exit_code, 2);
   const fs::path backup = tmp_ / "vault.bak";
   ASSERT_EQ(cli({"backup", "--out", backup.string()}).exit_code, 0);
-  EXPECT_EQ(cli({"restore", "--from", backup.string(), "--vault-dir", linked.string(), "--force"}).exit_code,
+  EXPECT_EQ(cli({"restore", "--from", backup.string(), "--vault-dir", linked.string(), "--force"})
+                .exit_code,
             2);
   EXPECT_TRUE(fs::is_symlink(linked / "vault.db"));
   EXPECT_FALSE(fs::exists(linked / "vault.db-wal"));
@@ -220,7 +228,8 @@ TEST_F(BackupFileSafetyTest, AVaultFileThatIsASymbolicLinkIsNeverOpenedNorCreate
   fs::create_directory(dangling);
   const fs::path target = tmp_ / "elsewhere.db";
   fs::create_symlink(target, dangling / "vault.db");
-  EXPECT_THROW((void)Vault::open({.directory = dangling, .master_key = key_}), InvalidArgumentError);
+  EXPECT_THROW((void)Vault::open({.directory = dangling, .master_key = key_}),
+               InvalidArgumentError);
   EXPECT_FALSE(fs::exists(target)) << "a vault file was created through the link";
   const CliResult add = testing::run_cli(
       {"add", "--user", "alice", "--name", "n", "--db-type", "sqlite", "--database", "/tmp/x.db",
