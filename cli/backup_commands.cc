@@ -16,11 +16,17 @@ namespace {
 
 struct BackupOptions {
   std::string out;
+  bool force = false;
 };
 
 void run_backup(const CommonOptions& common, const BackupOptions& options) {
   Vault vault = open_vault(common, IfNoVault::kFail);
-  vault.backup(options.out);
+  try {
+    vault.backup(options.out, options.force);
+  } catch (const AlreadyExistsError& e) {
+    throw CommandError(ExitCode::kAlreadyExists, e.what(),
+                       "write the backup to a new file, or pass --force to replace that one");
+  }
   if (common.json) {
     print_json({{"backup", options.out}});
     return;
@@ -35,13 +41,16 @@ struct RestoreOptions {
 };
 
 void run_restore(const CommonOptions& common, const RestoreOptions& options) {
-  if (!common.vault_url.empty()) {
+  // --vault-url or CREDENTIAL_VAULT_URL alike (an explicit --vault-dir wins
+  // over the variable, as for every verb).
+  const VaultOptions target = vault_options(common);
+  if (!target.url.empty()) {
     throw CommandError(ExitCode::kUsage,
-                       "restore writes an embedded vault directory, not a PostgreSQL vault",
+                       "restore writes an embedded vault directory, not a PostgreSQL vault "
+                       "(--vault-url / CREDENTIAL_VAULT_URL): nothing was restored",
                        "restore into --vault-dir DIR, then copy it with: credential_manager "
                        "migrate-store --from DIR --to URL");
   }
-  const VaultOptions target = vault_options(common);
   try {
     restore_vault(options.from, target.directory, target.master_key, options.force);
   } catch (const AlreadyExistsError&) {
@@ -113,8 +122,13 @@ Command add_backup_command(CLI::App& root, CommonOptions& common) {
       "backup", "Write a consistent snapshot of the vault to one file (still encrypted)");
   add_version_flag(*command);
   add_vault_location_options(*command, common);
-  command->add_option("-o,--out", options->out, "The backup file to write (created 0600)")
+  command
+      ->add_option("-o,--out", options->out,
+                   "The backup file to write (created 0600 beside it, then renamed into place); an "
+                   "existing file is replaced only if it is a backup of this vault")
       ->required();
+  command->add_flag("--force", options->force,
+                    "Replace FILE even if it is not a backup of this vault");
   add_json_flag(*command, common);
   return {command, [options, &common] { run_backup(common, *options); }};
 }
@@ -122,7 +136,11 @@ Command add_backup_command(CLI::App& root, CommonOptions& common) {
 Command add_restore_command(CLI::App& root, CommonOptions& common) {
   auto options = std::make_shared<RestoreOptions>();
   CLI::App* command = root.add_subcommand(
-      "restore", "Restore a backup into an empty vault directory (--vault-dir)");
+      "restore",
+      "Restore a backup into an empty vault directory (--vault-dir). The backup must be a vault "
+      "that this master key opens and that verifies, or nothing is written. With --force a vault "
+      "there is replaced in one transaction under its write lock: a write by another process "
+      "finishes before the restore (and is replaced), or waits and goes into the restored vault");
   add_version_flag(*command);
   add_vault_location_options(*command, common);
   command->add_option("--from", options->from, "The backup file")->required();

@@ -53,6 +53,8 @@ std::optional<std::string> hint_for(ErrorCode code, std::string_view message,
             "check it with `credential_manager verify`; restore the vault from a backup "
             "(credential_manager restore --from FILE)");
       }
+      // A damaged or emptied file (a vault's or a backup's) says so itself.
+      if (says("restore the vault from a backup")) return std::nullopt;
       if (says("restore the original key")) {
         return std::string(
             "the key comes from CREDENTIAL_MASTER_KEY, else the file named by "

@@ -164,8 +164,11 @@ class Vault {
   ReencryptProgress reencrypt(const std::function<void(const ReencryptProgress&)>& progress = {},
                               std::size_t batch = 500);
   [[nodiscard]] std::vector<KeyInfo> keys();
-  // A consistent online snapshot in one file (created 0600, atomically).
-  void backup(const std::filesystem::path& out);
+  // A consistent online snapshot in one file (created 0600 beside `out` and
+  // renamed into place: a backup already there stays whole until then). An
+  // existing `out` is replaced only when it is a backup of this vault, or
+  // when `replace_any_file`; else AlreadyExistsError and nothing is written.
+  void backup(const std::filesystem::path& out, bool replace_any_file = false);
   // Checks every record under its key and place, the indexes and the audit chain.
   [[nodiscard]] VerifyReport verify();
   // Imports a Python vault (.credentials/vault.enc) with its key. Nothing is

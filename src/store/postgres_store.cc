@@ -1042,7 +1042,8 @@ std::int64_t PostgresStore::ledger_node_count() {
 
 // --- backup ------------------------------------------------------------------------
 
-void PostgresStore::backup_to(const fs::path& file) {
+void PostgresStore::backup_to(const fs::path& file, bool replace_any) {
+  if (!replace_any) SqliteStore::check_backup_target(file, get_meta("vault_id").value_or(Bytes()));
   const fs::path parent = file.parent_path().empty() ? fs::path(".") : file.parent_path();
   // A scratch vault beside the target (same file system: the final rename
   // is atomic), removed whatever happens.

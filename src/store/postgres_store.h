@@ -128,7 +128,7 @@ class PostgresStore final : public RecordStore {
   // format SqliteStore::backup_to writes), so `restore` of it gives an
   // embedded vault. One REPEATABLE READ snapshot; the file appears
   // atomically, 0600.
-  void backup_to(const std::filesystem::path& file) override;
+  void backup_to(const std::filesystem::path& file, bool replace_any) override;
 
   [[nodiscard]] std::vector<LedgerNode> ledger_nodes(const std::vector<std::int64_t>& node_ids) override;
   [[nodiscard]] std::vector<LedgerNode> all_ledger_nodes() override;

@@ -175,8 +175,11 @@ class RecordStore {
   // When the credential was last read (unix microseconds; 0 = never).
   virtual void touch_last_used(ByteView lookup, std::int64_t micros) = 0;
   [[nodiscard]] virtual std::int64_t last_used(ByteView lookup) = 0;
-  // A consistent snapshot of the whole database into `file` (SQLite backup API).
-  virtual void backup_to(const std::filesystem::path& file) = 0;
+  // A consistent snapshot of the whole database into `file` (SQLite backup
+  // API), written beside it and renamed into place. An existing `file` is
+  // replaced only when it is a backup of this vault, or when `replace_any`:
+  // else AlreadyExistsError, and nothing is written.
+  virtual void backup_to(const std::filesystem::path& file, bool replace_any) = 0;
   // After a delete: moves the log into the database and empties it, so the
   // deleted rows' old page images leave the files (secure_delete overwrites
   // them in the database itself). Best effort; stores without a log of their

@@ -6,6 +6,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cerrno>
 #include <cstdint>
@@ -21,23 +22,28 @@ namespace {
 
 constexpr int kBusyTimeoutMs = 30000;
 
-// A file that is not a database, damaged pages, or a table or column of the
-// vault's schema that is gone: the vault was altered (or is not a vault), so
-// DecryptionFailedError, as for altered bytes inside a record.
-[[noreturn]] void fail(sqlite3* db, std::string_view what) {
-  if (!db) throw DatabaseError(fmt::format("vault storage: {} failed: out of memory", what));
-  const std::string message = sqlite3_errmsg(db);
-  const int code = sqlite3_errcode(db);
-  if (code == SQLITE_CORRUPT || code == SQLITE_NOTADB ||
-      (code == SQLITE_ERROR &&
-       (message.rfind("no such table", 0) == 0 || message.rfind("no such column", 0) == 0))) {
-    throw DecryptionFailedError(
-        fmt::format("the vault was altered or damaged ({}): run `credential_manager verify` and "
-                    "restore the vault "
-                    "from a backup",
-                    message));
+// A file that is not an SQLite database, damaged pages, or a table or
+// column of the vault's schema that is gone: a vault file that was altered
+// (exit 5, as a record that fails its MAC), not a storage failure. Throws
+// the error for the last failed call on `db`.
+[[noreturn]] void throw_storage_error(sqlite3* db, const std::string& message) {
+  const int code = db ? sqlite3_errcode(db) & 0xff : SQLITE_NOMEM;
+  const std::string detail = db ? sqlite3_errmsg(db) : "out of memory";
+  if (code == SQLITE_CORRUPT || code == SQLITE_NOTADB) {
+    throw DecryptionFailedError(fmt::format(
+        "the vault file is damaged or is not a vault ({}): restore the vault from a backup", detail));
   }
-  throw DatabaseError(fmt::format("vault storage: {} failed: {}", what, message));
+  if (code == SQLITE_ERROR && (detail.rfind("no such table", 0) == 0 || detail.rfind("no such column", 0) == 0)) {
+    throw DecryptionFailedError(fmt::format(
+        "the vault was altered ({}): run `credential_manager verify` and restore the vault from a backup",
+        detail));
+  }
+  throw DatabaseError(message);
+}
+
+[[noreturn]] void fail(sqlite3* db, std::string_view what) {
+  throw_storage_error(db, fmt::format("vault storage: {} failed: {}", what,
+                                      db ? sqlite3_errmsg(db) : "out of memory"));
 }
 
 // The directory and file modes are set explicitly, not left to the umask:
@@ -66,6 +72,11 @@ void fsync_path(const fs::path& path, int flags) {
 // -wal and -shm files the mode of the database file.
 void make_private_file(const fs::path& file) {
   const int fd = ::open(file.c_str(), O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+  if (fd < 0 && errno == ELOOP) {
+    throw InvalidArgumentError(fmt::format(
+        "the vault file {} is a symbolic link: it is never followed, and nothing was created",
+        file.string()));
+  }
   if (fd < 0) {
     throw DatabaseError(fmt::format("cannot create the vault file {}: {}", file.string(),
                                     std::strerror(errno)));
@@ -206,11 +217,39 @@ std::unique_ptr<SqliteStore> SqliteStore::open(const fs::path& directory, bool c
                                  nullptr);
   if (rc != SQLITE_OK) {
     std::string message = db ? sqlite3_errmsg(db) : "out of memory";
+    const int extended = db ? sqlite3_extended_errcode(db) : rc;
     sqlite3_close(db);
+    if (extended == SQLITE_CANTOPEN_SYMLINK) {
+      throw InvalidArgumentError(fmt::format(
+          "the vault file {} is a symbolic link: it is never followed. Point --vault-dir (or "
+          "CREDENTIAL_VAULT_DIR) at the directory that holds the vault itself",
+          file.string()));
+    }
     throw DatabaseError(fmt::format("cannot open the vault {}: {}", file.string(), message));
   }
   std::unique_ptr<SqliteStore> store(new SqliteStore(directory, db));
   sqlite3_busy_timeout(db, kBusyTimeoutMs);
+  // What the file holds is checked before anything writes to it (the
+  // pragmas below do): a file that is not a vault is refused, never given a
+  // fresh header and keys, and an empty one is a vault only to create.
+  switch (store->contents()) {
+    case Contents::kEmpty:
+      if (!create) return nullptr;
+      break;
+    case Contents::kVault:
+      store->vault_id_ = store->get_meta("vault_id").value_or(Bytes());
+      break;
+    case Contents::kAlteredVault:
+      throw DecryptionFailedError(fmt::format(
+          "{} has a vault's tables but not its header (vault id, key derivation, format): it was "
+          "emptied or altered. Nothing was changed; restore the vault from a backup",
+          file.string()));
+    case Contents::kForeign:
+      throw InvalidArgumentError(fmt::format(
+          "{} is not a vault: it is an SQLite database of another program. Nothing was changed; "
+          "point --vault-dir (or CREDENTIAL_VAULT_DIR) at a vault directory",
+          file.string()));
+  }
   // No checkpoint when the last connection closes: it would fsync the
   // database on the exit of every short-lived process (a CLI `list`). The
   // write-ahead log stays beside the database, is checkpointed as it grows
@@ -258,7 +297,7 @@ void SqliteStore::exec(const char* sql) {
   if (sqlite3_exec(db_, sql, nullptr, nullptr, &error) != SQLITE_OK) {
     std::string message = error ? error : sqlite3_errmsg(db_);
     sqlite3_free(error);
-    throw DatabaseError(fmt::format("vault storage: {}", message));
+    throw_storage_error(db_, fmt::format("vault storage: {}", message));
   }
 }
 
@@ -279,7 +318,7 @@ void SqliteStore::set_durable(bool durable) {
 void SqliteStore::run_prepared(const char* sql) {
   Use q(prepare(sql));
   if (sqlite3_step(q->get()) != SQLITE_DONE) {
-    throw DatabaseError(fmt::format("vault storage: {}", sqlite3_errmsg(db_)));
+    throw_storage_error(db_, fmt::format("vault storage: {}", sqlite3_errmsg(db_)));
   }
 }
 
@@ -288,6 +327,16 @@ void SqliteStore::start_write(bool durable) {
   run_prepared("BEGIN IMMEDIATE");
   writing_ = true;
   pages_written_at_start_ = pages_written();
+  // `restore --force` replaces a vault in place (replace_contents): a
+  // connection that opened another vault must not write into the restored
+  // one what it seals for its own.
+  if (!vault_id_.empty() && get_meta("vault_id") != vault_id_) {
+    rollback_transaction();
+    throw DatabaseError(fmt::format(
+        "the vault in {} was replaced by another vault (restored from its backup) since this "
+        "process opened it: nothing was written. Open the vault again",
+        directory_.string()));
+  }
 }
 
 void SqliteStore::start_read() { run_prepared("BEGIN"); }
@@ -397,6 +446,18 @@ void SqliteStore::rollback_transaction() noexcept {
   writing_ = false;
   last_commit_wrote_ = false;
   sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
+}
+
+SqliteStore::Contents SqliteStore::contents() {
+  sqlite3_db_config(db_, SQLITE_DBCONFIG_TRUSTED_SCHEMA, 0, nullptr);  // a foreign schema is parsed
+  auto txn = begin_read();
+  Use q(prepare(
+      "SELECT count(*), count(*) FILTER (WHERE type = 'table' AND name IN ('meta', 'keys', "
+      "'credentials', 'credential_ids', 'versions', 'audit', 'ledger')) FROM sqlite_schema"));
+  q->step();
+  if (sqlite3_column_int64(q->get(), 0) == 0) return Contents::kEmpty;
+  if (sqlite3_column_int64(q->get(), 1) == 0) return Contents::kForeign;
+  return initialized() ? Contents::kVault : Contents::kAlteredVault;
 }
 
 bool SqliteStore::initialized() {
@@ -774,13 +835,66 @@ std::int64_t SqliteStore::last_used(ByteView lookup) {
   return q->step() ? sqlite3_column_int64(q->get(), 0) : 0;
 }
 
-void SqliteStore::backup_to(const fs::path& file) {
-  const fs::path partial = file.string() + ".partial";
-  std::error_code ignored;
-  fs::remove(partial, ignored);
-  make_private_file(partial);
+void SqliteStore::check_backup_target(const fs::path& file, ByteView vault_id) {
+  struct stat st {};
+  if (::lstat(file.c_str(), &st) != 0) return;  // nothing there
+  bool same_vault = false;
+  if (S_ISREG(st.st_mode)) {
+    sqlite3* db = nullptr;
+    sqlite3_stmt* stmt = nullptr;
+    if (sqlite3_open_v2(file.c_str(), &db, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOFOLLOW, nullptr) ==
+            SQLITE_OK &&
+        sqlite3_prepare_v2(db, "SELECT value FROM meta WHERE key = 'vault_id'", -1, &stmt,
+                           nullptr) == SQLITE_OK &&
+        sqlite3_step(stmt) == SQLITE_ROW) {
+      const Bytes id = column_bytes(stmt, 0);
+      same_vault = !id.empty() && id.size() == vault_id.size() &&
+                   std::equal(id.begin(), id.end(), vault_id.begin());
+    }
+    sqlite3_finalize(stmt);
+    sqlite3_close(db);
+  }
+  if (!same_vault) {
+    throw AlreadyExistsError(fmt::format(
+        "{} already exists and is not a backup of this vault: nothing was written. Choose another "
+        "file, or pass --force to replace it",
+        file.string()));
+  }
+}
+
+fs::path SqliteStore::create_partial_file(const fs::path& file) {
+  std::string pattern = file.string() + ".partial-XXXXXX";
+  const int fd = ::mkostemp(pattern.data(), O_CLOEXEC);
+  if (fd < 0) {
+    throw DatabaseError(fmt::format("cannot create a file beside the backup {}: {}", file.string(),
+                                    std::strerror(errno)));
+  }
+  const bool ok = ::fchmod(fd, 0600) == 0;
+  ::close(fd);
+  if (!ok) {
+    ::unlink(pattern.c_str());
+    throw DatabaseError(fmt::format("cannot make the backup file {} private", pattern));
+  }
+  return pattern;
+}
+
+// The snapshot is written to a new file beside `file` and renamed over it
+// once complete and flushed: a backup already at `file` stays whole until
+// then (also when this one fails part-way), and a hard link to it keeps it.
+void SqliteStore::backup_to(const fs::path& file, bool replace_any) {
+  if (!replace_any) check_backup_target(file, get_meta("vault_id").value_or(Bytes()));
+  const fs::path partial = create_partial_file(file);
+  struct RemoveOnFailure {
+    const fs::path& path;
+    bool done = false;
+    ~RemoveOnFailure() {
+      std::error_code ignored;
+      if (!done) fs::remove(path, ignored);
+    }
+  } cleanup{partial};
   sqlite3* out = nullptr;
-  if (sqlite3_open_v2(partial.c_str(), &out, SQLITE_OPEN_READWRITE, nullptr) != SQLITE_OK) {
+  if (sqlite3_open_v2(partial.c_str(), &out, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOFOLLOW,
+                      nullptr) != SQLITE_OK) {
     sqlite3_close(out);
     throw DatabaseError(fmt::format("cannot create the backup file {}", partial.string()));
   }
@@ -792,12 +906,63 @@ void SqliteStore::backup_to(const fs::path& file) {
   const std::string message = sqlite3_errmsg(out);
   sqlite3_close(out);
   if (rc != SQLITE_DONE && rc != SQLITE_OK) {
-    fs::remove(partial, ignored);
     throw DatabaseError(fmt::format("backup failed: {}", message));
   }
   fsync_path(partial, O_RDONLY);
-  fs::rename(partial, file);
+  std::error_code ec;
+  fs::rename(partial, file, ec);
+  if (ec) {
+    throw DatabaseError(
+        fmt::format("cannot move the backup into place at {}: {}", file.string(), ec.message()));
+  }
+  cleanup.done = true;
   fsync_path(file.parent_path().empty() ? fs::path(".") : file.parent_path(), O_RDONLY | O_DIRECTORY);
+}
+
+bool SqliteStore::replace_contents(const fs::path& directory, const fs::path& source) {
+  const fs::path file = directory / kFileName;
+  sqlite3* to = nullptr;
+  sqlite3* from = nullptr;
+  struct Close {
+    sqlite3*& a;
+    sqlite3*& b;
+    ~Close() {
+      sqlite3_close(a);
+      sqlite3_close(b);
+    }
+  } close{to, from};
+  int rc =
+      sqlite3_open_v2(file.c_str(), &to, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOFOLLOW, nullptr);
+  if (rc != SQLITE_OK && to && sqlite3_extended_errcode(to) == SQLITE_CANTOPEN_SYMLINK) {
+    throw InvalidArgumentError(fmt::format(
+        "the vault file {} is a symbolic link: it is never followed, and nothing was restored",
+        file.string()));
+  }
+  if (rc != SQLITE_OK) {
+    throw DatabaseError(fmt::format("cannot open the vault {} to restore into it: {}",
+                                    file.string(), to ? sqlite3_errmsg(to) : "out of memory"));
+  }
+  sqlite3_busy_timeout(to, kBusyTimeoutMs);
+  sqlite3_exec(to, "PRAGMA synchronous=FULL", nullptr, nullptr, nullptr);
+  if (sqlite3_open_v2(source.c_str(), &from, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOFOLLOW,
+                      nullptr) != SQLITE_OK) {
+    throw DatabaseError(fmt::format("cannot read the checked backup {}: {}", source.string(),
+                                    from ? sqlite3_errmsg(from) : "out of memory"));
+  }
+  // One write transaction on the vault (waiting for its write lock up to the
+  // busy timeout) that replaces every page; readers keep their snapshot.
+  sqlite3_backup* backup = sqlite3_backup_init(to, "main", from, "main");
+  rc = backup ? sqlite3_backup_step(backup, -1) : sqlite3_errcode(to);
+  const int finished = sqlite3_backup_finish(backup);
+  if (rc == SQLITE_DONE) rc = finished;
+  if (rc == SQLITE_DONE || rc == SQLITE_OK) {
+    fsync_path(file, O_RDONLY);
+    return true;
+  }
+  const int primary = rc & 0xff;
+  if (primary == SQLITE_NOTADB || primary == SQLITE_CORRUPT) return false;  // a damaged vault file
+  throw DatabaseError(fmt::format("cannot restore into the vault {}: {}; nothing was changed",
+                                  file.string(), sqlite3_errstr(rc)));
 }
 
 std::vector<LedgerNode> SqliteStore::ledger_nodes(const std::vector<std::int64_t>& node_ids) {

@@ -19,7 +19,11 @@ class SqliteStore final : public RecordStore {
 
   // Opens the store in `directory`, creating the directory (0700) and the
   // database file (0600) when `create` is true. Returns nullptr when there is
-  // no vault there and `create` is false. Throws DatabaseError.
+  // no vault there (no file, or an empty one) and `create` is false. A file
+  // that is not a vault is refused whatever `create`, before anything is
+  // written to it: InvalidArgumentError for another program's database or a
+  // symbolic link, DecryptionFailedError for a vault whose header is gone or
+  // a file SQLite cannot read as a database. Throws DatabaseError.
   static std::unique_ptr<SqliteStore> open(const std::filesystem::path& directory, bool create);
   // Gives SQLite's page cache one region of transparent huge pages, for a
   // short-lived process (VaultOptions::short_lived_process); stores opened
@@ -30,6 +34,10 @@ class SqliteStore final : public RecordStore {
   SqliteStore(const SqliteStore&) = delete;
   SqliteStore& operator=(const SqliteStore&) = delete;
 
+  // What an SQLite file holds: nothing (0 bytes, or no table), a vault
+  // (initialized), a vault's tables without its header, or other tables.
+  enum class Contents { kEmpty, kVault, kAlteredVault, kForeign };
+  [[nodiscard]] Contents contents();
   [[nodiscard]] virtual bool initialized() override;
   virtual void create_schema() override;
 
@@ -75,7 +83,21 @@ class SqliteStore final : public RecordStore {
   [[nodiscard]] virtual std::vector<std::pair<Bytes, Bytes>> all_credential_ids() override;
   virtual void touch_last_used(ByteView lookup, std::int64_t micros) override;
   [[nodiscard]] virtual std::int64_t last_used(ByteView lookup) override;
-  virtual void backup_to(const std::filesystem::path& file) override;
+  void backup_to(const std::filesystem::path& file, bool replace_any) override;
+  // For backup_to (of either store): throws AlreadyExistsError when `file`
+  // exists and is not a backup of the vault `vault_id` (another file, a
+  // link, a directory, a backup of another vault).
+  static void check_backup_target(const std::filesystem::path& file, ByteView vault_id);
+  // Replaces what the vault file in `directory` holds with the database
+  // `source` (a checked backup), in one transaction under the vault's write
+  // lock: processes that have the vault open wait for it, then see the new
+  // contents. False, with nothing written, when the vault file is not a
+  // database SQLite can read (damaged): nobody can be using it.
+  static bool replace_contents(const std::filesystem::path& directory,
+                               const std::filesystem::path& source);
+  // A new empty file (0600) beside `file`, named after it, for a backup
+  // to be written to and renamed over `file`.
+  static std::filesystem::path create_partial_file(const std::filesystem::path& file);
   void compact_log() override;
   [[nodiscard]] bool begin_large_write(std::size_t records) override;
   void end_large_write() noexcept override;
@@ -131,6 +153,9 @@ class SqliteStore final : public RecordStore {
   bool last_commit_wrote_ = false;
   std::unordered_map<const char*, std::unique_ptr<Statement>> statements_;
   bool durable_ = true;
+  // The vault this connection opened (empty for one it creates): a write
+  // transaction checks that the file still holds it (see start_write).
+  Bytes vault_id_;
 };
 
 }  // namespace credentials::internal

@@ -11,6 +11,11 @@ namespace credentials::internal {
 
 void copy_store(RecordStore& from, RecordStore& to) {
   auto read = from.begin_read();
+  // The source must be a vault already (migrate-store --from): one is never
+  // made in it, and an empty one is not copied as if it were a vault.
+  if (!from.initialized()) {
+    throw CredentialNotFoundError("the source holds no vault: nothing was copied");
+  }
   auto write = to.begin_write();
   if (to.initialized()) {
     throw AlreadyExistsError(

@@ -1337,10 +1337,10 @@ class EmbeddedVault final : public VaultImpl {
     return out;
   }
 
-  void backup(const std::filesystem::path& out) override {
+  void backup(const std::filesystem::path& out, bool replace_any) override {
     std::lock_guard lock(mutex_);
     fold_journals(/*live=*/true);
-    store_->backup_to(out);
+    store_->backup_to(out, replace_any);
     record_locked(system_actor(), {"backup", "", "", "ok", "", "", ""});
   }
 

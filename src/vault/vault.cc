@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <cstdlib>
+#include <cstring>
 #include <fstream>
 #include <mutex>
 #include <sstream>
@@ -13,6 +14,7 @@
 #include "credentials/errors.h"
 #include "credentials/vault.h"
 #include "crypto/primitives.h"
+#include "store/sqlite_store.h"
 #include "vault/keyring.h"
 #include "vault/vault_impl.h"
 
@@ -138,7 +140,9 @@ ReencryptProgress Vault::reencrypt(const std::function<void(const ReencryptProgr
   return impl_->reencrypt(progress, batch);
 }
 std::vector<KeyInfo> Vault::keys() { return impl_->keys(); }
-void Vault::backup(const std::filesystem::path& out) { impl_->backup(out); }
+void Vault::backup(const std::filesystem::path& out, bool replace_any_file) {
+  impl_->backup(out, replace_any_file);
+}
 VerifyReport Vault::verify() { return impl_->verify(); }
 ImportReport Vault::import_legacy(const std::filesystem::path& vault_enc,
                                   const SecretString& legacy_key, bool dry_run) {
@@ -171,6 +175,19 @@ std::filesystem::path copy_backup(const std::filesystem::path& backup,
   if (!std::filesystem::is_regular_file(backup, ec)) {
     throw InvalidArgumentError(fmt::format("no backup file at {}", backup.string()));
   }
+  // A backup is an SQLite database: anything else is not one at all.
+  char magic[16] = {};
+  std::ifstream in(backup, std::ios::binary);
+  in.read(magic, sizeof magic);
+  if (in.gcount() == 0) {
+    throw InvalidArgumentError(
+        fmt::format("{} is not a vault backup: it is empty. Nothing was changed", backup.string()));
+  }
+  if (in.gcount() != sizeof magic || std::memcmp(magic, "SQLite format 3", sizeof magic) != 0) {
+    throw InvalidArgumentError(fmt::format(
+        "{} is not a vault backup: it is not even an SQLite database. Nothing was changed",
+        backup.string()));
+  }
   std::filesystem::create_directories(scratch_dir, ec);
   ::chmod(scratch_dir.c_str(), 0700);
   const auto target = scratch_dir / "vault.db";
@@ -178,6 +195,53 @@ std::filesystem::path copy_backup(const std::filesystem::path& backup,
   if (ec) throw DatabaseError(fmt::format("cannot read the backup {}: {}", backup.string(), ec.message()));
   ::chmod(target.c_str(), 0600);
   return target;
+}
+
+// Opens the scratch copy of `backup` (copy_backup) as a vault: one is never
+// created in it. A file that is no vault at all is InvalidArgumentError; a
+// vault that was emptied or damaged, or that this key does not open, is
+// DecryptionFailedError. Messages name the backup, not its copy.
+Vault open_backup(const std::filesystem::path& backup, const std::filesystem::path& scratch_dir,
+                  const SecretString& master_key) {
+  const auto named = [&](std::string message) {
+    const std::string copy = (scratch_dir / "vault.db").string();
+    for (auto at = message.find(copy); at != std::string::npos;
+         at = message.find(copy, at + backup.string().size())) {
+      message.replace(at, copy.size(), backup.string());
+    }
+    return message;
+  };
+  try {
+    return Vault::open(
+        {.directory = scratch_dir, .master_key = master_key.clone(), .create_if_missing = false});
+  } catch (const CredentialNotFoundError&) {
+    throw InvalidArgumentError(
+        fmt::format("{} is not a vault backup: it is an empty SQLite database. Nothing was changed",
+                    backup.string()));
+  } catch (const InvalidArgumentError&) {
+    throw InvalidArgumentError(fmt::format(
+        "{} is not a vault backup: it is an SQLite database of another program. Nothing was "
+        "changed",
+        backup.string()));
+  } catch (const DecryptionFailedError& e) {
+    throw DecryptionFailedError(named(fmt::format("the backup {}: {}", backup.string(), e.what())));
+  } catch (const DatabaseError& e) {
+    throw DatabaseError(named(fmt::format("the backup {}: {}", backup.string(), e.what())));
+  }
+}
+
+// The whole check of a backup before it is used: it is a vault, this key
+// opens it, and every record, index, the version ledger and the audit chain
+// verify.
+void require_verified(const std::filesystem::path& backup, const std::filesystem::path& scratch_dir,
+                      const SecretString& master_key) {
+  Vault vault = open_backup(backup, scratch_dir, master_key);
+  const VerifyReport report = vault.verify();
+  if (!report.ok()) {
+    throw DecryptionFailedError(
+        fmt::format("the backup does not verify ({}): nothing was restored",
+                    report.problems.empty() ? report.audit.problem : report.problems.front()));
+  }
 }
 
 }  // namespace
@@ -188,8 +252,7 @@ VerifyReport verify_backup(const std::filesystem::path& backup, const SecretStri
   const std::filesystem::path scratch = pattern;
   const RemoveOnExit cleanup{scratch};
   copy_backup(backup, scratch);
-  Vault vault = Vault::open({.directory = scratch, .master_key = master_key.clone(),
-                             .create_if_missing = false});
+  Vault vault = open_backup(backup, scratch, master_key);
   return vault.verify();
 }
 
@@ -200,21 +263,22 @@ void restore_vault(const std::filesystem::path& backup, const std::filesystem::p
         "{} already holds a vault: restore into an empty directory, or pass --force to replace it",
         directory.string()));
   }
-  // Check the backup with the key in a scratch copy beside the target, then
-  // move the checked file into place with one rename.
+  // Check the backup with the key in a scratch copy beside the target first.
   const std::filesystem::path scratch = directory.string() + ".restore-" + std::to_string(::getpid());
   const RemoveOnExit cleanup{scratch};
   copy_backup(backup, scratch);
-  {
-    Vault vault = Vault::open({.directory = scratch, .master_key = master_key.clone(),
-                               .create_if_missing = false});
-    const VerifyReport report = vault.verify();
-    if (!report.ok()) {
-      throw DecryptionFailedError(fmt::format(
-          "the backup does not verify ({}): nothing was restored",
-          report.problems.empty() ? report.audit.problem : report.problems.front()));
-    }
+  require_verified(backup, scratch, master_key);
+  // A vault there is replaced in place, in one transaction under its write
+  // lock: processes that have it open see the restored vault at their next
+  // transaction, and a write waits for the restore and then goes into it
+  // (none goes to a file no longer in use).
+  if (holds_vault(directory) && internal::SqliteStore::replace_contents(
+                                    directory, scratch / internal::SqliteStore::kFileName)) {
+    return;
   }
+  // An empty directory (or one whose vault file SQLite cannot read as a
+  // database, which nobody can be using): the checked file is moved into
+  // place with one rename.
   std::error_code ec;
   std::filesystem::create_directories(directory, ec);
   ::chmod(directory.c_str(), 0700);

@@ -103,7 +103,7 @@ class VaultImpl {
   virtual ReencryptProgress reencrypt(const std::function<void(const ReencryptProgress&)>& progress,
                                       std::size_t batch) = 0;
   virtual std::vector<KeyInfo> keys() = 0;
-  virtual void backup(const std::filesystem::path& out) = 0;
+  virtual void backup(const std::filesystem::path& out, bool replace_any) = 0;
   virtual VerifyReport verify() = 0;
   virtual ImportReport import_legacy(const std::filesystem::path& vault_enc,
                                      const SecretString& legacy_key, bool dry_run) = 0;

@@ -51,6 +51,7 @@ TEST(ChangeStampTest, MovesAtEveryCommitOfAnyConnectionAndHoldsOtherwise) {
   TempDir dir;
   auto first = SqliteStore::open(dir.path() / "vault", /*create=*/true);
   first->create_schema();
+  first->put_meta("format_version", Bytes{5});  // a header: a second connection opens it as a vault
   auto second = SqliteStore::open(dir.path() / "vault", /*create=*/false);
   ASSERT_TRUE(second);
 
@@ -104,6 +105,7 @@ TEST(ChangeStampTest, OneCommitApartCountsCommits) {
   TempDir dir;
   auto first = SqliteStore::open(dir.path() / "vault", /*create=*/true);
   first->create_schema();
+  first->put_meta("format_version", Bytes{5});  // a header: a second connection opens it as a vault
   auto second = SqliteStore::open(dir.path() / "vault", /*create=*/false);
   write_meta(*first, "0");
 
@@ -139,6 +141,7 @@ TEST(ChangeStampTest, OwnCommitThatRestartsTheLogIsOneCommit) {
   TempDir dir;
   auto first = SqliteStore::open(dir.path() / "vault", /*create=*/true);
   first->create_schema();
+  first->put_meta("format_version", Bytes{5});  // a header: a second connection opens it as a vault
   auto second = SqliteStore::open(dir.path() / "vault", /*create=*/false);
   write_meta(*first, "0");
   write_meta(*first, "1");
@@ -171,6 +174,7 @@ TEST(ChangeStampTest, CommitThatWroteNothingIsNotTheOneCommit) {
   TempDir dir;
   auto first = SqliteStore::open(dir.path() / "vault", /*create=*/true);
   first->create_schema();
+  first->put_meta("format_version", Bytes{5});  // a header: a second connection opens it as a vault
   auto second = SqliteStore::open(dir.path() / "vault", /*create=*/false);
   write_meta(*first, "0");
 
