@@ -6,6 +6,7 @@
 #include <fmt/format.h>
 
 #include "exit_codes.h"
+#include "key_checks.h"
 
 #ifndef CREDENTIALS_VERSION
 #define CREDENTIALS_VERSION "unknown"
@@ -96,6 +97,7 @@ bool is_vault_url(std::string_view location) {
 
 VaultOptions vault_options(const CommonOptions& options) {
   VaultOptions vault_options = vault_options_from_environment();
+  check_master_key(vault_options.master_key);
   vault_options.short_lived_process = true;  // one verb, then exit
   if (!options.vault_dir.empty()) {
     // The flag names the vault explicitly: it wins over a shared vault
@@ -112,6 +114,7 @@ VaultOptions vault_options(const CommonOptions& options) {
     }
     vault_options.url = options.vault_url;
   }
+  check_vault_permissions(vault_options);
   return vault_options;
 }
 

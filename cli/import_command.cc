@@ -11,6 +11,7 @@
 
 #include "commands.h"
 #include "exit_codes.h"
+#include "key_checks.h"
 #include "output.h"
 #include "terminal.h"
 
@@ -26,7 +27,9 @@ struct ImportOptions {
 // imports nothing, so there is no need to type it twice).
 SecretString legacy_key() {
   if (const char* key = std::getenv("CREDENTIAL_MASTER_KEY_LEGACY"); key && *key) {
-    return SecretString(key);
+    SecretString legacy(key);
+    warn_if_mistyped(legacy.reveal(), "CREDENTIAL_MASTER_KEY_LEGACY");
+    return legacy;
   }
   std::optional<Terminal> terminal = Terminal::open();
   if (!terminal) {

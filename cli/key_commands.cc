@@ -7,8 +7,6 @@
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
-#include <fstream>
-#include <iterator>
 #include <memory>
 #include <optional>
 #include <string>
@@ -17,6 +15,7 @@
 
 #include "commands.h"
 #include "exit_codes.h"
+#include "key_checks.h"
 #include "output.h"
 #include "terminal.h"
 
@@ -35,23 +34,30 @@ std::string_view without_trailing_space(std::string_view text) {
   return text;
 }
 
+// Read as CREDENTIAL_MASTER_KEY_FILE is: at most 4 KiB, not a directory.
 SecretString read_key_file(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) {
-    throw CommandError(ExitCode::kUsage,
-                       fmt::format("--new-key-file: cannot read {}", printable(path)),
-                       "check the path and its permissions");
+  try {
+    SecretString key = read_master_key_file(path, "--new-key-file");
+    warn_if_key_file_is_open(path, "--new-key-file");
+    return key;
+  } catch (const MissingKeyError& error) {
+    throw CommandError(ExitCode::kUsage, error.what(),
+                       "make a key with: credential_manager keygen");
   }
-  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  return SecretString(std::move(text));  // wipes `text`
 }
 
-// --new-key-file, else CREDENTIAL_MASTER_KEY_NEW, else asked twice on the terminal.
-SecretString new_master_key(const RotateMasterKeyOptions& options) {
-  if (!options.new_key_file.empty()) return read_key_file(options.new_key_file);
+// --new-key-file, else CREDENTIAL_MASTER_KEY_NEW, else asked twice on the
+// terminal. `source` is set to where it came from, for messages.
+SecretString new_master_key(const RotateMasterKeyOptions& options, std::string& source) {
+  if (!options.new_key_file.empty()) {
+    source = "--new-key-file";
+    return read_key_file(options.new_key_file);
+  }
   if (const char* key = std::getenv("CREDENTIAL_MASTER_KEY_NEW"); key && *key) {
+    source = "CREDENTIAL_MASTER_KEY_NEW";
     return SecretString(key);
   }
+  source = "the terminal";
   std::optional<Terminal> terminal = Terminal::open();
   if (!terminal) {
     throw CommandError(ExitCode::kUsage,
@@ -69,11 +75,13 @@ SecretString new_master_key(const RotateMasterKeyOptions& options) {
 
 void run_rotate_master_key(const CommonOptions& common, const RotateMasterKeyOptions& options) {
   Vault vault = open_vault(common, IfNoVault::kFail);
-  SecretString key = new_master_key(options);
+  std::string source;
+  SecretString key = new_master_key(options, source);
   if (without_trailing_space(key.reveal()).empty()) {
     throw CommandError(ExitCode::kUsage, "the new master key is empty: nothing was changed",
                        "make one with: credential_manager keygen");
   }
+  check_new_master_key(without_trailing_space(key.reveal()), source);
   const SecretString current = master_key_from_environment();
   if (without_trailing_space(key.reveal()) == without_trailing_space(current.reveal())) {
     throw CommandError(ExitCode::kUsage,

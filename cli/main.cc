@@ -49,9 +49,9 @@ void wipe_secret_arguments(int argc, char** argv) {
 }
 
 // Messages can quote stored values or a server's words: escaped like every
-// other human-readable output.
+// other human-readable output, newlines too (a server must not forge lines).
 void print_error(std::string_view message, std::string_view hint) {
-  fmt::print(stderr, "credential_manager: error: {}\n", printable(message, /*keep_newlines=*/true));
+  fmt::print(stderr, "credential_manager: error: {}\n", printable(message));
   if (!hint.empty()) fmt::print(stderr, "  hint: {}\n", printable(hint));
 }
 

@@ -1,7 +1,10 @@
 #include "output.h"
 
 #include <algorithm>
+#include <cstdint>
 #include <cstdio>
+#include <iterator>
+#include <utility>
 
 #include <fmt/format.h>
 
@@ -9,6 +12,67 @@
 
 namespace credentials::cli {
 namespace {
+
+// One UTF-8 sequence at the start of `text`: its code point and length, or
+// length 0 when the first byte does not start a valid sequence (overlong,
+// surrogate, beyond U+10FFFF, truncated).
+struct Decoded {
+  char32_t code_point;
+  std::size_t length;
+};
+Decoded decode_utf8(std::string_view text) {
+  const auto byte = [&](std::size_t i) { return static_cast<unsigned char>(text[i]); };
+  const unsigned char first = byte(0);
+  if (first < 0x80) return {first, 1};
+  std::size_t length = 0;
+  char32_t code_point = 0;
+  char32_t minimum = 0;
+  if ((first & 0xE0) == 0xC0) {
+    length = 2;
+    code_point = first & 0x1F;
+    minimum = 0x80;
+  } else if ((first & 0xF0) == 0xE0) {
+    length = 3;
+    code_point = first & 0x0F;
+    minimum = 0x800;
+  } else if ((first & 0xF8) == 0xF0) {
+    length = 4;
+    code_point = first & 0x07;
+    minimum = 0x10000;
+  } else {
+    return {0, 0};
+  }
+  if (text.size() < length) return {0, 0};
+  for (std::size_t i = 1; i < length; ++i) {
+    if ((byte(i) & 0xC0) != 0x80) return {0, 0};
+    code_point = (code_point << 6) | (byte(i) & 0x3F);
+  }
+  if (code_point < minimum || code_point > 0x10FFFF ||
+      (code_point >= 0xD800 && code_point <= 0xDFFF)) {
+    return {0, 0};
+  }
+  return {code_point, length};
+}
+
+// Unicode's format characters (general category Cf, Unicode 15.0/16.0):
+// invisible, and some reorder what a terminal shows (U+202E).
+constexpr std::pair<char32_t, char32_t> kFormatCharacters[] = {
+    {0x00AD, 0x00AD},   {0x0600, 0x0605},   {0x061C, 0x061C},   {0x06DD, 0x06DD},
+    {0x070F, 0x070F},   {0x0890, 0x0891},   {0x08E2, 0x08E2},   {0x180E, 0x180E},
+    {0x200B, 0x200F},   {0x202A, 0x202E},   {0x2060, 0x2064},   {0x2066, 0x206F},
+    {0xFEFF, 0xFEFF},   {0xFFF9, 0xFFFB},   {0x110BD, 0x110BD}, {0x110CD, 0x110CD},
+    {0x13430, 0x1343F}, {0x1BCA0, 0x1BCA3}, {0x1D173, 0x1D17A}, {0xE0001, 0xE0001},
+    {0xE0020, 0xE007F},
+};
+
+// Control characters (Cc: C0, DEL, C1), format characters (Cf) and the line
+// and paragraph separators (U+2028, U+2029), which some terminals and log
+// viewers take as line breaks.
+bool is_invisible_or_control(char32_t c) {
+  if (c < 0x20 || (c >= 0x7F && c <= 0x9F) || c == 0x2028 || c == 0x2029) return true;
+  return std::any_of(std::begin(kFormatCharacters), std::end(kFormatCharacters),
+                     [c](const auto& range) { return c >= range.first && c <= range.second; });
+}
 
 // Columns are aligned by characters, not bytes: UTF-8 continuation bytes take
 // no column of their own.
@@ -89,16 +153,27 @@ void print_json_line(const nlohmann::ordered_json& document) {
   std::fwrite(text.data(), 1, text.size(), stdout);
 }
 
-std::string printable(std::string_view text, bool keep_newlines) {
+std::string printable(std::string_view text) {
   std::string result;
   result.reserve(text.size());
-  for (char c : text) {
-    const auto byte = static_cast<unsigned char>(c);
-    if ((byte < 0x20 || byte == 0x7F) && !(keep_newlines && c == '\n')) {
-      result += fmt::format("\\x{:02x}", byte);
-    } else {
-      result += c;
+  std::size_t at = 0;
+  while (at < text.size()) {
+    const auto [code_point, length] = decode_utf8(text.substr(at));
+    if (length == 0) {  // not UTF-8: the byte, escaped
+      result += fmt::format("\\x{:02x}", static_cast<unsigned char>(text[at]));
+      ++at;
+      continue;
     }
+    if (!is_invisible_or_control(code_point)) {
+      result.append(text.substr(at, length));
+    } else if (code_point < 0x80) {
+      result += fmt::format("\\x{:02x}", static_cast<std::uint32_t>(code_point));
+    } else if (code_point <= 0xFFFF) {
+      result += fmt::format("\\u{:04x}", static_cast<std::uint32_t>(code_point));
+    } else {
+      result += fmt::format("\\U{:08x}", static_cast<std::uint32_t>(code_point));
+    }
+    at += length;
   }
   return result;
 }
@@ -130,13 +205,14 @@ void print_table(const std::vector<std::string>& headers,
   for (std::size_t column = 0; column < headers.size(); ++column) {
     widths[column] = display_width(headers[column]);
     for (const auto& row : rows)
-      widths[column] = std::max(widths[column], display_width(row[column]));
+      widths[column] = std::max(widths[column], display_width(printable(row[column])));
   }
   auto print_row = [&](const std::vector<std::string>& cells) {
     std::string line;
     for (std::size_t column = 0; column < cells.size(); ++column) {
       const bool last = column + 1 == cells.size();
-      line += last ? cells[column] : padded(cells[column], widths[column]) + "  ";
+      line +=
+          last ? printable(cells[column]) : padded(printable(cells[column]), widths[column]) + "  ";
     }
     while (!line.empty() && line.back() == ' ') line.pop_back();
     fmt::print("{}\n", line);
@@ -174,7 +250,7 @@ void print_credential_fields(const CredentialInfo& info,
       std::fwrite(revealed_password->data(), 1, revealed_password->size(), stdout);
       std::fputc('\n', stdout);
     } else {
-      fmt::print("{}\n", value);
+      fmt::print("{}\n", printable(value));
     }
   }
 }
@@ -189,12 +265,12 @@ std::string describe_target(const CredentialInfo& info) {
   if (!info.username.empty()) target += printable(info.username) + "@";
   target += printable(info.host);
   if (info.port != 0) target += fmt::format(":{}", info.port);
-  if (!info.database.empty()) target += "/" + printable(info.database);
+  if (!info.database.empty()) target += fmt::format("/{}", printable(info.database));
   return target;
 }
 
 void warn(std::string_view message) {
-  fmt::print(stderr, "credential_manager: warning: {}\n", message);
+  fmt::print(stderr, "credential_manager: warning: {}\n", printable(message));
 }
 
 void note(std::string_view message) { fmt::print(stderr, "{}\n", message); }

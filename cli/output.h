@@ -1,9 +1,10 @@
 // What the CLI prints: results on stdout (a table, a field list, or exactly
 // one JSON document with --json), messages and warnings on stderr.
 //
-// Human-readable output escapes control characters, so that a host or a
-// description stored by someone else cannot send escape sequences to the
-// terminal of the person who lists it.
+// Human-readable output escapes control and format characters, so that a
+// host or a description stored by someone else, or a database server's
+// message, cannot send escape sequences to the terminal of the person who
+// reads it, forge lines, or reorder what they see.
 #pragma once
 
 #include <optional>
@@ -34,12 +35,18 @@ void print_json(const nlohmann::ordered_json& document);
 // Throws CommandError like print_json.
 void print_json_line(const nlohmann::ordered_json& document);
 
-// `text` with control characters written as \xNN (newlines too, unless
-// `keep_newlines`: multi-line driver messages stay readable).
-[[nodiscard]] std::string printable(std::string_view text, bool keep_newlines = false);
+// `text` safe to show on a terminal: control characters (C0, DEL and the C1
+// controls U+0080-U+009F, newlines included), Unicode format characters
+// (category Cf: U+200B, U+202E, ...) and U+2028/U+2029 are written as
+// \x0a, \u202e or \U000e0001, and each byte that is not part of valid UTF-8
+// as \xNN. Everything else is kept. Applying it twice changes nothing more.
+// Every text that came from outside (stored fields, a server's or a
+// driver's message, a path) goes through it before it is printed, except
+// with --json (JSON escapes what it must) and a password --reveal prints.
+[[nodiscard]] std::string printable(std::string_view text);
 
-// Columns aligned under `headers`, two spaces apart. Cells are printed as
-// given: pass them through printable() first.
+// Columns aligned under `headers`, two spaces apart; every cell through
+// printable().
 void print_table(const std::vector<std::string>& headers,
                  const std::vector<std::vector<std::string>>& rows);
 
@@ -59,9 +66,10 @@ void print_credential_fields(const CredentialInfo& info,
 // "postgres, dbuser@db.example.com:5432/production" (sqlite: "sqlite, /path").
 [[nodiscard]] std::string describe_target(const CredentialInfo& info);
 
-// "credential_manager: warning: ..." on stderr.
+// "credential_manager: warning: ..." on stderr, through printable().
 void warn(std::string_view message);
-// An informational line on stderr (never on stdout, which --json keeps clean).
+// An informational line on stderr (never on stdout, which --json keeps clean),
+// as given: the tool's own words only.
 void note(std::string_view message);
 
 }  // namespace credentials::cli

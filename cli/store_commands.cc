@@ -9,6 +9,7 @@
 
 #include "commands.h"
 #include "exit_codes.h"
+#include "key_checks.h"
 #include "output.h"
 
 namespace credentials::cli {
@@ -54,7 +55,7 @@ std::string describe(const std::string& value) {
 }
 
 void run_migrate(const CommonOptions& common, const MigrateOptions& options) {
-  const SecretString key = master_key_from_environment();
+  const SecretString key = master_key();
   migrate_vault(location(options.from, key), location(options.to, key));
   if (common.json) {
     print_json({{"migrated", true}, {"verified", true}});

@@ -2,8 +2,11 @@
 //
 // Connections are made from structured parameters (libpq PQconnectdbParams,
 // sqlite3_open_v2), never from a URL string, so no password character can
-// break them. Error messages from drivers are scrubbed of the password before
-// they reach an exception.
+// break them. Error messages never depend on the password: drivers do not put
+// it in their text, and nothing is masked (a mask shows where the password
+// matches other text). A server that receives the password (PostgreSQL's
+// `password` authentication sends it in clear) can send anything back, in an
+// error or in a result: use scram-sha-256 and sslmode=verify-full.
 #pragma once
 
 #include <chrono>

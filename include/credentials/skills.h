@@ -112,8 +112,9 @@ class SkillRunner {
   // Throws SkillError (unknown or malformed skill, missing inputs, bad
   // db_config_file), the vault's errors (CredentialNotFoundError,
   // UnauthorizedError, ...), InvalidArgumentError (a db type this build cannot
-  // connect to), DatabaseError (the database's message, scrubbed of the
-  // password and of input values). Every execution is one audit event.
+  // connect to), DatabaseError (the database's message, scrubbed of input
+  // values; it never depends on the password). Every execution is one audit
+  // event.
   [[nodiscard]] nlohmann::json execute(std::string_view skill_name, const nlohmann::json& inputs,
                                        const UserContext& user);
 

@@ -78,9 +78,22 @@ struct VaultOptions {
 };
 
 // Reads the master key from CREDENTIAL_MASTER_KEY, or from the file named by
-// CREDENTIAL_MASTER_KEY_FILE. Throws MissingKeyError (saying how to make one
-// with `credential_manager keygen`) when neither is set.
+// CREDENTIAL_MASTER_KEY_FILE (read_master_key_file). Throws MissingKeyError
+// (saying how to make one with `credential_manager keygen`) when neither is
+// set.
 [[nodiscard]] SecretString master_key_from_environment();
+
+// The longest master key file read_master_key_file accepts.
+inline constexpr std::size_t kMaxKeyFileBytes = 4096;
+
+// Reads a master key from a file (or a pipe such as /dev/fd/63): trailing
+// whitespace is trimmed. Reads at most kMaxKeyFileBytes and one byte more, so
+// that /dev/zero or a large file named by mistake is refused, not read into
+// memory. Throws MissingKeyError naming `source` (the variable or option
+// that named the file) when the file cannot be read, is a directory, is
+// longer than kMaxKeyFileBytes or holds only whitespace.
+[[nodiscard]] SecretString read_master_key_file(const std::filesystem::path& path,
+                                                std::string_view source);
 
 // VaultOptions from the environment: CREDENTIAL_VAULT_DIR (default
 // ./.credentials), CREDENTIAL_VAULT_URL (a postgresql:// URL: the shared

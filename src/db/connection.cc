@@ -1,5 +1,5 @@
-// Connection parameters from credentials and from DATABASE_URL, and message
-// scrubbing. The drivers live in sqlite_connection.cc and
+// Connection parameters from credentials and from DATABASE_URL, and the
+// scrubbing of input values from messages. The drivers live in sqlite_connection.cc and
 // postgres_connection.cc.
 #include "db/connection.h"
 
@@ -206,11 +206,6 @@ void replace_all(std::string& message, std::string_view from, std::string_view t
 }
 
 }  // namespace
-
-std::string scrub(std::string message, const std::vector<std::string_view>& secrets) {
-  for (const std::string_view secret : secrets) replace_all(message, secret, "***");
-  return message;
-}
 
 std::string scrub_inputs(std::string message, const std::vector<Param>& params) {
   for (const Param& param : params) {

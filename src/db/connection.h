@@ -63,8 +63,8 @@ class Connection {
   // Runs one statement with bound parameters. Returns
   // {"query_result": [...], "row_count": n} or {"affected_rows": n}.
   // `timeout` (when set) bounds the statement's run time.
-  // Throws DatabaseError with the driver's message, scrubbed of the password
-  // and of the text of the parameters.
+  // Throws DatabaseError with the driver's message, scrubbed of the text of
+  // the parameters (never masked by the password: see credentials/database.h).
   //
   // `while_waiting`, when set, is called once while the statement is at the
   // server: PostgreSQL sends it, calls `while_waiting`, then reads the
@@ -93,12 +93,9 @@ class Connection {
   [[nodiscard]] virtual bool reusable() { return healthy(); }
 };
 
-// Opens a connection. Throws DatabaseError (scrubbed) when it fails.
+// Opens a connection. Throws DatabaseError when it fails: the driver's text,
+// which does not depend on the password.
 [[nodiscard]] std::unique_ptr<Connection> connect(const ConnectionParams& params);
-
-// Replaces every occurrence of each secret in `message` with "***". Empty
-// secrets are ignored.
-[[nodiscard]] std::string scrub(std::string message, const std::vector<std::string_view>& secrets);
 
 // Removes the text of bound parameters from a driver's message: a quoted
 // occurrence ("v" or 'v') always, a bare one when the text is 4 characters or

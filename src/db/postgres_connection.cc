@@ -31,6 +31,22 @@ std::string trimmed(const char* text) {
   return out;
 }
 
+// "a\n\tb" -> "a b": libpq's connection messages put each address tried and
+// each hint on a line of its own.
+std::string one_line(std::string text) {
+  std::string out;
+  out.reserve(text.size());
+  for (std::size_t at = 0; at < text.size(); ++at) {
+    if (text[at] != '\n') {
+      out += text[at];
+      continue;
+    }
+    while (at + 1 < text.size() && (text[at + 1] == '\t' || text[at + 1] == ' ')) ++at;
+    out += ' ';
+  }
+  return out;
+}
+
 nlohmann::json integer_or_text(std::string_view text) {
   std::int64_t value = 0;
   auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
@@ -102,8 +118,7 @@ void ignore_notice(void*, const char*) {}
 
 class PostgresConnection final : public Connection {
  public:
-  PostgresConnection(PGconn* conn, SecretString password)
-      : conn_(conn), password_(std::move(password)) {}
+  explicit PostgresConnection(PGconn* conn) : conn_(conn) {}
   ~PostgresConnection() override { pq::PQfinish(conn_); }
   PostgresConnection(const PostgresConnection&) = delete;
   PostgresConnection& operator=(const PostgresConnection&) = delete;
@@ -330,15 +345,13 @@ class PostgresConnection final : public Connection {
     }
     if (message.empty()) message = trimmed(pq::PQerrorMessage(conn_));
     if (sqlstate == "57014") message += " (the skill's timeout)";
-    message = scrub_inputs(scrub(std::move(message), {password_.reveal()}), params);
+    message = scrub_inputs(std::move(message), params);
     return DatabaseError(sqlstate.empty()
                              ? fmt::format("PostgreSQL: {}", message)
                              : fmt::format("PostgreSQL: {} (SQLSTATE {})", message, sqlstate));
   }
 
   PGconn* conn_;
-  // Kept only to scrub it from messages.
-  SecretString password_;
   std::int64_t statement_timeout_ms_ = 0;  // 0: the server default (none)
   static constexpr std::size_t kMaxPreparedStatements = 256;
   std::map<std::string, std::string> statements_;  // sql ‖ NUL ‖ types -> name
@@ -386,13 +399,17 @@ std::unique_ptr<Connection> connect_postgres(const ConnectionParams& params) {
   PGconn* conn = pq::PQconnectdbParams(keys.data(), values.data(), /*expand_dbname=*/0);
   if (conn == nullptr) throw DatabaseError("PostgreSQL: out of memory while connecting");
   if (pq::PQstatus(conn) != CONNECTION_OK) {
-    std::string message = scrub(trimmed(pq::PQerrorMessage(conn)), {params.password.reveal()});
+    // libpq's text never holds the password, so nothing in it is masked: a
+    // mask would depend on the password and show where it matches (a
+    // password "localhost" masking the host). Its lines (one per address
+    // tried, and hints) joined into one.
+    std::string message = one_line(trimmed(pq::PQerrorMessage(conn)));
     pq::PQfinish(conn);
     throw DatabaseError(fmt::format("PostgreSQL: cannot connect to {}:{} as {}: {}", params.host,
                                     port, params.username, message));
   }
   pq::PQsetNoticeProcessor(conn, &ignore_notice, nullptr);
-  return std::make_unique<PostgresConnection>(conn, params.password.clone());
+  return std::make_unique<PostgresConnection>(conn);
 }
 
 }  // namespace credentials::internal

@@ -205,9 +205,9 @@ std::unique_ptr<Connection> connect_sqlite(const ConnectionParams& params) {
   if (rc != SQLITE_OK) {
     std::string message = db != nullptr ? sqlite3_errmsg(db) : sqlite3_errstr(rc);
     sqlite3_close_v2(db);
+    // SQLite never sees the password: nothing to keep out of its message.
     throw DatabaseError(
-        scrub(fmt::format("SQLite: cannot open database '{}': {}", params.database, message),
-              {params.password.reveal()}));
+        fmt::format("SQLite: cannot open database '{}': {}", params.database, message));
   }
   sqlite3_extended_result_codes(db, 1);
   // Writers from other processes hold the lock briefly; wait rather than fail.

@@ -189,11 +189,9 @@ bool is_postgres_url(std::string_view url) {
 struct PostgresStore::ConnectParams {
   std::vector<std::string> keywords;
   std::vector<std::string> values;
-  std::string password;  // kept to scrub it from messages
   std::string user;
   ~ConnectParams() {
     for (auto& value : values) sodium_memzero(value.data(), value.size());
-    sodium_memzero(password.data(), password.size());
   }
 };
 
@@ -356,7 +354,6 @@ std::unique_ptr<PostgresStore> PostgresStore::open(std::string_view url, bool cr
     const std::string_view keyword = o->keyword;
     have_app |= keyword == "application_name";
     have_timeout |= keyword == "connect_timeout";
-    if (keyword == "password") params->password = o->val;
     if (keyword == "user") params->user = o->val;
     params->keywords.emplace_back(o->keyword);
     params->values.emplace_back(o->val);
@@ -399,11 +396,6 @@ PostgresStore::PostgresStore(std::unique_ptr<ConnectParams> params, std::string 
 
 PostgresStore::~PostgresStore() = default;
 
-std::string PostgresStore::scrub(std::string message) const {
-  if (params_ && !params_->password.empty()) message = replace_all(std::move(message), params_->password, "***");
-  return message;
-}
-
 std::unique_ptr<PostgresStore::Connection> PostgresStore::connect() const {
   std::vector<const char*> keys, values;
   for (std::size_t i = 0; i < params_->keywords.size(); ++i) {
@@ -417,7 +409,7 @@ std::unique_ptr<PostgresStore::Connection> PostgresStore::connect() const {
   if (!connection->conn) throw DatabaseError("cannot connect to the vault database: out of memory");
   if (pq::PQstatus(connection->conn) != CONNECTION_OK) {
     throw ConnectionFailedError(fmt::format("cannot connect to the vault database: {}",
-                                            scrub(trimmed(pq::PQerrorMessage(connection->conn)))));
+                                            trimmed(pq::PQerrorMessage(connection->conn))));
   }
   pq::PQsetNoticeProcessor(connection->conn, [](void*, const char*) {}, nullptr);
   return connection;
@@ -432,7 +424,7 @@ void PostgresStore::ensure_connected(Connection& connection) const {
     throw ConnectionFailedError(fmt::format(
         "the vault database {} is unreachable: {}. Nothing was written; retry when the server is "
         "back",
-        description_, scrub(trimmed(pq::PQerrorMessage(connection.conn)))));
+        description_, trimmed(pq::PQerrorMessage(connection.conn))));
   }
   pq::PQsetNoticeProcessor(connection.conn, [](void*, const char*) {}, nullptr);
 }
@@ -516,9 +508,9 @@ PostgresStore::Lease PostgresStore::lease_for_statement() {
 void PostgresStore::fail(std::string_view what, PGresult* result, PGconn* conn) const {
   const char* state = result ? pq::PQresultErrorField(result, PG_DIAG_SQLSTATE) : nullptr;
   const std::string sqlstate = state ? state : "";
-  std::string message = scrub(trimmed(result && pq::PQresultErrorMessage(result)[0]
-                                          ? pq::PQresultErrorMessage(result)
-                                          : pq::PQerrorMessage(conn)));
+  std::string message =
+      trimmed(result && pq::PQresultErrorMessage(result)[0] ? pq::PQresultErrorMessage(result)
+                                                            : pq::PQerrorMessage(conn));
   pq::PQclear(result);
   if (!conn || pq::PQstatus(conn) != CONNECTION_OK) {
     throw ConnectionFailedError(fmt::format(

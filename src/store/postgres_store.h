@@ -24,8 +24,8 @@
 // connection has its own prepared statements, and after a server restart
 // each is reset once at the start of its next transaction (or autocommit
 // read); a failure inside a transaction is a DatabaseError and nothing of it
-// is committed. The URL may hold a password: it is never logged, and error
-// messages are scrubbed of it.
+// is committed. The URL may hold a password: it is never logged, and no
+// message depends on it (libpq's text does not hold it; nothing is masked).
 //
 // Thread-safe, unlike RecordStore in general (thread_safe() is true): any
 // number of threads may call one PostgresStore at once; a thread may have
@@ -185,7 +185,6 @@ class PostgresStore final : public RecordStore {
   // Runs SQL text without parameters (DDL, BEGIN, ...).
   void exec(const std::string& sql);
   [[noreturn]] void fail(std::string_view what, pg_result* result, pg_conn* conn) const;
-  [[nodiscard]] std::string scrub(std::string message) const;
   [[nodiscard]] int stored_schema_version();
   void migrate_if_needed();
   void begin(const char* sql, bool write);

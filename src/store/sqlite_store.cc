@@ -199,7 +199,30 @@ bool SqliteStore::use_huge_page_cache() {
   return configured;
 }
 
+// Before anything is created: SQLite's "unable to open database file" came
+// only after an empty vault.db had been made in the link's target.
+void SqliteStore::refuse_symbolic_links(const fs::path& directory) {
+  std::error_code ec;
+  const fs::path absolute = fs::absolute(directory, ec).lexically_normal();
+  if (ec) return;  // the open below reports what is wrong
+  fs::path walked;
+  for (const fs::path& part : absolute) {
+    if (part.empty()) continue;  // a trailing '/'
+    walked /= part;
+    struct stat st {};
+    if (::lstat(walked.c_str(), &st) != 0) return;  // the rest does not exist yet
+    if (!S_ISLNK(st.st_mode)) continue;
+    const fs::path real = fs::weakly_canonical(absolute, ec);
+    throw InvalidArgumentError(fmt::format(
+        "the vault directory {} {} a symbolic link ({}): a vault is opened by its real path only, "
+        "so that a link cannot redirect it; nothing was changed. Name the real directory{}",
+        directory.string(), walked == absolute ? "is" : "goes through", walked.string(),
+        ec ? std::string() : fmt::format(": {}", real.string())));
+  }
+}
+
 std::unique_ptr<SqliteStore> SqliteStore::open(const fs::path& directory, bool create) {
+  refuse_symbolic_links(directory);
   const fs::path file = directory / kFileName;
   std::error_code ec;
   if (!fs::exists(file, ec)) {

@@ -23,8 +23,15 @@ class SqliteStore final : public RecordStore {
   // that is not a vault is refused whatever `create`, before anything is
   // written to it: InvalidArgumentError for another program's database or a
   // symbolic link, DecryptionFailedError for a vault whose header is gone or
-  // a file SQLite cannot read as a database. Throws DatabaseError.
+  // a file SQLite cannot read as a database. Throws DatabaseError
+  // (InvalidArgumentError too, before anything is created, when the directory
+  // is or goes through a symbolic link: refuse_symbolic_links).
   static std::unique_ptr<SqliteStore> open(const std::filesystem::path& directory, bool create);
+
+  // Throws InvalidArgumentError, naming the real path, when `directory` is a
+  // symbolic link or a path through one: SQLite opens the vault by its real
+  // path only (SQLITE_OPEN_NOFOLLOW), so that no link can redirect it.
+  static void refuse_symbolic_links(const std::filesystem::path& directory);
   // Gives SQLite's page cache one region of transparent huge pages, for a
   // short-lived process (VaultOptions::short_lived_process); stores opened
   // after it then read the file with pread instead of a memory map. Only

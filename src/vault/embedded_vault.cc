@@ -1665,6 +1665,27 @@ KeyDerivation read_derivation(RecordStore& store) {
           {static_cast<std::uint64_t>(from_bytes(*ops)), static_cast<std::size_t>(from_bytes(*mem))}};
 }
 
+// A new vault takes a generated key (44 characters) or a passphrase of at
+// least this many characters: a short one is guessed offline by anyone who
+// gets a copy of the vault, whatever Argon2 costs.
+constexpr std::size_t kMinPassphraseCharacters = 12;
+
+bool too_short_for_a_new_vault(const SecretString& material) {
+  const std::string_view text = material.reveal();
+  const auto characters =
+      static_cast<std::size_t>(std::count_if(text.begin(), text.end(), [](char c) {
+        return (static_cast<unsigned char>(c) & 0xC0) != 0x80;
+      }));
+  return characters < kMinPassphraseCharacters;
+}
+
+[[noreturn]] void refuse_short_passphrase() {
+  throw InvalidArgumentError(fmt::format(
+      "the master key is too short to create a vault: a passphrase needs at least {} characters; "
+      "nothing was created. Make a key with: credential_manager keygen",
+      kMinPassphraseCharacters));
+}
+
 }  // namespace
 
 std::unique_ptr<VaultImpl> open_vault(VaultOptions options) {
@@ -1679,9 +1700,19 @@ std::unique_ptr<VaultImpl> open_vault(VaultOptions options) {
   }
   if (options.short_lived_process && options.url.empty()) (void)SqliteStore::use_huge_page_cache();
   // A postgresql:// URL: the shared store; else the embedded one in the directory.
-  std::unique_ptr<RecordStore> store =
-      open_record_store(options.url, options.directory, options.create_if_missing);
+  // With a key too short for a new vault nothing is created: an existing
+  // vault still opens with it (made before the rule, or by another build).
+  const bool short_key = too_short_for_a_new_vault(material);
+  std::unique_ptr<RecordStore> store;
+  try {
+    store =
+        open_record_store(options.url, options.directory, options.create_if_missing && !short_key);
+  } catch (const CredentialNotFoundError&) {
+    if (options.create_if_missing && short_key) refuse_short_passphrase();
+    throw;
+  }
   if (!store->initialized()) {
+    if (short_key) refuse_short_passphrase();
     // Created under the write lock so two processes creating the same vault
     // at once end with one header and one set of keys.
     auto txn = store->begin_write();

@@ -5,11 +5,13 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <sodium.h>
+
+#include <cerrno>
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
 #include <mutex>
-#include <sstream>
 
 #include "credentials/errors.h"
 #include "credentials/vault.h"
@@ -20,27 +22,62 @@
 
 namespace credentials {
 
+SecretString read_master_key_file(const std::filesystem::path& path, std::string_view source) {
+  const auto cannot_read = [&](int error) {
+    return MissingKeyError(fmt::format(
+        "cannot read the master key file named by {} ({}): {}; check the path and its permissions",
+        source, path.string(), std::strerror(error)));
+  };
+  // Not O_NOFOLLOW: a key file mounted as a secret is often a symbolic link.
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) throw cannot_read(errno);
+  struct stat st {};
+  if (::fstat(fd, &st) != 0 || S_ISDIR(st.st_mode)) {
+    ::close(fd);
+    throw MissingKeyError(fmt::format(
+        "{} names a directory ({}), not a file: name the file that holds the master key", source,
+        path.string()));
+  }
+  // Read no more than the limit and one byte: /dev/zero or a log file named
+  // by mistake is refused, not read into memory. A pipe (<(pass show key))
+  // is read like a file.
+  SecretString text;
+  char chunk[512];
+  while (text.size() <= kMaxKeyFileBytes) {
+    const ssize_t count = ::read(fd, chunk, sizeof chunk);
+    if (count < 0 && errno == EINTR) continue;
+    if (count < 0) {
+      const int error = errno;
+      ::close(fd);
+      throw cannot_read(error);
+    }
+    if (count == 0) break;
+    text.append(std::string_view(chunk, static_cast<std::size_t>(count)));
+  }
+  sodium_memzero(chunk, sizeof chunk);
+  ::close(fd);
+  if (text.size() > kMaxKeyFileBytes) {
+    throw MissingKeyError(fmt::format(
+        "the file named by {} ({}) is longer than {} KiB: it is not a master key file (a key from "
+        "`credential_manager keygen` is one line of 44 characters)",
+        source, path.string(), kMaxKeyFileBytes / 1024));
+  }
+  SecretString key = internal::normalize_master_key(text.reveal());
+  if (key.empty()) {
+    throw MissingKeyError(
+        fmt::format("the master key file {} (named by {}) is empty: put a key "
+                    "made with `credential_manager keygen` in it",
+                    path.string(), source));
+  }
+  return key;
+}
+
 SecretString master_key_from_environment() {
   if (const char* key = std::getenv("CREDENTIAL_MASTER_KEY"); key && *key) {
     return internal::normalize_master_key(key);
   }
   if (const char* path = std::getenv("CREDENTIAL_MASTER_KEY_FILE"); path && *path) {
-    std::ifstream in(path, std::ios::binary);
-    if (!in) {
-      throw MissingKeyError(fmt::format(
-          "cannot read the master key file named by CREDENTIAL_MASTER_KEY_FILE ({}): check the "
-          "path and its permissions",
-          path));
-    }
-    std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-    SecretString key = internal::normalize_master_key(text);
-    SecretString wipe(std::move(text));  // wipes `text`
-    if (key.empty()) {
-      throw MissingKeyError(fmt::format("the master key file {} is empty: put a key made with "
-                                        "`credential_manager keygen` in it",
-                                        path));
-    }
-    return key;
+    return read_master_key_file(path, "CREDENTIAL_MASTER_KEY_FILE");
   }
   throw MissingKeyError(
       "no master key: set CREDENTIAL_MASTER_KEY or CREDENTIAL_MASTER_KEY_FILE. Make a key with: "
@@ -258,6 +295,7 @@ VerifyReport verify_backup(const std::filesystem::path& backup, const SecretStri
 
 void restore_vault(const std::filesystem::path& backup, const std::filesystem::path& directory,
                    const SecretString& master_key, bool force) {
+  internal::SqliteStore::refuse_symbolic_links(directory);
   if (holds_vault(directory) && !force) {
     throw AlreadyExistsError(fmt::format(
         "{} already holds a vault: restore into an empty directory, or pass --force to replace it",

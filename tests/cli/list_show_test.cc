@@ -4,6 +4,7 @@
 #include <regex>
 #include <set>
 #include <string>
+#include <vector>
 
 #include "cli/cli_fixture.h"
 
@@ -192,6 +193,65 @@ TEST_F(ListShowTest, ControlCharactersInFieldsAreRefused) {
   EXPECT_EQ(add.exit_code, kUsage) << add;
   EXPECT_EQ(add.err.find('\x1b'), std::string::npos) << add;
   EXPECT_EQ(cli({"show", "--user", "alice", "--name", "evil"}).exit_code, kNotFound);
+}
+
+// Fields may hold any printable UTF-8, which includes characters that are
+// invisible or reorder text on a terminal: a host "db<U+202E>moc.evil" shows
+// as "dblive.com". Tables and field lists escape every control (C1 too) and
+// format character; --json keeps the exact text.
+TEST_F(ListShowTest, FormatAndControlCharactersInFieldsAreEscaped) {
+  struct Field {
+    const char* flag;
+    std::string raw;
+    std::string escaped;
+  };
+  const std::vector<Field> fields = {
+      {"--host", "db\u202emoc.evil\u200b", "db\\u202emoc.evil\\u200b"},
+      {"--username", "ad\u00admin\u2066x\u2069", "ad\\u00admin\\u2066x\\u2069"},
+      {"--database", "prod\u0085line\u2028sep\u2029\u061c",
+       "prod\\u0085line\\u2028sep\\u2029\\u061c"},
+      {"--description", "bom\ufeff tag\U000e0041\U000e007f fmt\U0001d173 kaithi\U000110bd",
+       "bom\\ufeff tag\\U000e0041\\U000e007f fmt\\U0001d173 kaithi\\U000110bd"},
+  };
+  std::vector<std::string> args = {"add", "--user", "alice", "--name", "spoof", "--password-stdin"};
+  for (const Field& field : fields) {
+    args.push_back(field.flag);
+    args.push_back(field.raw);
+  }
+  const CliResult add = cli(args, "pw\n");
+  ASSERT_EQ(add.exit_code, kOk) << add;
+
+  const CliResult list = cli({"list", "--user", "alice"});
+  const CliResult show = cli({"show", "--user", "alice", "--name", "spoof"});
+  ASSERT_EQ(list.exit_code, kOk) << list;
+  ASSERT_EQ(show.exit_code, kOk) << show;
+  for (const Field& field : fields) {
+    EXPECT_EQ(show.out.find(field.raw), std::string::npos) << field.flag << ": " << show;
+    EXPECT_NE(show.out.find(field.escaped), std::string::npos) << field.flag << ": " << show;
+    if (std::string(field.flag) == "--description") continue;  // not a column of the table
+    EXPECT_EQ(list.out.find(field.raw), std::string::npos) << field.flag << ": " << list;
+    EXPECT_NE(list.out.find(field.escaped), std::string::npos) << field.flag << ": " << list;
+  }
+  // No byte of a C1 control or a format character is printed at all.
+  for (const std::string raw : {"\u202e", "\u200b", "\u00ad", "\u0085", "\u2028", "\ufeff"}) {
+    EXPECT_EQ(list.out.find(raw), std::string::npos) << list;
+    EXPECT_EQ(show.out.find(raw), std::string::npos) << show;
+  }
+
+  const nlohmann::json json = show_json("alice", "spoof", /*reveal=*/false);
+  EXPECT_EQ(json["host"], fields[0].raw);
+  EXPECT_EQ(json["username"], fields[1].raw);
+  EXPECT_EQ(json["database"], fields[2].raw);
+  EXPECT_EQ(json["description"], fields[3].raw);
+  const CliResult list_json = cli({"list", "--user", "alice", "--json"});
+  ASSERT_EQ(list_json.exit_code, kOk) << list_json;
+  bool found = false;
+  for (const nlohmann::json& item : nlohmann::json::parse(list_json.out)) {
+    if (item["name"] != "spoof") continue;
+    found = true;
+    EXPECT_EQ(item["host"], fields[0].raw);
+  }
+  EXPECT_TRUE(found) << list_json;
 }
 
 }  // namespace

@@ -116,6 +116,30 @@ TEST_F(RunVerbTest, ControlCharactersInMessagesAreEscaped) {
   EXPECT_NE(result.err.find("\\x1b[2J"), std::string::npos) << result;
 }
 
+// The database's words reach the terminal escaped, whatever they hold: here
+// a SQLite file whose view names a dropped table called "t<LF>FAKE LINE: ..."
+// with U+202E and a byte that is not UTF-8 in it.
+TEST_F(RunVerbTest, ADatabasesErrorTextCannotForgeLines) {
+  const std::string table = "t\nFAKE LINE: skill succeeded\u202e\xff";
+  sqlite3* db = nullptr;
+  ASSERT_EQ(sqlite3_open((work_dir() / "users.db").c_str(), &db), SQLITE_OK);
+  const std::string sql = "CREATE TABLE \"" + table + "\"(a); CREATE VIEW v AS SELECT a FROM \"" +
+                          table + "\"; DROP TABLE \"" + table + "\";";
+  ASSERT_EQ(sqlite3_exec(db, sql.c_str(), nullptr, nullptr, nullptr), SQLITE_OK)
+      << sqlite3_errmsg(db);
+  sqlite3_close(db);
+  write_skill("ReadsTheView", "SELECT a FROM v");
+
+  const CliResult result = run({"--skill", "ReadsTheView"});
+  EXPECT_EQ(result.exit_code, kSkillFailed) << result;
+  EXPECT_NE(result.err.find("no such table: main.t\\x0aFAKE LINE: skill succeeded\\u202e\\xff"),
+            std::string::npos)
+      << result;
+  EXPECT_EQ(result.err.find("\nFAKE LINE"), std::string::npos) << result;
+  EXPECT_EQ(result.err.find("\u202e"), std::string::npos) << result;
+  EXPECT_EQ(result.err.find('\xff'), std::string::npos) << result;
+}
+
 TEST_F(RunVerbTest, DottedInputKeysBuildNestedObjects) {
   write_skill("Nested", "SELECT id FROM users WHERE id = {user.id}");
   const CliResult result = run({"--skill", "Nested", "--input", "user.id=124"});
