@@ -85,3 +85,19 @@ def test_wrong_master_key_and_missing_key(vault_dir, vault, alice, monkeypatch):
     monkeypatch.delenv("CREDENTIAL_MASTER_KEY_FILE", raising=False)
     with pytest.raises(sc.MissingKeyError, match="keygen"):
         sc.CredentialVault(vault_dir)
+
+
+def test_rotation_by_the_cli_on_the_shared_postgresql_vault(postgres_vault_url, master_key, cli,
+                                                             alice):
+    vault = sc.CredentialVault(url=postgres_vault_url, master_key=master_key)
+    vault.store_credential(alice, "shared_db", "postgres", "h", "d", "u", "before")
+    assert vault.get_decrypted_password(vault.get_credential(alice, "shared_db")) == "before"
+    cli.env.pop("CREDENTIAL_VAULT_DIR")
+    cli.env["CREDENTIAL_VAULT_URL"] = postgres_vault_url
+    done = cli.run("update", "--user", "alice", "--name", "shared_db", "--password-stdin",
+                   stdin="after\n")
+    assert done.returncode == 0, done.stderr
+    assert vault.get_decrypted_password(vault.get_credential(alice, "shared_db")) == "after"
+    # A second handle (as another process would hold) sees it too.
+    other = sc.CredentialVault(postgres_vault_url, master_key=master_key)
+    assert other.get_decrypted_password(other.get_credential(alice, "shared_db")) == "after"
