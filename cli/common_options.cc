@@ -1,6 +1,8 @@
 #include "common_options.h"
 
 #include <algorithm>
+#include <filesystem>
+#include <system_error>
 #include <utility>
 
 #include <fmt/format.h>
@@ -53,9 +55,9 @@ void add_user_options(CLI::App& command, CommonOptions& options) {
 }
 
 void add_vault_location_options(CLI::App& command, CommonOptions& options) {
-  CLI::Option* dir = command.add_option(
-      "--vault-dir", options.vault_dir,
-      "Vault directory (default: $CREDENTIAL_VAULT_DIR, else ./.credentials)");
+  CLI::Option* dir =
+      command.add_option("--vault-dir", options.vault_dir,
+                         "Vault directory (default: $CREDENTIAL_VAULT_DIR, else ./.credentials)");
   CLI::Option* url = command.add_option(
       "--vault-url", options.vault_url,
       "Shared vault on PostgreSQL, postgresql://... (default: $CREDENTIAL_VAULT_URL); "
@@ -128,9 +130,19 @@ Vault open_vault(const CommonOptions& options, IfNoVault if_no_vault) {
   opened.create_if_missing = if_no_vault == IfNoVault::kCreate;
   const std::string where = describe_location(opened);
   const bool shared = !opened.url.empty();
+  // The Python version's vault file: a Python project directory.
+  const std::filesystem::path legacy = opened.directory / "vault.enc";
   try {
     return Vault::open(std::move(opened));
   } catch (const CredentialNotFoundError&) {
+    std::error_code ec;
+    if (!shared && std::filesystem::exists(legacy, ec)) {
+      throw CommandError(
+          ExitCode::kNotFound,
+          fmt::format("there is no vault {}, only the Python version's {}", where, legacy.string()),
+          fmt::format("import it once with: credential_manager import-legacy --from {}{}",
+                      shell_quoted(legacy.string()), vault_dir_flag(options)));
+    }
     throw CommandError(
         ExitCode::kNotFound, fmt::format("there is no vault {}", where),
         shared ? "create it with `credential_manager init --vault-url URL`, or check the URL's "

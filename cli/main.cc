@@ -14,6 +14,7 @@
 
 #include "commands.h"
 #include "common_options.h"
+#include "dotenv.h"
 #include "exit_codes.h"
 #include "hardening.h"
 #include "output.h"
@@ -64,7 +65,8 @@ int run(int argc, char** argv) {
       "Environment: CREDENTIAL_MASTER_KEY or CREDENTIAL_MASTER_KEY_FILE (the master key),\n"
       "CREDENTIAL_VAULT_DIR (default ./.credentials), CREDENTIAL_VAULT_URL (a shared vault on\n"
       "PostgreSQL), CREDENTIAL_MASTER_KEY_NEW (rotate-master-key), CREDENTIAL_MASTER_KEY_LEGACY\n"
-      "(import-legacy).\n"
+      "(import-legacy). Those the environment does not set are read from ./.env (KEY=VALUE\n"
+      "lines, as the Python framework keeps them there); nothing is ever written to it.\n"
       "Exit codes: 0 ok, 1 failure, 2 usage, 3 not found, 4 unauthorized, 5 decryption\n"
       "failed (wrong key) or the vault/audit chain does not verify, 6 already exists,\n"
       "7 could not connect, 8 no master key, 9 skill failed, 10 conflict.");
@@ -115,5 +117,6 @@ int run(int argc, char** argv) {
 
 int main(int argc, char** argv) {
   credentials::cli::harden_process();
+  credentials::cli::load_dotenv(".env");
   return credentials::cli::run(argc, argv);
 }

@@ -1438,6 +1438,10 @@ class EmbeddedVault final : public VaultImpl {
     vault_write(dry_run ? "import_legacy_dry_run" : "import_legacy", legacy.size(), [&] {
       std::set<std::pair<std::string, std::string>> taken;  // names given in this run
       std::vector<LedgerChange> ledger_changes;
+      // Every record that cannot be imported, "<legacy id>: <reason>": all of
+      // them are reported, and then nothing is imported.
+      std::string problems;
+      std::size_t invalid = 0;
       for (auto& old : legacy) {
         ImportedCredential line{old.credential_id, old.user_id, old.name, "", ""};
         if (store_->lookup_by_id(id_tag(old.credential_id))) {
@@ -1446,38 +1450,51 @@ class EmbeddedVault final : public VaultImpl {
           report.credentials.push_back(std::move(line));
           continue;
         }
-        validate_identifier(old.user_id, "user id (in the legacy vault)");
-        const std::string base = sanitize_name(old.name);
-        std::string name = base;
-        for (int n = 2; taken.count({old.user_id, name}) ||
-                        store_->current_version(lookup_tag(old.user_id, name));
-             ++n) {
-          name = fmt::format("{}-{}", base.substr(0, kMaxIdentifierLength - 8), n);
-        }
-        taken.insert({old.user_id, name});
         Credential c;
-        c.credential_id = old.credential_id;
-        c.owner = old.user_id;
-        c.name = name;
-        c.db_type = old.db_type;
-        c.host = old.host;
-        c.port = old.port;
-        c.database = old.database;
-        c.username = old.username;
-        c.password = std::move(old.password);
-        c.description = old.description.value_or("");
-        c.ssl_mode = old.ssl_mode.value_or("");
-        c.connection_timeout = old.connection_timeout;
-        c.created_at = old.created_at;
-        c.updated_at = old.updated_at;
-        c.version = 1;
-        validate_fields(c, c.password);
+        std::string name;
+        try {
+          validate_identifier(old.user_id, "user id");
+          const std::string base = sanitize_name(old.name);
+          name = base;
+          for (int n = 2; taken.count({old.user_id, name}) ||
+                          store_->current_version(lookup_tag(old.user_id, name));
+               ++n) {
+            name = fmt::format("{}-{}", base.substr(0, kMaxIdentifierLength - 8), n);
+          }
+          c.credential_id = old.credential_id;
+          c.owner = old.user_id;
+          c.name = name;
+          c.db_type = old.db_type;
+          c.host = old.host;
+          c.port = old.port;
+          c.database = old.database;
+          c.username = old.username;
+          c.password = std::move(old.password);
+          c.description = old.description.value_or("");
+          c.ssl_mode = old.ssl_mode.value_or("");
+          c.connection_timeout = old.connection_timeout;
+          c.created_at = old.created_at;
+          c.updated_at = old.updated_at;
+          c.version = 1;
+          validate_fields(c, c.password);
+        } catch (const InvalidArgumentError& e) {
+          ++invalid;
+          problems += fmt::format("\n  {}: {}", old.credential_id, e.what());
+          continue;
+        }
+        if (invalid > 0) continue;  // nothing will be written: only the others are looked for
+        taken.insert({old.user_id, name});
         insert_new(c, {}, &ledger_changes);
         line.name = name;
         line.status = name == old.name ? "imported" : "renamed";
         ++report.imported;
         if (name != old.name) ++report.renamed;
         report.credentials.push_back(std::move(line));
+      }
+      if (invalid > 0) {
+        throw InvalidArgumentError(fmt::format(
+            "legacy vault: {} of its {} credentials cannot be imported, so none was:{}", invalid,
+            legacy.size(), problems));
       }
       ledger_.set_all(*store_, ledger_changes);
       if (dry_run) throw DryRunDone{};

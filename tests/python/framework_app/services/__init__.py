@@ -1,0 +1,1 @@
+"""The framework's services (a stand-in for its real package)."""

@@ -1,0 +1,1 @@
+from secure_credentials import *
