@@ -245,7 +245,9 @@ PYBIND11_MODULE(_secure_credentials, m) {
 
   py::class_<AuditHead>(m, "AuditHead")
       .def_readonly("seq", &AuditHead::seq)
-      .def_readonly("mac_hex", &AuditHead::mac_hex);
+      .def_readonly("mac_hex", &AuditHead::mac_hex)
+      .def_readonly("vault_id_hex", &AuditHead::vault_id_hex)
+      .def_property_readonly("checkpoint", &AuditHead::checkpoint);
 
   py::class_<KeyInfo>(m, "KeyInfo")
       .def_readonly("key_id", &KeyInfo::key_id)
@@ -386,7 +388,12 @@ PYBIND11_MODULE(_secure_credentials, m) {
             return vault.audit_events(user, query);
           },
           Release())
-      .def("verify_audit", &Vault::verify_audit, Release())
+      .def(
+          "verify_audit",
+          [](Vault& vault, const std::vector<std::string>& checkpoints) {
+            return vault.verify_audit(checkpoints);
+          },
+          py::arg("checkpoints") = std::vector<std::string>{}, Release())
       .def("audit_head", &Vault::audit_head, Release())
       .def(
           "rotate_master_key",

@@ -289,12 +289,14 @@ class CredentialVault:
             _user(user_context), _optional_text(owner, "owner"), _optional_text(name, "name"),
             _optional_text(action, "action"), _micros(since), _integer(limit, "limit"))
 
-    def verify_audit(self) -> Any:
-        """Checks the whole audit chain; reveals no event content."""
-        return self._native.verify_audit()
+    def verify_audit(self, checkpoints: Optional[List[str]] = None) -> Any:
+        """Checks the whole audit chain, and that it holds each checkpoint
+        (`audit_head().checkpoint` taken earlier); reveals no event content."""
+        return self._native.verify_audit(list(checkpoints or []))
 
     def audit_head(self) -> Any:
-        """A checkpoint of the audit chain (seq, mac_hex) to keep off the machine."""
+        """A checkpoint of the audit chain (seq, mac_hex, vault_id_hex, and the
+        one-line `checkpoint`) to keep off the machine."""
         return self._native.audit_head()
 
     def rotate_master_key(self, new_master_key: str) -> None:

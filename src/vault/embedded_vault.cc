@@ -43,7 +43,8 @@ constexpr std::string_view kRecordLabel = "credentials/v1/record";
 // vault is upgraded at its first open (upgrade_format_2).
 // 4: the ledger's buckets chosen by owner first (version_ledger.h); a format-3
 // vault is upgraded at its first open (upgrade_format_3).
-constexpr std::int64_t kFormatVersion = 5;
+constexpr std::int64_t kFormatVersion = 6;
+constexpr std::int64_t kFormatWithoutKeyCheck = 5;
 constexpr std::int64_t kFormatWithoutLedger = 2;
 constexpr std::int64_t kFormatLedgerByLookup = 3;
 constexpr std::int64_t kFormatWithoutRuns = 4;
@@ -744,8 +745,11 @@ class EmbeddedVault final : public VaultImpl {
 
   // A vault-wide write: one durable transaction with its audit event.
   // `new_records`: how many credentials it adds (see LargeWrite).
+  // `after_commit` runs once the transaction committed, before the handle's
+  // other threads may use the store again.
   template <typename F>
-  void vault_write(std::string_view action, std::size_t new_records, F&& body) {
+  void vault_write(std::string_view action, std::size_t new_records, F&& body,
+                   const std::function<void()>& after_commit = {}) {
     std::lock_guard lock(mutex_);
     const UserContext actor = system_actor();
     try {
@@ -759,6 +763,7 @@ class EmbeddedVault final : public VaultImpl {
       }
       append_event(actor, {std::string(action), "", "", "ok", "", "", ""});
       txn.commit();
+      if (after_commit) after_commit();
       own_fold_committed(/*durable=*/true);
     } catch (const Error& e) {
       record_failure(actor, action, "", "", e);
@@ -1236,22 +1241,26 @@ class EmbeddedVault final : public VaultImpl {
     // keys commit together, so the vault opens with exactly one of the keys.
     KeyDerivation derivation{keys_->vault_id(), random_bytes(kArgon2SaltSize), default_argon2_params()};
     DerivedKek derived = derive_kek(material, derivation);
-    vault_write("rotate_master_key", 0, [&] {
-      store_->put_meta("argon2_salt", derivation.argon2_salt);
-      store_->put_meta("argon2_ops", to_bytes(static_cast<std::int64_t>(derivation.argon2.ops_limit)));
-      store_->put_meta("argon2_mem", to_bytes(static_cast<std::int64_t>(derivation.argon2.mem_limit)));
-      store_->put_meta("key_check", derived.key_check);
-      keys_->rewrap(*store_, derived.kek);  // refuses when this handle's KEK is stale
-    });
-    keys_->set_kek(std::move(derived.kek));
+    vault_write(
+        "rotate_master_key", 0,
+        [&] {
+          store_->put_meta("argon2_salt", derivation.argon2_salt);
+          store_->put_meta("argon2_ops",
+                           to_bytes(static_cast<std::int64_t>(derivation.argon2.ops_limit)));
+          store_->put_meta("argon2_mem",
+                           to_bytes(static_cast<std::int64_t>(derivation.argon2.mem_limit)));
+          store_->put_meta("key_check", derived.key_check);
+          keys_->rewrap(*store_, derived.kek);  // refuses when this handle's KEK is stale
+        },
+        [&] { keys_->set_kek(std::move(derived.kek)); });
   }
 
   std::int64_t rotate_data_key() override {
     std::int64_t key_id = 0;
     vault_write("rotate_data_key", 0, [&] {
       key_id = keys_->create_key(*store_, "data", now().time_since_epoch().count());
+      keys_->load(*store_);  // in the transaction: its keys are this handle's KEK's
     });
-    keys_->load(*store_);
     return key_id;
   }
 
@@ -1578,7 +1587,7 @@ class EmbeddedVault final : public VaultImpl {
     // downgrade would have to remove.
     append_audit_event(store, keys, {},
                        event_json(system_actor(), {std::string(kLedgerCreatedAction), "", "", "ok", "", "", ""}));
-    store.put_meta("format_version", to_bytes(kFormatVersion));
+    store.put_meta("format_version", to_bytes(kFormatWithoutKeyCheck));
     txn.commit();
   }
 
@@ -1624,7 +1633,7 @@ class EmbeddedVault final : public VaultImpl {
     VersionLedger(*keys_).build(*store_, current);
     append_audit_event(*store_, *keys_, {},
                        event_json(system_actor(), {std::string(kLedgerRelaidAction), "", "", "ok", "", "", ""}));
-    store_->put_meta("format_version", to_bytes(kFormatVersion));
+    store_->put_meta("format_version", to_bytes(kFormatWithoutKeyCheck));
     txn.commit();
   }
 
@@ -1638,7 +1647,24 @@ class EmbeddedVault final : public VaultImpl {
     const auto format = store.get_meta("format_version");
     if (!format || from_bytes(*format) != kFormatWithoutRuns) return;  // another process upgraded it
     store.create_schema();
-    store.put_meta("format_version", to_bytes(kFormatVersion));
+    store.put_meta("format_version", to_bytes(kFormatWithoutKeyCheck));
+    txn.commit();
+  }
+
+  // Format 6 stores the key check (docs/FORMAT.md, "Keys"), written here
+  // once the keys have unwrapped under the key it is derived from. Builds
+  // that read format 5 refuse the vault from then on: none of them can wrap
+  // a key under a master key another process rotated away, nor leave the
+  // check stale by a rotation of its own.
+  void upgrade_format_5(const Bytes& key_check) {
+    std::lock_guard lock(mutex_);
+    auto txn = store_->begin_write();
+    const auto format = store_->get_meta("format_version");
+    if (!format || from_bytes(*format) != kFormatWithoutKeyCheck)
+      return;                             // another process upgraded it
+    keys_->require_current_kek(*store_);  // an older build may have rotated the key since the open
+    store_->put_meta("key_check", key_check);
+    store_->put_meta("format_version", to_bytes(kFormatVersion));
     txn.commit();
   }
 
@@ -1777,12 +1803,14 @@ std::unique_ptr<VaultImpl> open_vault(VaultOptions options) {
   // read in one snapshot: a master-key rotation commits its salt, key check
   // and re-wrapped keys together, and the opener sees all or none of them.
   std::unique_ptr<Keyring> keys;
+  Bytes key_check_value;
   {
     auto txn = store->begin_read();
     const KeyDerivation derivation = read_derivation(*store);
     DerivedKek derived = derive_kek(material, derivation);
     const auto key_check = store->get_meta("key_check");
     const bool check_matches = key_check && *key_check == derived.key_check;
+    key_check_value = derived.key_check;
     keys = std::make_unique<Keyring>(derivation.vault_id, std::move(derived.kek));
     try {
       keys->load(*store);
@@ -1793,6 +1821,8 @@ std::unique_ptr<VaultImpl> open_vault(VaultOptions options) {
       throw;
     }
     if (key_check && !check_matches) throw_vault_altered("its key check was changed");
+    if (!key_check && from_bytes(*version) >= kFormatVersion)
+      throw_vault_altered("its key check is missing");
   }
   version = store->get_meta("format_version");
   if (version && from_bytes(*version) == kFormatWithoutRuns) EmbeddedVault::upgrade_format_4(*store);
@@ -1803,6 +1833,7 @@ std::unique_ptr<VaultImpl> open_vault(VaultOptions options) {
                                                options.audit, std::move(journal_directory),
                                                options.record_cache_bytes);
   if (ledger_by_lookup) vault->upgrade_format_3();
+  vault->upgrade_format_5(key_check_value);
   vault->fold_orphan_journals();
   return vault;
 }

@@ -57,7 +57,8 @@ DerivedKek derive_kek(const SecretString& material, const KeyDerivation& derivat
     root = argon2id(material.reveal(), derivation.argon2_salt, derivation.argon2, kKeySize);
   }
   DerivedKek derived{hkdf_sha256(root.span(), derivation.vault_id, kKekInfo, kKeySize), {}};
-  const SecretBytes check = hkdf_sha256(root.span(), {}, kKeyCheckInfo, kKeySize);
+  const SecretBytes check =
+      hkdf_sha256(root.span(), derivation.argon2_salt, kKeyCheckInfo, kKeySize);
   derived.key_check.assign(check.span().begin(), check.span().end());
   return derived;
 }
@@ -84,7 +85,7 @@ std::int64_t Keyring::create_key(RecordStore& store, std::string_view purpose,
   Bytes wrapped;
   {
     std::shared_lock lock(mutex_);
-    if (!stored_keys.empty() && !kek_unwraps_any(stored_keys)) fail_unwrap(stored_keys);
+    require_all_unwrap(stored_keys);
     wrapped = aead_encrypt(kek_, key.span(), wrap_aad(key_id, purpose));
   }
   store.insert_key({key_id, std::string(purpose), std::move(wrapped), now_micros, 0});
@@ -121,7 +122,10 @@ void Keyring::load(RecordStore& store) {
     }
   }
   if (!have_index || !have_audit || data_keys_.empty()) {
-    throw_vault_altered("its key table is incomplete");
+    throw DecryptionFailedError(
+        "the vault was altered: its key table is incomplete. Nothing was changed; run "
+        "`credential_manager "
+        "verify` and restore the vault from a backup");
   }
   have_fixed_keys_ = true;
 }
@@ -168,6 +172,21 @@ void Keyring::rewrap_for(RecordStore& store, KeyWrapping wrapping) {
   wrapping_ = wrapping;
 }
 
+void Keyring::require_current_kek(RecordStore& store) const {
+  const auto stored_keys = store.load_keys();
+  std::shared_lock lock(mutex_);
+  require_all_unwrap(stored_keys);
+}
+
+void Keyring::require_all_unwrap(const std::vector<StoredKey>& stored_keys) const {
+  // Every stored key, not just one: a table already holding a key wrapped
+  // under another KEK gets no more of them.
+  for (const auto& stored : stored_keys) {
+    if (!aead_decrypt(kek_, stored.wrapped, wrap_aad(stored.key_id, stored.purpose)))
+      fail_unwrap(stored_keys);
+  }
+}
+
 bool Keyring::kek_unwraps_any(const std::vector<StoredKey>& stored_keys) const {
   return std::any_of(stored_keys.begin(), stored_keys.end(), [&](const StoredKey& stored) {
     return aead_decrypt(kek_, stored.wrapped, wrap_aad(stored.key_id, stored.purpose)).has_value();
@@ -175,7 +194,8 @@ bool Keyring::kek_unwraps_any(const std::vector<StoredKey>& stored_keys) const {
 }
 
 void Keyring::fail_unwrap(const std::vector<StoredKey>& stored_keys) const {
-  if (kek_unwraps_any(stored_keys)) throw_vault_altered("a key in its key table does not unwrap");
+  if (kek_unwraps_any(stored_keys))
+    throw_vault_altered("a key in its key table does not unwrap under it");
   if (have_fixed_keys_) {
     throw MasterKeyRotatedError(
         "the master key was rotated by another process after this one opened the vault; nothing "

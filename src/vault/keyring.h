@@ -59,9 +59,11 @@ struct KeyDerivation {
 [[nodiscard]] SecretString normalize_master_key(std::string_view material);
 // What the master key yields: the KEK, and the key check stored in the
 // vault's `key_check` meta row. The check is HKDF of the key's 32 bytes
-// (after Argon2id for a passphrase) under a label of its own, so it does not
-// depend on the vault id or the key table: a check that matches while the
-// keys do not unwrap means the vault was altered, not that the key is wrong.
+// (after Argon2id for a passphrase), salted with the Argon2 salt (random per
+// vault and per rotation, so one key used for two vaults gives two checks)
+// under a label of its own. It does not depend on the vault id or the key
+// table: a check that matches while the keys do not unwrap means the vault
+// was altered, not that the key is wrong.
 struct DerivedKek {
   SecretBytes kek;
   Bytes key_check;
@@ -110,6 +112,10 @@ class Keyring {
   [[nodiscard]] const HmacSha256& ledger_mac() const { return ledger_mac_; }
   [[nodiscard]] const Bytes& vault_id() const { return vault_id_; }
 
+  // Throws as load does unless every stored key unwraps under this
+  // keyring's KEK. REQUIRES: the caller's write transaction, so that the
+  // answer still holds when it commits.
+  void require_current_kek(RecordStore& store) const;
   // Re-wraps every stored key under `new_kek` (inside the caller's write
   // transaction); this keyring keeps its KEK until set_kek after the commit.
   // Throws as load does when a stored key does not unwrap.
@@ -131,6 +137,7 @@ class Keyring {
   [[nodiscard]] Bytes wrap_aad(std::int64_t key_id, std::string_view purpose, KeyWrapping wrapping) const;
   // REQUIRE mutex_ (shared or exclusive).
   [[nodiscard]] bool kek_unwraps_any(const std::vector<StoredKey>& stored_keys) const;
+  void require_all_unwrap(const std::vector<StoredKey>& stored_keys) const;
   // A stored key did not unwrap: throws the error that says why.
   [[noreturn]] void fail_unwrap(const std::vector<StoredKey>& stored_keys) const;
   Bytes vault_id_;

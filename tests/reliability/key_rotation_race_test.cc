@@ -83,6 +83,13 @@ class KeyRotationRaceTest : public ::testing::TestWithParam<Store> {
     return {a, b};
   }
 
+  // Exit 5 of a process that opened the vault after a rotation: the key is
+  // wrong (never "the vault was altered").
+  static void expect_wrong_key_message(const CliResult& result) {
+    EXPECT_NE(result.err.find("restore the original key"), std::string::npos) << result;
+    EXPECT_EQ(result.err.find("altered"), std::string::npos) << result;
+  }
+
   // The vault opens under `key` only, verifies, and alice's credential reads `password`.
   void expect_opens_only_under(const std::string& key, const std::vector<std::string>& other_keys,
                                const std::string& password) {
@@ -140,6 +147,25 @@ TEST_P(KeyRotationRaceTest, AStaleHandleNeverWrapsUnderARotatedMasterKey) {
   EXPECT_EQ(fresh.reencrypt().done, 3);  // db v1, db v2 and db2, to the newest data key
 }
 
+// The same with passphrases, where the key derivation also depends on the
+// vault's Argon2 salt, which every rotation replaces.
+TEST_P(KeyRotationRaceTest, AStaleHandleOnAPassphraseVaultNeverWrapsUnderARotatedKey) {
+  const std::string old_key = "correct horse battery staple",
+                    next_key = "a longer passphrase, rotated in";
+  Vault stale = Vault::open(options(old_key));
+  (void)stale.store_credential(
+      kAlice, {.name = "db", .host = "h", .database = "d", .username = "u", .password = "pw-1"});
+  Vault other = Vault::open(options(old_key));
+  other.rotate_master_key(SecretString(next_key));
+  EXPECT_THROW((void)stale.rotate_data_key(), MasterKeyRotatedError);
+  EXPECT_THROW(stale.rotate_master_key(SecretString("yet another long passphrase")),
+               MasterKeyRotatedError);
+  (void)stale.update_password(kAlice, "db", "pw-2");
+  (void)other.rotate_data_key();  // the rotating handle goes on under the new key
+  EXPECT_THROW((void)stale.reencrypt(), MasterKeyRotatedError);
+  expect_opens_only_under(next_key, {old_key}, "pw-2");
+}
+
 // The reproduction: `rotate-master-key` and `rotate-data-key` at
 // the same time, again and again. Before the fix the data key could be
 // wrapped under the old master key after the rotation re-wrapped the rest,
@@ -167,6 +193,7 @@ TEST_P(KeyRotationRaceTest, RotateMasterKeyRacingRotateDataKeyLeavesOneKeyThatOp
       ++refused;
       EXPECT_NE(data_key.err.find("rotated"), std::string::npos) << data_key;
     }
+    if (data_key.exit_code == kDecryptionFailed) expect_wrong_key_message(data_key);
     const std::string previous = current;
     if (rotation.exit_code == kOk) {
       current = next;
@@ -209,6 +236,7 @@ TEST_P(KeyRotationRaceTest, RotateMasterKeyRacingOtherKeyAndRecordOperationsKeep
           EXPECT_TRUE(loser->exit_code == kMasterKeyRotated ||
                       loser->exit_code == kDecryptionFailed)
               << *loser;
+          if (loser->exit_code == kDecryptionFailed) expect_wrong_key_message(*loser);
         }
       }
       const std::string winner = a.exit_code == kOk ? key_a : key_b;
@@ -231,9 +259,12 @@ TEST_P(KeyRotationRaceTest, RotateMasterKeyRacingOtherKeyAndRecordOperationsKeep
       const auto [rotation, other] =
           race({"rotate-master-key"}, env(current, next), args, env(current), stdin_text);
       ASSERT_EQ(rotation.exit_code, kOk) << rotation;  // nothing else rotates the master key here
-      ASSERT_TRUE(other.exit_code == kOk || other.exit_code == kMasterKeyRotated ||
-                  other.exit_code == kDecryptionFailed)
+      // Opened before the rotation: done (reencrypt: or refused as stale, when
+      // it meets a key it cannot unwrap). Opened after it: the old key is wrong.
+      ASSERT_TRUE(other.exit_code == kOk || other.exit_code == kDecryptionFailed ||
+                  (verb == "reencrypt" && other.exit_code == kMasterKeyRotated))
           << verb << ": " << other;
+      if (other.exit_code == kDecryptionFailed) expect_wrong_key_message(other);
       if (verb == "update" && other.exit_code == kOk) password = next_password;
       if (verb == "backup" && other.exit_code == kOk) {
         // Taken before or after the rotation: it opens under one of the keys.

@@ -421,7 +421,7 @@ TEST_F(LedgerUpgradeTest, AFormatTwoVaultGetsItsLedgerAtItsFirstOpen) {
     EXPECT_EQ(events.size(), 1u);
   }
   EXPECT_EQ(sql("SELECT hex(value) FROM meta WHERE key = 'format_version'"),
-            std::vector<std::string>{"0000000000000005"});
+            std::vector<std::string>{"0000000000000006"});
   EXPECT_EQ(sql("SELECT count(*) FROM ledger WHERE node_id = 0"), std::vector<std::string>{"1"});
   {
     Vault vault = open_vault();  // the second open changes nothing
@@ -453,8 +453,10 @@ TEST_F(LedgerUpgradeTest, AFormatTwoVaultOnPostgresGetsItsLedgerAtItsFirstOpen) 
     EXPECT_EQ(vault.audit_events(kAdmin, {.action = "version_ledger_created"}).size(), 1u);
     vault.update_password(kAlice, "db_b", "b-v2");
   }
-  EXPECT_EQ(db.query("SELECT encode(value, 'hex') FROM credential_vault.meta WHERE key = 'format_version'"),
-            std::vector<std::string>{"0000000000000005"});
+  EXPECT_EQ(
+      db.query(
+          "SELECT encode(value, 'hex') FROM credential_vault.meta WHERE key = 'format_version'"),
+      std::vector<std::string>{"0000000000000006"});
   EXPECT_EQ(db.query("SELECT count(*) FROM credential_vault.ledger WHERE node_id = 0"), std::vector<std::string>{"1"});
   // Passed off as format 2 again, without its ledger: refused.
   db.query("UPDATE credential_vault.meta SET value = decode('0000000000000002', 'hex') WHERE key = 'format_version'; "
@@ -479,7 +481,7 @@ TEST_F(LedgerUpgradeTest, AFormatThreeVaultGetsItsLedgerRelaidAtItsFirstOpen) {
     EXPECT_EQ(vault.audit_events(kAdmin, {.action = "version_ledger_relaid"}).size(), 1u);
   }
   EXPECT_EQ(sql("SELECT hex(value) FROM meta WHERE key = 'format_version'"),
-            std::vector<std::string>{"0000000000000005"});
+            std::vector<std::string>{"0000000000000006"});
   // Each credential's entry is in its format-4 leaf: the owner tag's first
   // 4 bits, then the lookup tag's first byte.
   EXPECT_EQ(sql("SELECT count(*) FROM credentials c WHERE NOT EXISTS (SELECT 1 FROM ledger l WHERE "
@@ -560,8 +562,10 @@ TEST_F(LedgerUpgradeTest, AFormatThreeVaultOnPostgresGetsItsLedgerRelaidAtItsFir
     EXPECT_EQ(vault.audit_events(kAdmin, {.action = "version_ledger_relaid"}).size(), 1u);
     vault.update_password(kAlice, "db_b", "b-v2");
   }
-  EXPECT_EQ(db.query("SELECT encode(value, 'hex') FROM credential_vault.meta WHERE key = 'format_version'"),
-            std::vector<std::string>{"0000000000000005"});
+  EXPECT_EQ(
+      db.query(
+          "SELECT encode(value, 'hex') FROM credential_vault.meta WHERE key = 'format_version'"),
+      std::vector<std::string>{"0000000000000006"});
   EXPECT_EQ(open_url(db.url(), key_).get_credential(kAlice, "db_b").password.reveal(), "b-v2");
 }
 
@@ -586,7 +590,10 @@ TEST_F(LedgerUpgradeTest, AFormatFourVaultKeepsItsEventsAndFoldsNewReadsIntoRuns
     for (int i = 0; i < 3; ++i) EXPECT_EQ(vault.get_credential(kAlice, "db_a").password.reveal(), "a-v2");
     EXPECT_EQ(vault.get_credential(kBob, "db_c").password.reveal(), "c-v3");
   }
-  EXPECT_EQ(format(), std::vector<std::string>{"0000000000000005"});
+  EXPECT_EQ(format(),
+            std::vector<std::string>{"0000000000000006"});  // through 5, with its key check
+  EXPECT_EQ(sql("SELECT length(value) FROM meta WHERE key = 'key_check'"),
+            std::vector<std::string>{"32"});
   // The format-4 rows as they were; the reads and the audit queries'
   // events (reads too) went in as runs after them.
   EXPECT_EQ(sql("SELECT count(*) FROM audit WHERE journal_run = 0 AND seq <= 14"), std::vector<std::string>{"14"});
