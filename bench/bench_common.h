@@ -188,12 +188,11 @@ class ScratchVault {
   [[nodiscard]] const fs::path& root() const { return root_; }
   [[nodiscard]] SecretString key() const { return SecretString(key_); }
 
-  [[nodiscard]] Vault open(bool audit = true) const {
+  [[nodiscard]] Vault open() const {
     VaultOptions options;
     options.directory = directory();
     options.master_key = key();
     options.create_if_missing = false;
-    options.audit = audit;
     return Vault::open(std::move(options));
   }
 

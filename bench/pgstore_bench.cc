@@ -5,7 +5,7 @@
 //
 //   - populating a vault of N credentials through the batch path
 //     (store_credentials: one transaction of N/1,000 per user)
-//   - get_credential, with and without the audit event of the read
+//   - get_credential with the audit event of the read
 //   - the same gets from 1, 2 and 4 threads sharing one handle: what the
 //     handle's connection pool (pool_size, default 4) buys an application
 //     whose threads share a Vault
@@ -128,8 +128,7 @@ struct Env {
     settle(schema);
   }
   ~Env() {
-    by_audit_and_pool_size.clear();
-    without_audit.reset();
+    by_pool_size.clear();
     vault.reset();
     drop_schema(schema);
   }
@@ -156,13 +155,12 @@ struct Env {
   }
 
   // `pool_size` 0: the URL leaves it out (the default, 4).
-  [[nodiscard]] Vault open(bool audit = true, std::int64_t pool_size = 0) const {
+  [[nodiscard]] Vault open(std::int64_t pool_size = 0) const {
     VaultOptions options;
     // No host, user or database in the URL: libpq takes them from PG*.
     options.url = "postgresql://?schema=" + schema;
     if (pool_size) options.url += fmt::format("&pool_size={}", pool_size);
     options.master_key = SecretString(key);
-    options.audit = audit;
     return Vault::open(std::move(options));
   }
 
@@ -172,8 +170,7 @@ struct Env {
   AccessPattern pattern;
   std::vector<UserContext> users;
   std::optional<Vault> vault;
-  std::optional<Vault> without_audit;
-  std::map<std::pair<bool, std::int64_t>, Vault> by_audit_and_pool_size;  // the threaded gets' handles
+  std::map<std::int64_t, Vault> by_pool_size;  // the threaded gets' handles
   double populate_seconds = 0;
 };
 
@@ -279,26 +276,12 @@ void BM_PgGetCredential(benchmark::State& state) {
 }
 BENCHMARK(BM_PgGetCredential)->Apply(apply_sizes);
 
-// The same read on a handle opened with audit off: what the audit event's
-// write transaction adds to a read on the shared store.
-void BM_PgGetCredentialWithoutAuditEvent(benchmark::State& state) {
-  Env* e = env(state);
-  if (!e) return;
-  if (!e->without_audit) e->without_audit.emplace(e->open(/*audit=*/false));
-  for (auto _ : state) {
-    const auto& [u, j] = e->pattern();
-    Credential c = e->without_audit->get_credential(e->users[u], cred_name(j));
-    benchmark::DoNotOptimize(c.password.size());
-  }
-}
-BENCHMARK(BM_PgGetCredentialWithoutAuditEvent)->Apply(apply_sizes);
-
 // Gets from several threads through one handle (->Threads), opened with
 // pool_size 1 (the threads take turns on one connection) or 4: the reads
-// run in parallel on the handle's pooled connections; with the audit event,
-// each read's event is a write transaction, serialised on the server by the
-// vault's lock. items_per_second is the handle's total.
-void pg_get_from_threads(benchmark::State& state, bool audit) {
+// run in parallel on the handle's pooled connections, and each read's event
+// is a write transaction, serialised on the server by the vault's lock.
+// items_per_second is the handle's total.
+void pg_get_from_threads(benchmark::State& state) {
   static std::mutex making;  // the threads of one run share the vault they make
   Env* e = nullptr;
   Vault* vault = nullptr;
@@ -309,11 +292,10 @@ void pg_get_from_threads(benchmark::State& state, bool audit) {
     e = find_or_make_env(state.range(0), why);
     try {
       if (e) {
-        const auto key = std::make_pair(audit, state.range(1));
-        auto it = e->by_audit_and_pool_size.find(key);
-        if (it == e->by_audit_and_pool_size.end()) {
-          it = e->by_audit_and_pool_size.emplace(key, e->open(audit, state.range(1))).first;
-        }
+        const std::int64_t pool_size = state.range(1);
+        auto it = e->by_pool_size.find(pool_size);
+        if (it == e->by_pool_size.end())
+          it = e->by_pool_size.emplace(pool_size, e->open(pool_size)).first;
         vault = &it->second;
       }
     } catch (const std::exception& error) {
@@ -342,12 +324,8 @@ void apply_sizes_pools_threads(benchmark::internal::Benchmark* b) {
       ->Threads(2)
       ->Threads(4);
 }
-void BM_PgGetCredentialThreads(benchmark::State& state) { pg_get_from_threads(state, /*audit=*/true); }
+void BM_PgGetCredentialThreads(benchmark::State& state) { pg_get_from_threads(state); }
 BENCHMARK(BM_PgGetCredentialThreads)->Apply(apply_sizes_pools_threads);
-void BM_PgGetCredentialWithoutAuditEventThreads(benchmark::State& state) {
-  pg_get_from_threads(state, /*audit=*/false);
-}
-BENCHMARK(BM_PgGetCredentialWithoutAuditEventThreads)->Apply(apply_sizes_pools_threads);
 
 // --- durable writes ---------------------------------------------------------------
 

@@ -164,9 +164,6 @@ def row(label, values, floors, floor_label, python=None, note=""):
 get_floor = {s: sum_or_none(lookup(s), aead) for s in sizes}
 row("`get_credential` (decrypt + authorization + audit event)",
     {s: vb("GetCredential", s) for s in sizes}, get_floor, "SQLite lookup + AES-GCM decrypt")
-row("`get_credential`, vault opened with audit off",
-    {s: vb("GetCredentialWithoutAuditEvent", s) for s in sizes}, get_floor,
-    "SQLite lookup + AES-GCM decrypt")
 row("`get_credential` just after another handle's commit (kept records dropped)",
     {s: vb("GetAfterAnotherHandlesCommit", s) for s in sizes}, get_floor,
     "SQLite lookup + AES-GCM decrypt")
@@ -577,21 +574,6 @@ for key, text, measured, ok in targets:
     w(f"| {text} | {measured} | {'yes' if ok else ('**no**' if ok is False else '–')} |")
 w("")
 
-# Issue 5: a read with its audit event "within a few microseconds" of one without.
-audit_price = {s: (g(vb("GetCredential", s)), g(vb("GetCredentialWithoutAuditEvent", s))) for s in sizes}
-if all(a is not None and b is not None for a, b in audit_price.values()):
-    w("## The audit event's price (issue 5)")
-    w("")
-    w("A get with its audit event minus the same get with audit off (medians of this run): "
-      + "; ".join(f"{fmt_time(a - b)} at {s:,} ({fmt_time(a)} against {fmt_time(b)})"
-                  for s, (a, b) in audit_price.items())
-      + ". The Python version recorded nothing and took 77 µs per lookup at 1,000. What the price is "
-      "made of: the event's compact encoding, one AES-GCM seal, one HMAC and a copy into the "
-      "handle's read journal per read, and the fold's share: one row, one chain HMAC and one "
-      "commit per 1,024 reads, whose bytes SQLite writes to its log and then, at checkpoints, "
-      "into the database (docs/FORMAT.md, \"Audit\" and \"Read journal\").")
-    w("")
-
 w("## Figures per size, with their floors")
 w("")
 w("Each cell: wall-clock median, spread, and in brackets the ratio to the floor measured in the")
@@ -705,8 +687,6 @@ else:
 
     for label, pg_name, emb_name in [
         ("`get_credential` (decrypt + authorization + audit event)", "GetCredential", "GetCredential"),
-        ("`get_credential`, vault opened with audit off", "GetCredentialWithoutAuditEvent",
-         "GetCredentialWithoutAuditEvent"),
         ("`update_password` (durable)", "UpdatePassword", "UpdatePassword"),
         ("`store_credential` (durable)", "StoreCredential", "StoreCredential"),
     ]:
@@ -758,8 +738,7 @@ else:
   At the time of writing (counted in the server's log, `log_statement=all`): a read is one
   lookup outside a transaction, then its audit event's transaction — `BEGIN`, the vault's
   advisory lock, the last audit row, the insert, the audit head, `last_used` (at most once a
-  minute per credential) and `COMMIT`, without waiting for the WAL flush; with audit off
-  only the lookup remains, which is why that row sits near one round trip. A write is one
+  minute per credential) and `COMMIT`, without waiting for the WAL flush. A write is one
   transaction of about a dozen round trips (`BEGIN`, the lock, the current version, the
   newest data key, its encryption count and the count's update, the inserts or updates,
   the pruning of old versions, the audit event's three statements, `COMMIT`) and waits at

@@ -47,13 +47,6 @@ struct Env {
     // its events), so that the first benchmark does not.
     (void)handle.list_credentials(user_ctx(kListUser));
   }
-  Vault& without_audit_event() {
-    if (!without_audit) {
-      without_audit.emplace(scratch.open(/*audit=*/false));
-      warm_up(*without_audit);
-    }
-    return *without_audit;
-  }
   // Another handle on the same scratch vault (as another process's).
   Vault& second_handle() {
     if (!second) second.emplace(scratch.open());
@@ -62,7 +55,6 @@ struct Env {
   std::int64_t size;
   ScratchVault scratch;
   Vault vault;
-  std::optional<Vault> without_audit;
   std::optional<Vault> second;
   // A second copy for the benchmarks that add credentials, so the vault the
   // others measure keeps its size.
@@ -79,7 +71,6 @@ struct Env {
   }
   ~Env() {
     growth_vault.reset();
-    without_audit.reset();
     second.reset();
   }
   AccessPattern pattern;
@@ -114,20 +105,6 @@ void BM_GetCredential(benchmark::State& state) {
   }
 }
 BENCHMARK(BM_GetCredential)->Apply(apply_sizes);
-
-// The same read on a handle opened with audit off: what the audit event
-// (seal + chain HMAC + insert) adds to a read. The last-used update and its
-// transaction remain.
-void BM_GetCredentialWithoutAuditEvent(benchmark::State& state) {
-  Env& e = env(state.range(0));
-  Vault& vault = e.without_audit_event();
-  for (auto _ : state) {
-    const auto& [u, j] = e.pattern();
-    Credential c = vault.get_credential(e.users[u], cred_name(j));
-    benchmark::DoNotOptimize(c.password.size());
-  }
-}
-BENCHMARK(BM_GetCredentialWithoutAuditEvent)->Apply(apply_sizes);
 
 // A get just after another connection's commit, as in a process sharing the
 // vault with writers: the handle cannot know what the commit changed, so it
@@ -428,9 +405,7 @@ int rss_probe(std::int64_t size) {
   options.directory = cache / "vault";
   options.master_key = SecretString(read_file(cache / "master.key"));
   options.create_if_missing = false;
-  // The cache itself, with audit off: the probe adds no event to it (only
-  // the credential's last-used time changes).
-  options.audit = false;
+  // The cache itself: the probe adds one read event to it.
   Vault vault = Vault::open(std::move(options));
   Credential c = vault.get_credential(user_ctx(kListUser), cred_name(0));
   const double micros =

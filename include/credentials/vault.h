@@ -51,9 +51,6 @@ struct VaultOptions {
   bool create_if_missing = true;
   // Versions of each credential kept for history and rollback.
   int history_depth = 5;
-  // Mirror every event into the tamper-evident audit trail. Only tests that
-  // simulate an audit failure change the file layout; leave it on.
-  bool audit = true;
   // For a process that opens the vault, does a few operations and exits
   // (credential_manager sets it). On the embedded store SQLite then caches
   // pages in one region of transparent huge pages instead of reading the

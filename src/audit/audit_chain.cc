@@ -11,6 +11,7 @@ namespace credentials::internal {
 namespace {
 
 constexpr std::string_view kSealLabel = "credentials/v1/audit";
+constexpr std::string_view kStateLabel = "credentials/v1/state";
 
 void append_u64(Bytes& out, std::uint64_t v) {
   for (int shift = 56; shift >= 0; shift -= 8) out.push_back(static_cast<std::uint8_t>(v >> shift));
@@ -125,17 +126,63 @@ std::int64_t append_audit_event(RecordStore& store, const Keyring& keys, ByteVie
   return seq;
 }
 
+Bytes vault_state(RecordStore& store) {
+  Bytes message(kStateLabel.begin(), kStateLabel.end());
+  const auto add = [&](ByteView field) {
+    append_u64(message, field.size());
+    message.insert(message.end(), field.begin(), field.end());
+  };
+  const auto root = store.ledger_nodes({0});
+  add(root.empty() ? ByteView() : ByteView(root.front().body));
+  for (const StoredKey& key : store.load_keys()) {  // in key_id order
+    append_u64(message, static_cast<std::uint64_t>(key.key_id));
+    add(as_bytes(key.purpose));
+    add(key.wrapped);
+  }
+  return sha256(message);
+}
+
 ChainVerification verify_audit_chain(RecordStore& store, const Keyring& keys) {
   const std::string damage_mark = fmt::format(R"("action":"{}")", kJournalDamagedAction);
   JournalContinuity continuity(keys);
-  return walk_audit_chain(store, keys, [&](const WalkedEvent& event) -> std::optional<std::string> {
-    if (event.text.find(damage_mark) != std::string::npos) {
-      return fmt::format("event {} records a read journal that was altered before its events reached the chain: "
-                         "read events of one process are lost",
-                         event.seq);
-    }
-    return continuity.check(event.seq, event.journal);
-  });
+  std::optional<Bytes> committed;  // by the last write's event
+  std::int64_t committed_seq = 0;
+  ChainVerification result =
+      walk_audit_chain(store, keys, [&](const WalkedEvent& event) -> std::optional<std::string> {
+        if (event.text.find(damage_mark) != std::string::npos) {
+          return fmt::format(
+              "event {} records a read journal that was altered before its events reached the "
+              "chain: "
+              "read events of one process are lost",
+              event.seq);
+        }
+        if (auto state = event_state(event.text)) {
+          committed = std::move(state);
+          committed_seq = event.seq;
+        }
+        return continuity.check(event.seq, event.journal);
+      });
+  if (!result.ok) return result;
+  const auto fail = [&](std::int64_t seq, std::string problem) {
+    result.ok = false;
+    result.first_bad_seq = seq;
+    result.problem = std::move(problem);
+    return result;
+  };
+  if (!committed) {
+    return fail(
+        1,
+        "no event of a write is left in the chain (every vault has one from its creation): the "
+        "chain was cut or replaced");
+  }
+  if (!constant_time_equal(*committed, vault_state(store))) {
+    return fail(
+        committed_seq,
+        fmt::format("the vault's credentials or keys are not those the last write (event {}) left: "
+                    "records were put back from an older copy, or events after it were cut",
+                    committed_seq));
+  }
+  return result;
 }
 
 ChainVerification walk_audit_chain(

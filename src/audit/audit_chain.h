@@ -89,9 +89,17 @@ struct WalkedEvent {
   const JournalPlace& journal;
 };
 
+// What every write's event commits to: a digest of the state the write
+// leaves behind, the version ledger's root (every credential's current
+// version) and the key set. REQUIRES: inside a transaction on `store`.
+[[nodiscard]] Bytes vault_state(RecordStore& store);
+
 // Walks the chain (below) and also fails at an `audit_journal_damaged`
-// event, and at a read event that does not continue its journal's events
-// before it in the chain (journal_continuity.h): repeated or skipped reads.
+// event, at a read event that does not continue its journal's events
+// before it in the chain (journal_continuity.h): repeated or skipped reads,
+// and when the vault's state is not the one the last write's event commits
+// to (records or trail rolled back or cut, alone). REQUIRES: inside one
+// transaction on `store`.
 [[nodiscard]] ChainVerification verify_audit_chain(RecordStore& store, const Keyring& keys);
 // The walk: sequence numbers, MACs, decryption and head, with `each`
 // seeing every event in order; a problem it returns fails the walk there.

@@ -13,6 +13,8 @@ namespace credentials::internal {
 namespace {
 
 constexpr std::uint8_t kCompactForm = 0x01;
+constexpr std::string_view kStateKey = "state";
+constexpr std::size_t kStateSize = 32;
 
 void put_be(Bytes& out, std::uint64_t value, int bytes) {
   for (int shift = 8 * (bytes - 1); shift >= 0; shift -= 8) out.push_back(static_cast<std::uint8_t>(value >> shift));
@@ -122,8 +124,30 @@ std::string event_json(const EventFields& event) {
   fmt::format_to(std::back_inserter(out), ",\"pid\":{}", event.pid);
   if (!event.skill.empty()) field("skill", event.skill);
   if (!event.query_sha256.empty()) field("query_sha256", event.query_sha256);
+  if (!event.state.empty()) field(kStateKey, hex_encode(event.state));
   out += '}';
   return out;
+}
+
+std::optional<Bytes> event_state(std::string_view text) {
+  // `"state":"` can only be a key: inside a string a quote is escaped.
+  constexpr std::size_t kHexSize = 2 * kStateSize;
+  const std::string marker = fmt::format(R"(,"{}":")", kStateKey);
+  if (text.size() < marker.size() + kHexSize + 2 || !text.ends_with("\"}")) return std::nullopt;
+  const std::string_view tail = text.substr(text.size() - marker.size() - kHexSize - 2);
+  if (!tail.starts_with(marker)) return std::nullopt;
+  const auto nibble = [](char c) -> int {
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    return -1;
+  };
+  Bytes state;
+  for (std::size_t i = marker.size(); i < marker.size() + kHexSize; i += 2) {
+    const int high = nibble(tail[i]), low = nibble(tail[i + 1]);
+    if (high < 0 || low < 0) return std::nullopt;
+    state.push_back(static_cast<std::uint8_t>(high << 4 | low));
+  }
+  return state;
 }
 
 void compact_event(const EventFields& event, Bytes& out) {

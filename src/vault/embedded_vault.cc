@@ -43,7 +43,8 @@ constexpr std::string_view kRecordLabel = "credentials/v1/record";
 // vault is upgraded at its first open (upgrade_format_2).
 // 4: the ledger's buckets chosen by owner first (version_ledger.h); a format-3
 // vault is upgraded at its first open (upgrade_format_3).
-constexpr std::int64_t kFormatVersion = 6;
+constexpr std::int64_t kFormatVersion = 7;
+constexpr std::int64_t kFormatWithoutState = 6;
 constexpr std::int64_t kFormatWithoutKeyCheck = 5;
 constexpr std::int64_t kFormatWithoutLedger = 2;
 constexpr std::int64_t kFormatLedgerByLookup = 3;
@@ -140,14 +141,14 @@ class EmbeddedVault final : public VaultImpl {
   // `journal_directory`: where read events are journaled (the embedded
   // store); empty: each read commits its event in a transaction (the shared
   // store, whose clients on other hosts could not fold a local journal).
-  EmbeddedVault(std::unique_ptr<RecordStore> store, std::unique_ptr<Keyring> keys, int history_depth,
-                bool audit, std::filesystem::path journal_directory, std::size_t record_cache_bytes)
+  EmbeddedVault(std::unique_ptr<RecordStore> store, std::unique_ptr<Keyring> keys,
+                int history_depth, std::filesystem::path journal_directory,
+                std::size_t record_cache_bytes)
       : store_(std::move(store)),
         keys_(std::move(keys)),
         ledger_(*keys_),
         history_depth_(history_depth),
-        audit_(audit),
-        journal_directory_(audit ? std::move(journal_directory) : std::filesystem::path()),
+        journal_directory_(std::move(journal_directory)),
         kept_records_(record_cache_bytes) {}
 
   // The handle's journaled read events go into the chain before it closes,
@@ -476,10 +477,22 @@ class EmbeddedVault final : public VaultImpl {
   }
   static ByteView view_of(const std::optional<IndexTag>& tag) { return tag ? ByteView(*tag) : ByteView(); }
 
-  // REQUIRES: inside a write transaction.
+  // The event of a read or a failure. REQUIRES: inside a write transaction.
   void append_event(const UserContext& actor, const AuditRecord& event) {
-    if (!audit_) return;
     append_audit_event(*store_, *keys_, view_of(event_owner_tag(event)), event_json(actor, event));
+  }
+  // The event of a write, committing to the state it leaves behind
+  // (vault_state). REQUIRES: inside the write's transaction, after its
+  // changes.
+  void append_write_event(const UserContext& actor, const AuditRecord& event) {
+    append_write_event(*store_, *keys_, view_of(event_owner_tag(event)), actor, event);
+  }
+  static void append_write_event(RecordStore& store, const Keyring& keys, ByteView owner_tag,
+                                 const UserContext& actor, const AuditRecord& event) {
+    const Bytes state = vault_state(store);
+    EventFields fields = event_fields(actor, event, now());
+    fields.state = state;
+    append_audit_event(store, keys, owner_tag, internal::event_json(fields));
   }
 
   // Moves this handle's journaled read events into the chain, so that they
@@ -761,7 +774,7 @@ class EmbeddedVault final : public VaultImpl {
       } catch (const DryRunDone&) {
         return;  // rolled back by txn's destructor
       }
-      append_event(actor, {std::string(action), "", "", "ok", "", "", ""});
+      append_write_event(actor, {std::string(action), "", "", "ok", "", "", ""});
       txn.commit();
       if (after_commit) after_commit();
       own_fold_committed(/*durable=*/true);
@@ -801,8 +814,8 @@ class EmbeddedVault final : public VaultImpl {
       auto txn = store_->begin_write(/*durable=*/true);
       fold_own_journal();
       auto result = body();
-      append_event(user, {std::string(action), owner_out ? *owner_out : std::string(owner),
-                          std::string(name), "ok", "", "", ""});
+      append_write_event(user, {std::string(action), owner_out ? *owner_out : std::string(owner),
+                                std::string(name), "ok", "", "", ""});
       txn.commit();
       own_fold_committed(/*durable=*/true);
       return result;
@@ -819,7 +832,6 @@ class EmbeddedVault final : public VaultImpl {
   // transaction (see RecordStore::begin_write).
   void record_locked(const UserContext& actor, const AuditRecord& event,
                      const Bytes* used_lookup = nullptr) {
-    if (!audit_) return;
     if (!journal_directory_.empty()) {
       leave_parents_journal();
       if (!journal_) journal_ = ReadJournal::create(journal_directory_, *keys_);
@@ -992,7 +1004,7 @@ class EmbeddedVault final : public VaultImpl {
     prepared.ready = false;
     // Only the read journal seals ahead; the shared store records events in
     // a transaction of their own.
-    if (!audit_ || journal_directory_.empty()) return;
+    if (journal_directory_.empty()) return;
     try {
       std::lock_guard lock(mutex_);
       leave_parents_journal();
@@ -1016,7 +1028,7 @@ class EmbeddedVault final : public VaultImpl {
   void record_prepared_event(const UserContext& actor, const AuditRecord& event,
                              const PreparedEvent& prepared) override {
     std::lock_guard lock(mutex_);
-    if (prepared.holds(actor, event) && audit_ && !journal_directory_.empty()) {
+    if (prepared.holds(actor, event) && !journal_directory_.empty()) {
       leave_parents_journal();
       // A fold this append makes due is left to the next prepare_event (or
       // read, or the close), where it costs the caller no time: the event
@@ -1321,7 +1333,7 @@ class EmbeddedVault final : public VaultImpl {
         }
         if (moved) store_->add_encryptions(target, static_cast<std::int64_t>(moved));
         finished = records.size() < batch;
-        if (finished) append_event(system_actor(), {"reencrypt", "", "", "ok", "", "", ""});
+        if (finished) append_write_event(system_actor(), {"reencrypt", "", "", "ok", "", "", ""});
         txn.commit();
       }
       state.done += static_cast<std::int64_t>(moved);
@@ -1517,7 +1529,6 @@ class EmbeddedVault final : public VaultImpl {
   std::unique_ptr<Keyring> keys_;
   VersionLedger ledger_;
   int history_depth_;
-  bool audit_;
   std::filesystem::path journal_directory_;
   std::unique_ptr<ReadJournal> journal_;  // created at the first read event
   RecordCache kept_records_;               // see current_record; under mutex_
@@ -1664,8 +1675,30 @@ class EmbeddedVault final : public VaultImpl {
       return;                             // another process upgraded it
     keys_->require_current_kek(*store_);  // an older build may have rotated the key since the open
     store_->put_meta("key_check", key_check);
+    store_->put_meta("format_version", to_bytes(kFormatWithoutState));
+    txn.commit();
+  }
+
+  // Format 7 commits every write's event to the state the write leaves
+  // (audit_chain.h, vault_state). The upgrade's event commits to the state
+  // as it is, and from then on `verify` compares the state with the last
+  // write's commitment. Builds that read format 6 refuse the vault: none of
+  // them can write without a commitment.
+  void upgrade_format_6() {
+    std::lock_guard lock(mutex_);
+    auto txn = store_->begin_write();
+    const auto format = store_->get_meta("format_version");
+    if (!format || from_bytes(*format) != kFormatWithoutState)
+      return;  // another process upgraded it
+    append_write_event(system_actor(), {"upgrade_format", "", "", "ok", "", "", ""});
     store_->put_meta("format_version", to_bytes(kFormatVersion));
     txn.commit();
+  }
+
+  // The event of a new vault: the first commitment to its state.
+  // REQUIRES: inside the transaction that creates it.
+  static void record_creation(RecordStore& store, const Keyring& keys) {
+    append_write_event(store, keys, {}, system_actor(), {"create_vault", "", "", "ok", "", "", ""});
   }
 
   // True when the audit chain holds an event with this action. The whole
@@ -1777,6 +1810,7 @@ std::unique_ptr<VaultImpl> open_vault(VaultOptions options) {
       keys.create_key(*store, "data", created);
       keys.load(*store);
       VersionLedger(keys).build(*store, std::vector<StoredRecord>{});
+      EmbeddedVault::record_creation(*store, keys);
       store->put_meta("format_version", to_bytes(kFormatVersion));
       txn.commit();
     }
@@ -1821,7 +1855,7 @@ std::unique_ptr<VaultImpl> open_vault(VaultOptions options) {
       throw;
     }
     if (key_check && !check_matches) throw_vault_altered("its key check was changed");
-    if (!key_check && from_bytes(*version) >= kFormatVersion)
+    if (!key_check && from_bytes(*version) >= kFormatWithoutState)
       throw_vault_altered("its key check is missing");
   }
   version = store->get_meta("format_version");
@@ -1829,11 +1863,12 @@ std::unique_ptr<VaultImpl> open_vault(VaultOptions options) {
   const bool ledger_by_lookup = version && from_bytes(*version) == kFormatLedgerByLookup;
   std::filesystem::path journal_directory;
   if (!store->directory().empty()) journal_directory = store->directory() / "journal";
-  auto vault = std::make_unique<EmbeddedVault>(std::move(store), std::move(keys), options.history_depth,
-                                               options.audit, std::move(journal_directory),
-                                               options.record_cache_bytes);
+  auto vault =
+      std::make_unique<EmbeddedVault>(std::move(store), std::move(keys), options.history_depth,
+                                      std::move(journal_directory), options.record_cache_bytes);
   if (ledger_by_lookup) vault->upgrade_format_3();
   vault->upgrade_format_5(key_check_value);
+  vault->upgrade_format_6();
   vault->fold_orphan_journals();
   return vault;
 }

@@ -26,8 +26,7 @@ struct Fixture {
                                   "  source: sqlite\n  query: SELECT {x}\n  db_config_file: db_config.json\n---\n");
     config = dir / "skills" / "Cfg" / "db_config.json";
     credentials::fuzz::write_file(config, "{}");
-    vault.emplace(Vault::open({.directory = dir / "vault", .master_key = generate_master_key(),
-                               .audit = false}));
+    vault.emplace(Vault::open({.directory = dir / "vault", .master_key = generate_master_key()}));
     runner.emplace(SkillRunner::open(*vault, {.skills_dir = dir / "skills", .database_url_fallback = false}));
   }
 };

@@ -233,7 +233,7 @@ TEST_F(PostgresStoreTest, MigrateDirectoryToPostgresAndBackKeepsEverythingVerifi
     const auto events = vault.audit_events(kAdmin, {.limit = 100000});
     EXPECT_GT(vault.audit_head().seq, source_head);
     ASSERT_FALSE(events.empty());
-    EXPECT_EQ(events.front().action, "store");
+    EXPECT_EQ(events.front().action, "create_vault");
     EXPECT_TRUE(std::any_of(events.begin(), events.end(),
                             [](const AuditEvent& e) { return e.action == "migrate_store"; }));
     // The source's reads came as a run (FORMAT.md, "Audit"), still listed and verified.

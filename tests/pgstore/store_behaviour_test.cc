@@ -229,10 +229,10 @@ TEST_P(StoreBehaviourTest, AuditChainRecordsEveryOperationAndVerifies) {
   vault.delete_credential(kAlice, "db");
   std::vector<std::string> actions;
   for (const auto& e : vault.audit_events(kAdmin, {})) actions.push_back(e.action + ":" + e.outcome);
-  EXPECT_EQ(actions, (std::vector<std::string>{"store:ok", "get:ok", "get:denied", "update_password:ok",
-                                               "delete:ok"}));
+  EXPECT_EQ(actions, (std::vector<std::string>{"create_vault:ok", "store:ok", "get:ok",
+                                               "get:denied", "update_password:ok", "delete:ok"}));
   EXPECT_TRUE(vault.verify_audit().ok);
-  EXPECT_EQ(vault.audit_head().seq, 6);  // and the audit query itself
+  EXPECT_EQ(vault.audit_head().seq, 7);  // and the audit query itself
   for (const auto& row : snapshot()) EXPECT_EQ(row.find("canary-pw"), std::string::npos);
 }
 

@@ -175,11 +175,8 @@ class TamperingTest : public ::testing::Test {
     truth_["b1"].version = 2;
   }
 
-  // The attacks open the vault with audit off: their thousands of reads would
-  // otherwise grow the chain that every verify() walks (the audit chain is
-  // attacked in a test of its own, on the events SetUp made).
-  Vault open(bool audit = true) {
-    return Vault::open({.directory = dir_.path() / "vault", .master_key = key_.clone(), .audit = audit});
+  Vault open() {
+    return Vault::open({.directory = dir_.path() / "vault", .master_key = key_.clone()});
   }
   std::filesystem::path db_file() const { return dir_.path() / "vault" / "vault.db"; }
 
@@ -287,7 +284,7 @@ class TamperingTest : public ::testing::Test {
 // Flips every byte of every stored version (current and kept history), one
 // at a time, with the vault open: the AEAD rejects each one.
 TEST_F(TamperingTest, EveryFlippedRecordByteIsRejectedNeverMisread) {
-  Vault vault = open(false);
+  Vault vault = open();
   RawDb raw(db_file());
   Counts c;
   const auto rows = raw.query("SELECT lookup, version, sealed FROM versions ORDER BY lookup, version");
@@ -358,7 +355,7 @@ TEST_F(TamperingTest, EveryFlippedKeyOrHeaderByteIsRejected) {
       { RawDb raw(db_file()); raw.run(update, {bad}); }
       ++c.mutations;
       try {
-        Vault vault = open(false);
+        Vault vault = open();
         const long before = c.true_values;
         const long reads_before = c.reads;
         read_everything(vault, c);
@@ -467,7 +464,7 @@ TEST_F(TamperingTest, AlteredHeaderOrKeyTableWithTheRightKeySaysAlteredNotWrongK
 // every byte of the root's tag. Reads through the node fail, others read
 // true; verify() notices every flip.
 TEST_F(TamperingTest, EveryFlippedLedgerByteIsRejectedNeverMisread) {
-  Vault vault = open(false);
+  Vault vault = open();
   RawDb raw(db_file());
   Counts c;
   std::vector<std::pair<std::int64_t, std::vector<std::size_t>>> targets;  // node id, byte offsets
@@ -752,7 +749,7 @@ TEST_F(TamperingTest, ACopiedRunOfReadEventsIsNeitherListedNorVerified) {
 // Whole rows moved between owners and names, deleted, or replayed from an
 // older version.
 TEST_F(TamperingTest, SwappedMovedDeletedAndReplayedRecordsAreNeverMisread) {
-  Vault vault = open(false);
+  Vault vault = open();
   RawDb raw(db_file());
   Counts c;
   // Find each credential's lookup: break one row at a time and see which

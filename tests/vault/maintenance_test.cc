@@ -251,12 +251,13 @@ TEST_F(MaintenanceTest, AuditRecordsEveryOperationWithoutSecrets) {
   const auto events = vault.audit_events(kAdmin, {});
   std::vector<std::string> actions;
   for (const auto& e : events) actions.push_back(e.action + ":" + e.outcome);
-  EXPECT_EQ(actions, (std::vector<std::string>{"store:ok", "get:ok", "get:denied", "get:not_found",
-                                               "update_password:ok", "list:ok", "delete:ok"}));
-  EXPECT_EQ(events[2].actor, "bob");
-  EXPECT_EQ(events[2].error, "UnauthorizedError");
-  EXPECT_EQ(events[0].owner, "alice");
-  EXPECT_EQ(events[0].name, "db");
+  EXPECT_EQ(actions, (std::vector<std::string>{"create_vault:ok", "store:ok", "get:ok",
+                                               "get:denied", "get:not_found", "update_password:ok",
+                                               "list:ok", "delete:ok"}));
+  EXPECT_EQ(events[3].actor, "bob");
+  EXPECT_EQ(events[3].error, "UnauthorizedError");
+  EXPECT_EQ(events[1].owner, "alice");
+  EXPECT_EQ(events[1].name, "db");
   // Alice sees the events about her namespace only; bob sees none of them.
   for (const auto& e : vault.audit_events(kAlice, {})) EXPECT_EQ(e.owner, "alice");
   EXPECT_TRUE(vault.audit_events(kBob, AuditQuery{}).empty() ||

@@ -340,6 +340,89 @@ TEST_P(VersionLedgerTest, ALongListIsCheckedAgainstTheWholeLedger) {
   EXPECT_TRUE(vault.verify().ok());
 }
 
+// Every write's audit event commits to the state it leaves (the ledger's
+// root and the key set), and verify compares: records rolled back without
+// the trail, the trail without the records, and a trail cut after writes
+// (with an older head put back) are each caught, by `verify` and by
+// `audit verify`. Only a rollback of both together remains, for checkpoints.
+TEST_P(VersionLedgerTest, RecordsOrTrailRolledBackAloneFailVerification) {
+  // The trail and its head as they are, under `tag`; and put back.
+  const auto copy_trail = [&](const std::string& tag) {
+    for (const char* t : {"audit", "meta"}) {
+      sql(
+          fmt::format("DROP TABLE IF EXISTS {{copy}}{1}_{0}; CREATE TABLE {{copy}}{1}_{0} AS "
+                      "SELECT * FROM {{v}}{0}",
+                      t, tag));
+    }
+  };
+  const auto put_back_trail = [&](const std::string& tag) {
+    put_back(tag, "audit", "1 = 1");
+    put_back(tag, "meta", "key = 'audit_head'");
+  };
+  const auto expect_verified = [&](bool ok, const std::string& what) {
+    Vault vault = open_vault();
+    const VerifyReport report = vault.verify();
+    EXPECT_EQ(report.ok(), ok) << what << ": "
+                               << (report.problems.empty() ? report.audit.problem
+                                                           : report.problems.front());
+    const AuditVerification audit = vault.verify_audit();
+    EXPECT_EQ(audit.ok, ok) << what << ": " << audit.problem;
+    if (!ok)
+      EXPECT_NE(audit.problem.find("left"), std::string::npos) << what << ": " << audit.problem;
+  };
+  {
+    Vault vault = open_vault();
+    vault.store_credential(kAlice, {.name = "db_a", .host = "h", .password = "a-v1"});
+    vault.store_credential(kAlice, {.name = "db_b", .host = "h", .password = "b-v1"});
+    (void)vault.get_credential(kAlice, "db_a");
+  }
+  copy_tables("old");
+  copy_trail("old");
+  sql("DROP TABLE IF EXISTS {copy}old_keys; CREATE TABLE {copy}old_keys AS SELECT * FROM {v}keys");
+  {
+    Vault vault = open_vault();
+    vault.update_password(kAlice, "db_a", "a-v2");
+    vault.delete_credential(kAlice, "db_b");
+    vault.store_credential(kAlice, {.name = "db_c", .host = "h", .password = "c-v1"});
+    (void)vault.get_credential(kAlice, "db_c");
+  }
+  copy_tables("now");
+  copy_trail("now");
+  expect_verified(true, "control");
+
+  // Every record table put back from the older copy, the trail left: the
+  // rows agree with each other, but not with the state the last write's
+  // event committed to.
+  put_back_all("old");
+  expect_verified(false, "records rolled back");
+  put_back_all("now");
+  expect_verified(true, "records back");
+
+  // The trail and its head put back from the older copy, the records left.
+  put_back_trail("old");
+  expect_verified(false, "trail rolled back");
+  put_back_trail("now");
+
+  // The tail cut after the writes (the delete and the store), with the
+  // head of the older copy: every remaining event checks out.
+  sql("DELETE FROM {v}audit WHERE seq > (SELECT max(seq) FROM {copy}old_audit)");
+  put_back("old", "meta", "key = 'audit_head'");
+  expect_verified(false, "tail cut");
+  put_back_trail("now");
+  expect_verified(true, "trail back");
+
+  // A new data key; then the key table without it.
+  open_vault().rotate_data_key();
+  copy_trail("rotated");
+  sql("DELETE FROM {v}keys WHERE key_id NOT IN (SELECT key_id FROM {copy}old_keys)");
+  expect_verified(false, "a key removed");
+  sql("DROP TABLE IF EXISTS {copy}rotated_keys");
+  // The trail as it was before the rotation too: the keys and the trail
+  // agree again, a whole rollback of what the rotation changed.
+  put_back_trail("now");
+  expect_verified(true, "key and trail rolled back together");
+}
+
 TEST_P(VersionLedgerTest, AVaultWithALedgerCannotBePassedOffAsOneWithout) {
   {
     Vault vault = open_vault();
@@ -421,7 +504,7 @@ TEST_F(LedgerUpgradeTest, AFormatTwoVaultGetsItsLedgerAtItsFirstOpen) {
     EXPECT_EQ(events.size(), 1u);
   }
   EXPECT_EQ(sql("SELECT hex(value) FROM meta WHERE key = 'format_version'"),
-            std::vector<std::string>{"0000000000000006"});
+            std::vector<std::string>{"0000000000000007"});
   EXPECT_EQ(sql("SELECT count(*) FROM ledger WHERE node_id = 0"), std::vector<std::string>{"1"});
   {
     Vault vault = open_vault();  // the second open changes nothing
@@ -456,7 +539,7 @@ TEST_F(LedgerUpgradeTest, AFormatTwoVaultOnPostgresGetsItsLedgerAtItsFirstOpen) 
   EXPECT_EQ(
       db.query(
           "SELECT encode(value, 'hex') FROM credential_vault.meta WHERE key = 'format_version'"),
-      std::vector<std::string>{"0000000000000006"});
+      std::vector<std::string>{"0000000000000007"});
   EXPECT_EQ(db.query("SELECT count(*) FROM credential_vault.ledger WHERE node_id = 0"), std::vector<std::string>{"1"});
   // Passed off as format 2 again, without its ledger: refused.
   db.query("UPDATE credential_vault.meta SET value = decode('0000000000000002', 'hex') WHERE key = 'format_version'; "
@@ -481,7 +564,7 @@ TEST_F(LedgerUpgradeTest, AFormatThreeVaultGetsItsLedgerRelaidAtItsFirstOpen) {
     EXPECT_EQ(vault.audit_events(kAdmin, {.action = "version_ledger_relaid"}).size(), 1u);
   }
   EXPECT_EQ(sql("SELECT hex(value) FROM meta WHERE key = 'format_version'"),
-            std::vector<std::string>{"0000000000000006"});
+            std::vector<std::string>{"0000000000000007"});
   // Each credential's entry is in its format-4 leaf: the owner tag's first
   // 4 bits, then the lookup tag's first byte.
   EXPECT_EQ(sql("SELECT count(*) FROM credentials c WHERE NOT EXISTS (SELECT 1 FROM ledger l WHERE "
@@ -565,7 +648,7 @@ TEST_F(LedgerUpgradeTest, AFormatThreeVaultOnPostgresGetsItsLedgerRelaidAtItsFir
   EXPECT_EQ(
       db.query(
           "SELECT encode(value, 'hex') FROM credential_vault.meta WHERE key = 'format_version'"),
-      std::vector<std::string>{"0000000000000006"});
+      std::vector<std::string>{"0000000000000007"});
   EXPECT_EQ(open_url(db.url(), key_).get_credential(kAlice, "db_b").password.reveal(), "b-v2");
 }
 
@@ -590,14 +673,16 @@ TEST_F(LedgerUpgradeTest, AFormatFourVaultKeepsItsEventsAndFoldsNewReadsIntoRuns
     for (int i = 0; i < 3; ++i) EXPECT_EQ(vault.get_credential(kAlice, "db_a").password.reveal(), "a-v2");
     EXPECT_EQ(vault.get_credential(kBob, "db_c").password.reveal(), "c-v3");
   }
-  EXPECT_EQ(format(),
-            std::vector<std::string>{"0000000000000006"});  // through 5, with its key check
+  EXPECT_EQ(format(), std::vector<std::string>{
+                          "0000000000000007"});  // through 5 and 6, with its key check and state
   EXPECT_EQ(sql("SELECT length(value) FROM meta WHERE key = 'key_check'"),
             std::vector<std::string>{"32"});
-  // The format-4 rows as they were; the reads and the audit queries'
-  // events (reads too) went in as runs after them.
+  // The format-4 rows as they were, then the upgrade to format 7's event;
+  // the reads and the audit queries' events (reads too) went in as runs
+  // after them.
   EXPECT_EQ(sql("SELECT count(*) FROM audit WHERE journal_run = 0 AND seq <= 14"), std::vector<std::string>{"14"});
-  EXPECT_EQ(sql("SELECT count(*) FROM audit WHERE journal_run = 0 AND seq > 14"), std::vector<std::string>{"0"});
+  EXPECT_EQ(sql("SELECT count(*) FROM audit WHERE journal_run = 0 AND seq > 14"),
+            std::vector<std::string>{"1"});
   EXPECT_NE(sql("SELECT count(*) FROM audit WHERE journal_run > 0"), std::vector<std::string>{"0"});
   Vault vault = open_vault();
   const AuditVerification after = vault.verify_audit();
