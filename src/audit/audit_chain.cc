@@ -156,8 +156,18 @@ ChainVerification verify_audit_chain(RecordStore& store, const Keyring& keys) {
               "read events of one process are lost",
               event.seq);
         }
-        if (auto state = event_state(event.text)) {
-          committed = std::move(state);
+        if (auto commitment = event_commitment(event.text)) {
+          // Each write starts from the state the write before it left: a
+          // write after records were rolled back, or after events were cut,
+          // does not hide it.
+          if (committed && !constant_time_equal(commitment->prior, *committed)) {
+            return fmt::format(
+                "event {} is a write that started from another state than the write before it "
+                "(event {}) "
+                "left: records were put back from an older copy, or events were cut, before it",
+                event.seq, committed_seq);
+          }
+          committed = std::move(commitment->state);
           committed_seq = event.seq;
         }
         return continuity.check(event.seq, event.journal);

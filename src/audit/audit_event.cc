@@ -13,6 +13,7 @@ namespace credentials::internal {
 namespace {
 
 constexpr std::uint8_t kCompactForm = 0x01;
+constexpr std::string_view kPriorKey = "prior";
 constexpr std::string_view kStateKey = "state";
 constexpr std::size_t kStateSize = 32;
 
@@ -124,30 +125,49 @@ std::string event_json(const EventFields& event) {
   fmt::format_to(std::back_inserter(out), ",\"pid\":{}", event.pid);
   if (!event.skill.empty()) field("skill", event.skill);
   if (!event.query_sha256.empty()) field("query_sha256", event.query_sha256);
+  if (!event.prior.empty()) field(kPriorKey, hex_encode(event.prior));
   if (!event.state.empty()) field(kStateKey, hex_encode(event.state));
   out += '}';
   return out;
 }
 
-std::optional<Bytes> event_state(std::string_view text) {
-  // `"state":"` can only be a key: inside a string a quote is escaped.
+namespace {
+// The digest a text ends with as `,"<key>":"<64 hex>"` followed by `end`;
+// the text before it in `rest`. `"<key>":"` can only be a key: inside a
+// string a quote is escaped.
+std::optional<Bytes> trailing_digest(std::string_view text, std::string_view key,
+                                     std::string_view end, std::string_view& rest) {
   constexpr std::size_t kHexSize = 2 * kStateSize;
-  const std::string marker = fmt::format(R"(,"{}":")", kStateKey);
-  if (text.size() < marker.size() + kHexSize + 2 || !text.ends_with("\"}")) return std::nullopt;
-  const std::string_view tail = text.substr(text.size() - marker.size() - kHexSize - 2);
-  if (!tail.starts_with(marker)) return std::nullopt;
+  const std::string marker = fmt::format(R"(,"{}":")", key);
+  const std::size_t size = marker.size() + kHexSize + 1 + end.size();
+  if (text.size() < size || !text.ends_with(end)) return std::nullopt;
+  const std::string_view tail = text.substr(text.size() - size);
+  if (!tail.starts_with(marker) || tail[marker.size() + kHexSize] != '"') return std::nullopt;
   const auto nibble = [](char c) -> int {
     if (c >= '0' && c <= '9') return c - '0';
     if (c >= 'a' && c <= 'f') return c - 'a' + 10;
     return -1;
   };
-  Bytes state;
+  Bytes digest;
   for (std::size_t i = marker.size(); i < marker.size() + kHexSize; i += 2) {
     const int high = nibble(tail[i]), low = nibble(tail[i + 1]);
     if (high < 0 || low < 0) return std::nullopt;
-    state.push_back(static_cast<std::uint8_t>(high << 4 | low));
+    digest.push_back(static_cast<std::uint8_t>(high << 4 | low));
   }
-  return state;
+  rest = text.substr(0, text.size() - size);
+  return digest;
+}
+}  // namespace
+
+std::optional<StateCommitment> event_commitment(std::string_view text) {
+  std::string_view rest;
+  auto state = trailing_digest(text, kStateKey, "}", rest);
+  if (!state) return std::nullopt;
+  StateCommitment commitment{{}, std::move(*state)};
+  std::string_view before_prior;
+  if (auto prior = trailing_digest(rest, kPriorKey, "", before_prior))
+    commitment.prior = std::move(*prior);
+  return commitment;
 }
 
 void compact_event(const EventFields& event, Bytes& out) {

@@ -29,18 +29,24 @@ struct EventFields {
   std::string_view action, owner, name, outcome, error, skill, query_sha256;
   std::int64_t pid = 0;
   // A write's commitment to the state it leaves behind (vault_state in
-  // audit_chain.h); empty for a read.
+  // audit_chain.h), and to the one it started from (empty for a vault's
+  // first commitment); both empty for a read.
+  ByteView prior{};
   ByteView state{};
 };
 
 // The event as a JSON object: `time, actor, roles, action, owner, name,
 // outcome, error, pid`, plus `skill` and `query_sha256` when not empty, and
-// last `state` (hex) for a write.
+// last `prior` and `state` (hex) for a write.
 [[nodiscard]] std::string event_json(const EventFields& event);
 
-// The state an event's JSON text commits to (its last field); nullopt for
-// an event without one.
-[[nodiscard]] std::optional<Bytes> event_state(std::string_view text);
+// What a write's event commits to (its last fields); nullopt for an event
+// without a commitment.
+struct StateCommitment {
+  Bytes prior;  // empty for a vault's first commitment
+  Bytes state;
+};
+[[nodiscard]] std::optional<StateCommitment> event_commitment(std::string_view text);
 
 // The compact form, into `out` (its capacity kept from one read to the
 // next): 0x01 ‖ time_µs i64 ‖ pid u32 (both big-endian) ‖ count ‖ roles ‖

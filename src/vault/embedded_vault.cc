@@ -481,16 +481,18 @@ class EmbeddedVault final : public VaultImpl {
   void append_event(const UserContext& actor, const AuditRecord& event) {
     append_audit_event(*store_, *keys_, view_of(event_owner_tag(event)), event_json(actor, event));
   }
-  // The event of a write, committing to the state it leaves behind
-  // (vault_state). REQUIRES: inside the write's transaction, after its
-  // changes.
-  void append_write_event(const UserContext& actor, const AuditRecord& event) {
-    append_write_event(*store_, *keys_, view_of(event_owner_tag(event)), actor, event);
+  // The event of a write, committing to the state it started from (`prior`,
+  // vault_state at the start of its transaction) and the one it leaves
+  // behind. REQUIRES: inside the write's transaction, after its changes.
+  void append_write_event(const UserContext& actor, const AuditRecord& event, ByteView prior) {
+    append_write_event(*store_, *keys_, view_of(event_owner_tag(event)), actor, event, prior);
   }
   static void append_write_event(RecordStore& store, const Keyring& keys, ByteView owner_tag,
-                                 const UserContext& actor, const AuditRecord& event) {
+                                 const UserContext& actor, const AuditRecord& event,
+                                 ByteView prior) {
     const Bytes state = vault_state(store);
     EventFields fields = event_fields(actor, event, now());
+    fields.prior = prior;
     fields.state = state;
     append_audit_event(store, keys, owner_tag, internal::event_json(fields));
   }
@@ -769,12 +771,13 @@ class EmbeddedVault final : public VaultImpl {
       const LargeWrite large(*store_, new_records);
       auto txn = store_->begin_write(/*durable=*/true);
       fold_own_journal();
+      const Bytes prior = vault_state(*store_);
       try {
         body();
       } catch (const DryRunDone&) {
         return;  // rolled back by txn's destructor
       }
-      append_write_event(actor, {std::string(action), "", "", "ok", "", "", ""});
+      append_write_event(actor, {std::string(action), "", "", "ok", "", "", ""}, prior);
       txn.commit();
       if (after_commit) after_commit();
       own_fold_committed(/*durable=*/true);
@@ -813,9 +816,12 @@ class EmbeddedVault final : public VaultImpl {
       const LargeWrite large(*store_, new_records);
       auto txn = store_->begin_write(/*durable=*/true);
       fold_own_journal();
+      const Bytes prior = vault_state(*store_);
       auto result = body();
-      append_write_event(user, {std::string(action), owner_out ? *owner_out : std::string(owner),
-                                std::string(name), "ok", "", "", ""});
+      append_write_event(user,
+                         {std::string(action), owner_out ? *owner_out : std::string(owner),
+                          std::string(name), "ok", "", "", ""},
+                         prior);
       txn.commit();
       own_fold_committed(/*durable=*/true);
       return result;
@@ -1333,7 +1339,11 @@ class EmbeddedVault final : public VaultImpl {
         }
         if (moved) store_->add_encryptions(target, static_cast<std::int64_t>(moved));
         finished = records.size() < batch;
-        if (finished) append_write_event(system_actor(), {"reencrypt", "", "", "ok", "", "", ""});
+        // Re-sealing changes neither the ledger nor the keys.
+        if (finished) {
+          const Bytes state = vault_state(*store_);
+          append_write_event(system_actor(), {"reencrypt", "", "", "ok", "", "", ""}, state);
+        }
         txn.commit();
       }
       state.done += static_cast<std::int64_t>(moved);
@@ -1690,7 +1700,17 @@ class EmbeddedVault final : public VaultImpl {
     const auto format = store_->get_meta("format_version");
     if (!format || from_bytes(*format) != kFormatWithoutState)
       return;  // another process upgraded it
-    append_write_event(system_actor(), {"upgrade_format", "", "", "ok", "", "", ""});
+    // A vault set back to format 6 (to have its rolled-back rows committed
+    // to afresh) already holds commitments.
+    if (chain_holds(*store_, *keys_,
+                    [](const std::string& text) { return event_commitment(text).has_value(); })) {
+      throw DecryptionFailedError(
+          "this vault says it has format 6, but its audit chain holds format 7's state "
+          "commitments: its "
+          "header was altered; nothing was changed. Restore the vault from a backup");
+    }
+    append_write_event(system_actor(), {"upgrade_format", "", "", "ok", "", "", ""},
+                       {});  // the first
     store_->put_meta("format_version", to_bytes(kFormatVersion));
     txn.commit();
   }
@@ -1698,7 +1718,8 @@ class EmbeddedVault final : public VaultImpl {
   // The event of a new vault: the first commitment to its state.
   // REQUIRES: inside the transaction that creates it.
   static void record_creation(RecordStore& store, const Keyring& keys) {
-    append_write_event(store, keys, {}, system_actor(), {"create_vault", "", "", "ok", "", "", ""});
+    append_write_event(store, keys, {}, system_actor(), {"create_vault", "", "", "ok", "", "", ""},
+                       {});
   }
 
   // True when the audit chain holds an event with this action. The whole
@@ -1707,10 +1728,17 @@ class EmbeddedVault final : public VaultImpl {
   // a damaged read journal is intact otherwise and counts.
   static bool chain_records(RecordStore& store, const Keyring& keys, std::string_view action) {
     const std::string mark = fmt::format("\"action\":\"{}\"", action);
+    return chain_holds(
+        store, keys, [&](const std::string& text) { return text.find(mark) != std::string::npos; });
+  }
+  // True when the audit chain holds an event whose text `matches`; the
+  // whole chain must verify, as above.
+  static bool chain_holds(RecordStore& store, const Keyring& keys,
+                          const std::function<bool(const std::string&)>& matches) {
     bool found = false;
     const ChainVerification chain =
         walk_audit_chain(store, keys, [&](const WalkedEvent& event) -> std::optional<std::string> {
-          found = found || event.text.find(mark) != std::string::npos;
+          found = found || matches(event.text);
           return std::nullopt;
         });
     if (!chain.ok) {

@@ -340,7 +340,10 @@ TEST_F(TamperingTest, EveryFlippedKeyOrHeaderByteIsRejected) {
     for (const auto& row : raw.query("SELECT key_id, wrapped FROM keys")) {
       targets.emplace_back("keys", std::string(row[0].begin(), row[0].end()), row[1]);
     }
-    for (const auto& row : raw.query("SELECT key, value FROM meta")) {
+    // The audit head is flipped by EveryFlippedAuditByteBreaksTheChain: here
+    // each open appends read events and a new head, which putting the old
+    // bytes back would break.
+    for (const auto& row : raw.query("SELECT key, value FROM meta WHERE key <> 'audit_head'")) {
       targets.emplace_back("meta", std::string(row[0].begin(), row[0].end()), row[1]);
     }
   }
@@ -381,7 +384,9 @@ TEST_F(TamperingTest, EveryFlippedKeyOrHeaderByteIsRejected) {
                          fmt::format("open refused {} of {}, header flips with no effect on any read {}",
                                      open_refused, c.mutations, header_flips_harmless));
   Vault vault = open();
-  EXPECT_TRUE(vault.verify().ok());
+  const VerifyReport report = vault.verify();
+  EXPECT_TRUE(report.ok()) << (report.problems.empty() ? report.audit.problem
+                                                       : report.problems.front());
 }
 
 // With the right master key, an altered header or key table is reported as
@@ -406,7 +411,10 @@ TEST_F(TamperingTest, AlteredHeaderOrKeyTableWithTheRightKeySaysAlteredNotWrongK
   std::vector<std::pair<std::string, Blob>> keys;  // key_id, wrapped
   {
     RawDb raw(db_file());
-    for (const auto& row : raw.query("SELECT key, value FROM meta")) {
+    // The audit head is flipped by EveryFlippedAuditByteBreaksTheChain: here
+    // each open appends read events and a new head, which putting the old
+    // bytes back would break.
+    for (const auto& row : raw.query("SELECT key, value FROM meta WHERE key <> 'audit_head'")) {
       meta[std::string(row[0].begin(), row[0].end())] = row[1];
     }
     for (const auto& row : raw.query("SELECT key_id, wrapped FROM keys ORDER BY key_id")) {

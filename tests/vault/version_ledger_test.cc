@@ -395,8 +395,25 @@ TEST_P(VersionLedgerTest, RecordsOrTrailRolledBackAloneFailVerification) {
   // event committed to.
   put_back_all("old");
   expect_verified(false, "records rolled back");
+  // A write since (any user's) does not hide it: it started from a state
+  // the write before it did not leave.
+  open_vault().store_credential(kBob, {.name = "db_z", .host = "h", .password = "z-v1"});
+  expect_verified(false, "records rolled back, then a write");
   put_back_all("now");
+  put_back_trail("now");
   expect_verified(true, "records back");
+
+  // The same, with the format set back to before the commitments, to have
+  // the upgrade commit to the rolled-back rows afresh: refused.
+  put_back_all("old");
+  for (const char* format : {"0000000000000006", "0000000000000005"}) {
+    sql("UPDATE {v}meta SET value = " + bytes(format) + " WHERE key = 'format_version'");
+    EXPECT_THROW((void)open_vault(), DecryptionFailedError) << format;
+  }
+  sql("UPDATE {v}meta SET value = " + bytes("0000000000000007") + " WHERE key = 'format_version'");
+  expect_verified(false, "records rolled back, the format set back");
+  put_back_all("now");
+  expect_verified(true, "records back again");
 
   // The trail and its head put back from the older copy, the records left.
   put_back_trail("old");
@@ -408,6 +425,9 @@ TEST_P(VersionLedgerTest, RecordsOrTrailRolledBackAloneFailVerification) {
   sql("DELETE FROM {v}audit WHERE seq > (SELECT max(seq) FROM {copy}old_audit)");
   put_back("old", "meta", "key = 'audit_head'");
   expect_verified(false, "tail cut");
+  open_vault().update_password(kAlice, "db_a", "a-v3");
+  expect_verified(false, "tail cut, then a write");
+  put_back_all("now");
   put_back_trail("now");
   expect_verified(true, "trail back");
 
@@ -442,7 +462,7 @@ TEST_P(VersionLedgerTest, AVaultWithALedgerCannotBePassedOffAsOneWithout) {
   // verify as format 3's, so the upgrade refuses and changes nothing.
   sql("UPDATE {v}meta SET value = " + bytes("0000000000000003") + " WHERE key = 'format_version'");
   EXPECT_THROW((void)open_vault(), DecryptionFailedError);
-  sql("UPDATE {v}meta SET value = " + bytes("0000000000000005") + " WHERE key = 'format_version'");
+  sql("UPDATE {v}meta SET value = " + bytes("0000000000000007") + " WHERE key = 'format_version'");
   EXPECT_EQ(open_vault().get_credential(kAlice, "db_a").password.reveal(), "a-v2");
 }
 
