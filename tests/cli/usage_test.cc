@@ -94,10 +94,11 @@ TEST_F(UsageTest, BadOptionValuesAreUsageErrors) {
 }
 
 TEST_F(UsageTest, NameThatBreaksTheNamingRuleIsAUsageError) {
-  const CliResult result = cli({"add", "--user", "alice", "--name", "bad name/../x", "--host", "h",
+  const CliResult result = cli({"add", "--user", "alice", "--name", "bad\x1bname", "--host", "h",
                                 "--database", "d", "--username", "u", "--password-stdin"},
                                "pw\n");
   EXPECT_EQ(result.exit_code, kUsage) << result;
+  EXPECT_NE(result.err.find("control character U+001B"), std::string::npos) << result;
 }
 
 // The verbs of the audit trail, versions, keys, backups, import and stores.
