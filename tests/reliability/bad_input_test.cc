@@ -155,7 +155,7 @@ TEST_F(BadInputTest, CredentialFieldsBeyondTheirLimitsAreRefused) {
   }
   // Any other text is a name (the Python version took any): spaces, other
   // scripts, punctuation.
-  for (const std::string name : {"nämé"s, "a b"s, "../etc"s, "a'b"s, "база данных"s}) {
+  for (const std::string& name : {"nämé"s, "a b"s, "../etc"s, "a'b"s, "база данных"s}) {
     expect_accepted("name " + name, [&] {
       NewCredential c = valid();
       c.name = name;
