@@ -275,13 +275,15 @@ PYBIND11_MODULE(_secure_credentials, m) {
       .def_readonly("owner", &ImportedCredential::owner)
       .def_readonly("legacy_name", &ImportedCredential::legacy_name)
       .def_readonly("name", &ImportedCredential::name)
-      .def_readonly("status", &ImportedCredential::status);
+      .def_readonly("status", &ImportedCredential::status)
+      .def_readonly("reason", &ImportedCredential::reason);
 
   py::class_<ImportReport>(m, "ImportReport")
       .def_readonly("credentials", &ImportReport::credentials)
       .def_readonly("imported", &ImportReport::imported)
       .def_readonly("renamed", &ImportReport::renamed)
       .def_readonly("skipped", &ImportReport::skipped)
+      .def_readonly("invalid", &ImportReport::invalid)
       .def_readonly("dry_run", &ImportReport::dry_run);
 
   py::class_<ConnectionTestResult>(m, "ConnectionTestResult")
@@ -409,8 +411,9 @@ PYBIND11_MODULE(_secure_credentials, m) {
       .def("verify", &Vault::verify, Release())
       .def(
           "import_legacy",
-          [](Vault& vault, const std::string& vault_enc, const Secret& legacy_key, bool dry_run) {
-            return vault.import_legacy(vault_enc, legacy_key.value, dry_run);
+          [](Vault& vault, const std::string& vault_enc, const Secret& legacy_key, bool dry_run,
+             bool skip_invalid) {
+            return vault.import_legacy(vault_enc, legacy_key.value, dry_run, skip_invalid);
           },
           Release())
       .def(

@@ -23,7 +23,8 @@ using Timestamp = std::chrono::sys_time<std::chrono::microseconds>;
 // arguments so that a designated initializer reads like the Python call.
 struct NewCredential {
   std::string name{};
-  std::string db_type = "postgres";  // postgres | mysql | mongodb | redis | sqlite
+  std::string db_type =
+      "postgres";  // postgres | mysql | mongodb | redis | sqlite, or kept as given
   std::string host{};                  // for sqlite: unused (may be empty)
   int port = 0;                      // 0: the db type's default port
   std::string database{};              // for sqlite: the database file path

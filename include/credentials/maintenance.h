@@ -47,7 +47,8 @@ struct ImportedCredential {
   std::string owner;
   std::string legacy_name;
   std::string name;       // the name in this vault (differs when renamed)
-  std::string status;     // imported, renamed, already_imported
+  std::string status;     // imported, renamed, already_imported, invalid
+  std::string reason;     // why it was not imported (status invalid)
 };
 
 struct ImportReport {
@@ -55,6 +56,7 @@ struct ImportReport {
   std::int64_t imported = 0;
   std::int64_t renamed = 0;
   std::int64_t skipped = 0;  // already imported earlier
+  std::int64_t invalid = 0;  // not imported: the vault cannot hold them (skip_invalid)
   bool dry_run = false;
 };
 

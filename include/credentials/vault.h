@@ -182,9 +182,13 @@ class Vault {
   // Checks every record under its key and place, the indexes and the audit chain.
   [[nodiscard]] VerifyReport verify();
   // Imports a Python vault (.credentials/vault.enc) with its key. Nothing is
-  // written when the file cannot be read whole, or when `dry_run`.
+  // written when the file cannot be read whole, or when `dry_run`. A
+  // credential this vault cannot hold (an invalid name, a field out of
+  // range) fails the whole import with InvalidArgumentError naming every
+  // such credential by its legacy id and reason; with `skip_invalid` the
+  // others are imported and those are reported with status "invalid".
   ImportReport import_legacy(const std::filesystem::path& vault_enc, const SecretString& legacy_key,
-                             bool dry_run = false);
+                             bool dry_run = false, bool skip_invalid = false);
 
   [[nodiscard]] const std::filesystem::path& directory() const;
 

@@ -43,6 +43,10 @@ def _user(user_context: Any, what: str = "user_context") -> UserContext:
     roles = list(roles)
     if not all(isinstance(role, str) for role in roles):
         raise TypeError(f"{what}.roles must be a list of str")
+    for field, value in (("user_id", user_id), ("username", username)):
+        _text(value, f"{what}.{field}")
+    for role in roles:
+        _text(role, f"{what}.roles")
     return UserContext(user_id=user_id, username=username, roles=roles)
 
 
@@ -51,6 +55,13 @@ def _text(value: Any, what: str, default: Optional[str] = None) -> str:
         return default
     if not isinstance(value, str):
         raise TypeError(f"{what} must be a str, not {type(value).__name__}")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as error:
+        # A lone surrogate: not text the vault can store (its UTF-8 would be invalid).
+        raise InvalidArgumentError(
+            f"{what} is not valid UTF-8 text: it holds a lone surrogate at index {error.start}") \
+            from None
     return value
 
 
@@ -325,10 +336,13 @@ class CredentialVault:
         return self._native.verify()
 
     def import_legacy(self, vault_enc: Union[str, "os.PathLike[str]"], legacy_key: str,
-                      dry_run: bool = False) -> Any:
-        """Imports the Python system's vault file with its key."""
+                      dry_run: bool = False, skip_invalid: bool = False) -> Any:
+        """Imports the Python system's vault file with its key. A credential this
+        vault cannot hold raises InvalidArgumentError naming each such one by its
+        legacy id, and imports nothing; with skip_invalid the others are imported
+        and those are reported with status "invalid" and their reason."""
         return self._native.import_legacy(os.fspath(vault_enc), _seal(legacy_key, "legacy_key"),
-                                          bool(dry_run))
+                                          bool(dry_run), bool(skip_invalid))
 
     def test_credential(self, user_context: UserContext, credential_ref: str,
                         overrides: Optional[Mapping] = None) -> Any:

@@ -660,16 +660,6 @@ class EmbeddedVault final : public VaultImpl {
     return fmt::format("{}_{}_{}", c.owner, c.name, hex_encode(random_bytes(8)));
   }
 
-  // Names the Python version accepted but this vault does not are made valid
-  // ('_' for each other character) and reported as renamed.
-  static std::string sanitize_name(std::string_view name) {
-    std::string out;
-    for (char ch : name.substr(0, kMaxIdentifierLength)) {
-      out.push_back(is_valid_identifier(std::string_view(&ch, 1)) ? ch : '_');
-    }
-    return out.empty() ? std::string("unnamed") : out;
-  }
-
   static AuditEvent parse_event(std::int64_t seq, const std::string& text) {
     AuditEvent event;
     event.seq = seq;
@@ -761,10 +751,12 @@ class EmbeddedVault final : public VaultImpl {
   // A vault-wide write: one durable transaction with its audit event.
   // `new_records`: how many credentials it adds (see LargeWrite).
   // `after_commit` runs once the transaction committed, before the handle's
-  // other threads may use the store again.
+  // other threads may use the store again. `event_name`, when given, is the
+  // event's name field as the body leaves it (e.g. its counts).
   template <typename F>
   void vault_write(std::string_view action, std::size_t new_records, F&& body,
-                   const std::function<void()>& after_commit = {}) {
+                   const std::function<void()>& after_commit = {},
+                   const std::string* event_name = nullptr) {
     std::lock_guard lock(mutex_);
     const UserContext actor = system_actor();
     try {
@@ -777,12 +769,13 @@ class EmbeddedVault final : public VaultImpl {
       } catch (const DryRunDone&) {
         return;  // rolled back by txn's destructor
       }
-      append_write_event(actor, {std::string(action), "", "", "ok", "", "", ""}, prior);
+      append_write_event(actor, {std::string(action), "", event_name ? *event_name : "", "ok", "", "", ""},
+                         prior);
       txn.commit();
       if (after_commit) after_commit();
       own_fold_committed(/*durable=*/true);
     } catch (const Error& e) {
-      record_failure(actor, action, "", "", e);
+      record_failure(actor, action, "", event_name ? *event_name : "", e);
       throw;
     }
   }
@@ -1460,21 +1453,22 @@ class EmbeddedVault final : public VaultImpl {
   }
 
   ImportReport import_legacy(const std::filesystem::path& vault_enc, const SecretString& legacy_key,
-                             bool dry_run) override {
+                             bool dry_run, bool skip_invalid) override {
     // Read and decrypt everything first: a wrong key or a damaged file
     // imports nothing.
     std::vector<LegacyCredential> legacy = read_legacy_vault(vault_enc, legacy_key);
     ImportReport report;
     report.dry_run = dry_run;
-    vault_write(dry_run ? "import_legacy_dry_run" : "import_legacy", legacy.size(), [&] {
+    // The import's audit event names its counts (never a name or a secret).
+    std::string counts;
+    const auto import_all = [&] {
       std::set<std::pair<std::string, std::string>> taken;  // names given in this run
       std::vector<LedgerChange> ledger_changes;
       // Every record that cannot be imported, "<legacy id>: <reason>": all of
-      // them are reported, and then nothing is imported.
+      // them are reported, and then nothing is imported unless skip_invalid.
       std::string problems;
-      std::size_t invalid = 0;
       for (auto& old : legacy) {
-        ImportedCredential line{old.credential_id, old.user_id, old.name, "", ""};
+        ImportedCredential line{old.credential_id, old.user_id, old.name, "", "", ""};
         if (store_->lookup_by_id(id_tag(old.credential_id))) {
           line.status = "already_imported";
           ++report.skipped;
@@ -1484,13 +1478,17 @@ class EmbeddedVault final : public VaultImpl {
         Credential c;
         std::string name;
         try {
+          // Names are kept as they were (the Python version's names were
+          // not unique: a repeated one gets "-2", "-3", ...).
           validate_identifier(old.user_id, "user id");
-          const std::string base = sanitize_name(old.name);
-          name = base;
+          validate_identifier(old.name, "credential name");
+          name = old.name;
           for (int n = 2; taken.count({old.user_id, name}) ||
                           store_->current_version(lookup_tag(old.user_id, name));
                ++n) {
-            name = fmt::format("{}-{}", base.substr(0, kMaxIdentifierLength - 8), n);
+            const std::string suffix = fmt::format("-{}", n);
+            name = std::string(utf8_prefix(old.name, kMaxIdentifierLength - suffix.size())) +
+                   suffix;
           }
           c.credential_id = old.credential_id;
           c.owner = old.user_id;
@@ -1509,11 +1507,15 @@ class EmbeddedVault final : public VaultImpl {
           c.version = 1;
           validate_fields(c, c.password);
         } catch (const InvalidArgumentError& e) {
-          ++invalid;
+          ++report.invalid;
           problems += fmt::format("\n  {}: {}", old.credential_id, e.what());
+          line.status = "invalid";
+          line.reason = e.what();
+          report.credentials.push_back(std::move(line));
           continue;
         }
-        if (invalid > 0) continue;  // nothing will be written: only the others are looked for
+        // Without skip_invalid nothing will be written: only the others are looked for.
+        if (report.invalid > 0 && !skip_invalid) continue;
         taken.insert({old.user_id, name});
         insert_new(c, {}, &ledger_changes);
         line.name = name;
@@ -1522,14 +1524,19 @@ class EmbeddedVault final : public VaultImpl {
         if (name != old.name) ++report.renamed;
         report.credentials.push_back(std::move(line));
       }
-      if (invalid > 0) {
+      counts = fmt::format("{} imported ({} renamed), {} already imported, {} invalid",
+                           report.imported, report.renamed, report.skipped, report.invalid);
+      if (report.invalid > 0 && !skip_invalid) {
+        counts = fmt::format("none imported, {} invalid", report.invalid);
         throw InvalidArgumentError(fmt::format(
-            "legacy vault: {} of its {} credentials cannot be imported, so none was:{}", invalid,
-            legacy.size(), problems));
+            "legacy vault: {} of its {} credentials cannot be imported, so none was:{}",
+            report.invalid, legacy.size(), problems));
       }
       ledger_.set_all(*store_, ledger_changes);
       if (dry_run) throw DryRunDone{};
-    });
+    };
+    vault_write(dry_run ? "import_legacy_dry_run" : "import_legacy", legacy.size(), import_all, {},
+                &counts);
     return report;
   }
 

@@ -182,8 +182,8 @@ void Vault::backup(const std::filesystem::path& out, bool replace_any_file) {
 }
 VerifyReport Vault::verify() { return impl_->verify(); }
 ImportReport Vault::import_legacy(const std::filesystem::path& vault_enc,
-                                  const SecretString& legacy_key, bool dry_run) {
-  return impl_->import_legacy(vault_enc, legacy_key, dry_run);
+                                  const SecretString& legacy_key, bool dry_run, bool skip_invalid) {
+  return impl_->import_legacy(vault_enc, legacy_key, dry_run, skip_invalid);
 }
 
 const std::filesystem::path& Vault::directory() const { return impl_->directory(); }

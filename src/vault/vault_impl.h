@@ -106,7 +106,8 @@ class VaultImpl {
   virtual void backup(const std::filesystem::path& out, bool replace_any) = 0;
   virtual VerifyReport verify() = 0;
   virtual ImportReport import_legacy(const std::filesystem::path& vault_enc,
-                                     const SecretString& legacy_key, bool dry_run) = 0;
+                                     const SecretString& legacy_key, bool dry_run,
+                                     bool skip_invalid) = 0;
 
   [[nodiscard]] virtual const std::filesystem::path& directory() const = 0;
   // Records the handle holds from its reads (VaultOptions::record_cache_bytes),

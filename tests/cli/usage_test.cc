@@ -94,10 +94,35 @@ TEST_F(UsageTest, BadOptionValuesAreUsageErrors) {
 }
 
 TEST_F(UsageTest, NameThatBreaksTheNamingRuleIsAUsageError) {
-  const CliResult result = cli({"add", "--user", "alice", "--name", "bad name/../x", "--host", "h",
+  const CliResult result = cli({"add", "--user", "alice", "--name", "bad\x1bname", "--host", "h",
                                 "--database", "d", "--username", "u", "--password-stdin"},
                                "pw\n");
   EXPECT_EQ(result.exit_code, kUsage) << result;
+  EXPECT_NE(result.err.find("control character U+001B"), std::string::npos) << result;
+  // The same rule for every name and user id given to `add`; nothing is stored.
+  const std::pair<std::string, std::string> bad[] = {
+      {"a\u200Bb", "U+200B"}, {"admin\u202Egpj", "U+202E"},         {"\uFEFFdb", "U+FEFF"},
+      {"a\u0085b", "U+0085"}, {std::string(129, 'n'), "129 bytes"}, {"ab\xff", "not valid UTF-8"}};
+  for (const auto& [text, reason] : bad) {
+    for (const bool as_user : {false, true}) {
+      const CliResult refused =
+          cli({"add", "--user", as_user ? text : "alice", "--name", as_user ? "db" : text, "--host",
+               "h", "--database", "d", "--username", "u", "--password-stdin"},
+              "pw\n");
+      EXPECT_EQ(refused.exit_code, kUsage) << reason << ": " << refused;
+      EXPECT_NE(refused.err.find(reason), std::string::npos) << refused;
+      EXPECT_NE(refused.err.find(as_user ? "invalid user id" : "invalid credential name"),
+                std::string::npos)
+          << refused;
+    }
+  }
+  // Spaces and other scripts are names like any other.
+  const CliResult accepted = cli({"add", "--user", "alice smith", "--name", "база данных", "--host",
+                                  "h", "--database", "d", "--username", "u", "--password-stdin"},
+                                 "pw\n");
+  EXPECT_EQ(accepted.exit_code, kOk) << accepted;
+  const CliResult list = cli({"list", "--user", "alice smith", "--json"});
+  EXPECT_EQ(nlohmann::json::parse(list.out).size(), 1u) << list;
 }
 
 // The verbs of the audit trail, versions, keys, backups, import and stores.

@@ -60,7 +60,7 @@ def test_no_secret_in_any_error_message(vault, alice, bob, master_key, tmp_path)
         # The library's own errors, with a secret among the arguments.
         lambda: vault.store_credential(alice, "db", "postgres", "h", "d", "u", PASSWORD),
         lambda: vault.store_credential(alice, "bad name\n", "postgres", "h", "d", "u", PASSWORD),
-        lambda: vault.store_credential(alice, "x", "oracle", "h", "d", "u", PASSWORD),
+        lambda: vault.store_credential(alice, "x", "ora\u200bcle", "h", "d", "u", PASSWORD),
         lambda: vault.store_credential(alice, "x", "postgres", "h", "d", "u", PASSWORD, port=-1),
         lambda: vault.update_password(bob, credential_id, PASSWORD),
         lambda: vault.update_password(alice, "db", PASSWORD, expected_version=7),

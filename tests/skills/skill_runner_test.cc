@@ -552,6 +552,37 @@ TEST_F(SkillRunnerTest, UnsupportedDatabaseTypeIsSaidPlainly) {
   }
 }
 
+// A credential_ref is the credential's name as stored, whatever its script
+// or spaces, in skill.md and in db_config.json alike; a db type this build
+// does not know is named as such.
+TEST_F(SkillRunnerTest, CredentialRefsMayBeAnyNameAUserCanHave) {
+  const auto file = tmp_ / "app.db";
+  sqlite_exec(file, testing::kSqliteSchema);
+  const UserContext user{"юзер smith", "юзер@example.com", {"user"}};
+  vault_->store_credential(user, {.name = "база данных", .db_type = "sqlite", .database = file.string()});
+  vault_->store_credential(user, {.name = "заказы 2024", .db_type = "sqlite", .database = file.string()});
+  vault_->store_credential(user, {.name = "склад", .db_type = "sqlserver", .host = "h", .port = 1433,
+                                  .database = "d", .username = "u", .password = "p"});
+  write_skill(skills_dir_, "Users",
+              "name: Users\nexecutor: action\naction:\n  type: data_query\n"
+              "  query: SELECT name FROM users WHERE id = {id}\n  credential_ref: база данных\n");
+  write_skill(skills_dir_, "Orders",
+              "name: Orders\nexecutor: action\naction:\n  type: data_query\n"
+              "  query: SELECT count(*) AS n FROM orders\n  db_config_file: db.json\n");
+  write_file(skills_dir_ / "Orders" / "db.json", R"({"credential_ref": "заказы 2024"})");
+  write_skill(skills_dir_, "Stock",
+              "name: Stock\nexecutor: action\naction:\n  type: data_query\n"
+              "  query: SELECT 1\n  credential_ref: \"склад\"\n");
+  SkillRunner r = runner();
+  EXPECT_TRUE(r.problems().empty());
+  EXPECT_EQ(r.execute("Users", {{"id", 1}}, user)["query_result"][0]["name"], "Alice");
+  EXPECT_EQ(r.execute("Orders", nlohmann::json::object(), user)["row_count"], 1);
+  const std::string message = error_of([&] { (void)r.execute("Stock", nlohmann::json::object(), user); });
+  EXPECT_NE(message.find("unknown database type 'sqlserver'"), std::string::npos) << message;
+  // Another user holds no credential of that name.
+  EXPECT_THROW((void)r.execute("Users", {{"id", 1}}, alice_), CredentialNotFoundError);
+}
+
 TEST_F(SkillRunnerTest, EveryExecutionIsOneAuditEventWithoutInputValues) {
   setup_sqlite();
   write_skill_naming_alices_credential_by_id("Steal");

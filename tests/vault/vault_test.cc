@@ -197,10 +197,11 @@ TEST_F(VaultTest, InvalidInputIsRefusedAndStoresNothing) {
     EXPECT_THROW(vault.store_credential(kAlice, std::move(c)), InvalidArgumentError);
   };
   expect_invalid({.name = "", .host = "h", .password = "p"});
-  expect_invalid({.name = "bad name", .host = "h", .password = "p"});
-  expect_invalid({.name = "a/b", .host = "h", .password = "p"});
+  expect_invalid({.name = "bad\nname", .host = "h", .password = "p"});
+  expect_invalid({.name = "a\u200Bb", .host = "h", .password = "p"});
   expect_invalid({.name = std::string(129, 'a'), .host = "h", .password = "p"});
-  expect_invalid({.name = "n", .db_type = "oracle", .host = "h", .password = "p"});
+  expect_invalid({.name = "n", .db_type = "", .host = "h", .password = "p"});
+  expect_invalid({.name = "n", .db_type = "oracle\x1b", .host = "h", .password = "p"});
   expect_invalid({.name = "n", .host = "", .password = "p"});
   expect_invalid({.name = "n", .host = "h", .port = 70000, .password = "p"});
   expect_invalid({.name = "n", .host = "h", .port = -1, .password = "p"});
@@ -208,7 +209,7 @@ TEST_F(VaultTest, InvalidInputIsRefusedAndStoresNothing) {
   expect_invalid({.name = "n", .host = "h", .password = "p", .ssl_mode = "sometimes"});
   expect_invalid({.name = "n", .host = "h", .password = "p", .connection_timeout = 0});
   expect_invalid({.name = "n", .host = "h", .password = std::string("a\0b", 3)});
-  EXPECT_THROW(vault.store_credential({"bad user", "", {}}, prod_db()), InvalidArgumentError);
+  EXPECT_THROW(vault.store_credential({"bad\tuser", "", {}}, prod_db()), InvalidArgumentError);
   EXPECT_EQ(vault.list_credentials(kAdmin).size(), 0u);
 }
 
