@@ -67,14 +67,6 @@ struct VaultOptions {
   // (sqlite3_config): set it on the program's first open, before starting
   // threads.
   bool short_lived_process = false;
-  // About this much memory, per handle, for the records the handle keeps
-  // from its reads (sealed, as in the file; the embedded store only): a get
-  // of a kept record, while nothing has been committed since it was read,
-  // takes no read transaction (~8 µs instead of ~16 µs at 100,000
-  // credentials). Filled as records are read; ~450 bytes a typical record
-  // (the count is an estimate, within ~2% of the heap used), so the default
-  // keeps ~110,000. 0 keeps none.
-  std::size_t record_cache_bytes = std::size_t{48} << 20;
 };
 
 // Reads the master key from CREDENTIAL_MASTER_KEY, or from the file named by

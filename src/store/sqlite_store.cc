@@ -348,8 +348,6 @@ void SqliteStore::run_prepared(const char* sql) {
 void SqliteStore::start_write(bool durable) {
   set_durable(durable);
   run_prepared("BEGIN IMMEDIATE");
-  writing_ = true;
-  pages_written_at_start_ = pages_written();
   // `restore --force` replaces a vault in place (replace_contents): a
   // connection that opened another vault must not write into the restored
   // one what it seals for its own.
@@ -364,13 +362,6 @@ void SqliteStore::start_write(bool durable) {
 
 void SqliteStore::start_read() { run_prepared("BEGIN"); }
 
-int SqliteStore::pages_written() const {
-  int current = 0;
-  int highwater = 0;
-  if (sqlite3_db_status(db_, SQLITE_DBSTATUS_CACHE_WRITE, &current, &highwater, 0) != SQLITE_OK) return -1;
-  return current;
-}
-
 bool SqliteStore::in_transaction() { return sqlite3_get_autocommit(db_) == 0; }
 
 // Changes when another connection commits: SQLite notices it at the start
@@ -381,93 +372,16 @@ std::optional<std::uint64_t> SqliteStore::data_version() {
   return static_cast<std::uint64_t>(sqlite3_column_int64(q->get(), 0));
 }
 
-// Without a transaction, `PRAGMA data_version` begins and ends a read
-// transaction of its own: two fcntl locks on the -shm file, ~5 µs of a
-// skill's execution here. Every commit, by any connection, rewrites the WAL
-// index header at the start of the -shm file (https://sqlite.org/walformat.html,
-// "The WAL-Index Header"): a counter of transactions, the last valid frame
-// and the log's salts. So the stamp is read from there, through SQLite's own
-// map of that region (the VFS's xShmMap). The writer stores the header's
-// second copy, then the first; equal copies are a consistent header.
-// Otherwise (no shared-memory WAL index: another VFS) the pragma, and this
-// connection's own writes counted by total_changes, which only grows.
+// The pragma moves when another connection commits; total_changes counts
+// this connection's own writes, and only grows.
 std::optional<ChangeStamp> SqliteStore::change_stamp() {
-  if (!wal_index_unavailable_) return wal_index_stamp();
   const auto others = data_version();
   return ChangeStamp{*others, static_cast<std::uint64_t>(sqlite3_total_changes64(db_))};
 }
 
-// A commit that writes to the log adds one to the header's transaction
-// counter, and nothing else does (SQLite's walFrames); a commit that wrote
-// nothing adds nothing. So when this connection's last commit wrote pages,
-// the counter one up is that commit alone. Its frames were appended to the
-// log, or, when the log was checkpointed to its end, the commit restarted
-// it: new salts (the first one up by one) and its frames first. (A TRUNCATE
-// checkpoint after the commit restarts it too, and leaves no frame: not
-// counted, to be safe.) Stamps of the pragma cannot tell.
-bool SqliteStore::one_commit_apart(const ChangeStamp& before, const ChangeStamp& after) {
-  if (!wal_index_ || !last_commit_wrote_) return false;
-  const auto transactions = [](const ChangeStamp& s) { return static_cast<std::uint32_t>(s[0] >> 32); };
-  const auto frames = [](const ChangeStamp& s) { return static_cast<std::uint32_t>(s[0]); };
-  if (transactions(after) != static_cast<std::uint32_t>(transactions(before) + 1)) return false;
-  if (after[1] == before[1]) return frames(after) > frames(before);
-  // The salts are stored big-endian; the stamp holds them as read.
-  const auto first_salt = [](const ChangeStamp& s) {
-    const auto native = static_cast<std::uint32_t>(s[1] >> 32);
-    std::uint8_t bytes[4];
-    std::memcpy(bytes, &native, 4);
-    return std::uint32_t{bytes[0]} << 24 | std::uint32_t{bytes[1]} << 16 | std::uint32_t{bytes[2]} << 8 | bytes[3];
-  };
-  return first_salt(after) == static_cast<std::uint32_t>(first_salt(before) + 1) && frames(after) > 0;
-}
-
-std::optional<ChangeStamp> SqliteStore::wal_index_stamp() {
-  constexpr std::size_t kHeader = 48;  // WalIndexHdr
-  if (!wal_index_) {
-    sqlite3_file* file = nullptr;
-    volatile void* region = nullptr;
-    auto map_region = [&] {
-      return file->pMethods->xShmMap(file, 0, 32 * 1024, 0, &region) == SQLITE_OK;
-    };
-    bool ok = sqlite3_file_control(db_, "main", SQLITE_FCNTL_FILE_POINTER, &file) == SQLITE_OK && file &&
-              file->pMethods && file->pMethods->iVersion >= 2 && file->pMethods->xShmMap && map_region();
-    // Not mapped before the connection's first read transaction.
-    if (ok && !region) {
-      (void)data_version();
-      ok = map_region();
-    }
-    if (!ok || !region) {
-      wal_index_unavailable_ = true;
-      return change_stamp();
-    }
-    wal_index_ = static_cast<const volatile std::uint8_t*>(region);
-  }
-  std::uint8_t first[kHeader];
-  std::uint8_t second[kHeader];
-  for (std::size_t i = 0; i < kHeader; ++i) first[i] = wal_index_[i];
-  std::atomic_thread_fence(std::memory_order_acquire);
-  for (std::size_t i = 0; i < kHeader; ++i) second[i] = wal_index_[kHeader + i];
-  // isInit (byte 12) is zero until the index is built.
-  if (std::memcmp(first, second, kHeader) != 0 || first[12] == 0) return std::nullopt;
-  auto u32 = [&](std::size_t at) {
-    std::uint32_t v = 0;
-    std::memcpy(&v, first + at, 4);  // native byte order, as SQLite writes it
-    return static_cast<std::uint64_t>(v);
-  };
-  // iChange (8), mxFrame (16); the salts (32, 36) change when the log restarts.
-  return ChangeStamp{u32(8) << 32 | u32(16), u32(32) << 32 | u32(36)};
-}
-
-void SqliteStore::commit_transaction() {
-  const bool writing = std::exchange(writing_, false);
-  last_commit_wrote_ = false;
-  run_prepared("COMMIT");
-  last_commit_wrote_ = writing && pages_written() != pages_written_at_start_;
-}
+void SqliteStore::commit_transaction() { run_prepared("COMMIT"); }
 
 void SqliteStore::rollback_transaction() noexcept {
-  writing_ = false;
-  last_commit_wrote_ = false;
   sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
 }
 

@@ -25,7 +25,6 @@ VaultOptions copy_of(const VaultOptions& options, const SecretString& key, bool 
   out.create_if_missing = create;
   out.history_depth = options.history_depth;
   out.audit = options.audit;
-  out.record_cache_bytes = options.record_cache_bytes;
   return out;
 }
 
