@@ -9,7 +9,6 @@
 #include <utility>
 
 #include "crypto/libcrypto.h"
-#include "crypto/vdso_random.h"
 
 namespace credentials::internal {
 namespace {
@@ -54,7 +53,6 @@ void random_fill(std::span<std::uint8_t> out) {
   // An empty span may have no storage at all: randombytes_buf's pointer is
   // declared non-null.
   if (out.empty()) return;
-  if (vdso_random_fill(out)) return;
   ensure_sodium();
   randombytes_buf(out.data(), out.size());
 }

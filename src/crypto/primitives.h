@@ -31,8 +31,7 @@ inline std::string_view as_chars(ByteView b) {
 
 [[noreturn]] void fatal(const char* what);
 
-// Random bytes from the OS CSPRNG: the kernel's vDSO getrandom where it has
-// one (crypto/vdso_random.h), else getrandom(2) (libsodium randombytes_buf).
+// Random bytes from the OS CSPRNG: getrandom(2) (libsodium randombytes_buf).
 void random_fill(std::span<std::uint8_t> out);
 [[nodiscard]] Bytes random_bytes(std::size_t n);
 [[nodiscard]] SecretBytes random_secret(std::size_t n);
