@@ -54,19 +54,6 @@ struct VaultOptions {
   // Mirror every event into the tamper-evident audit trail. Only tests that
   // simulate an audit failure change the file layout; leave it on.
   bool audit = true;
-  // For a process that opens the vault, does a few operations and exits
-  // (credential_manager sets it). On the embedded store SQLite then caches
-  // pages in one region of transparent huge pages instead of reading the
-  // file through a memory map: each fresh 4 KiB page a process touches is a
-  // page fault (~20 µs on a virtual machine), and a `list` at 100,000
-  // credentials touched ~380 pages of the file. It sets SQLite's process-wide
-  // page cache, so it takes effect only when the vault is the first thing in
-  // the process to use SQLite; otherwise the vault is read as without it.
-  // A long-lived process should leave it off: the map serves it better.
-  // Not thread-safe against other threads using SQLite at the same moment
-  // (sqlite3_config): set it on the program's first open, before starting
-  // threads.
-  bool short_lived_process = false;
 };
 
 // Reads the master key from CREDENTIAL_MASTER_KEY, or from the file named by

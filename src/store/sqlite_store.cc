@@ -2,7 +2,6 @@
 
 #include <fcntl.h>
 #include <fmt/format.h>
-#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -157,47 +156,9 @@ struct Use {
 }  // namespace
 
 namespace {
-std::atomic<bool> huge_page_cache_in_use{false};
 // SQLite's usual cache_size (-2000: KiB), the floor of a large write's.
 constexpr std::size_t kDefaultCacheKib = 2000;
 }  // namespace
-
-// A short-lived process pays a page fault for every fresh page it touches:
-// SQLite's heap page cache is ~2 MB of them by the end of a `list` at
-// 100,000 credentials, and reading through the memory map instead faults
-// each file page touched (~380 there). One 4 MiB region advised as huge
-// pages is one or two faults instead. SQLite hands out its slots and takes
-// pages past them from the heap as before (cache_size stays 2,000 KiB). If
-// the kernel has no huge page to give, the region faults in 4 KiB pages,
-// as the heap would. It holds what the file holds (sealed records).
-bool SqliteStore::use_huge_page_cache() {
-  static const bool configured = [] {
-    constexpr std::size_t kHugePage = 2u << 20;
-    constexpr std::size_t kRegion = 2 * kHugePage;
-    // Twice the size, so that an aligned region fits; never unmapped: SQLite
-    // keeps using it until the process ends.
-    void* raw = ::mmap(nullptr, kRegion + kHugePage, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    if (raw == MAP_FAILED) return false;
-    const auto aligned = (reinterpret_cast<std::uintptr_t>(raw) + kHugePage - 1) & ~(kHugePage - 1);
-    void* region = reinterpret_cast<void*>(aligned);
-    if (::madvise(region, kRegion, MADV_HUGEPAGE) != 0) {
-      ::munmap(raw, kRegion + kHugePage);
-      return false;
-    }
-    // Slots of the vault's page size (SQLite's default, 4 KiB) and SQLite's
-    // header per page. Pages of another size come from the heap.
-    int header = 0;
-    if (sqlite3_config(SQLITE_CONFIG_PCACHE_HDRSZ, &header) != SQLITE_OK ||
-        sqlite3_config(SQLITE_CONFIG_PAGECACHE, region, 4096 + header,
-                       static_cast<int>(kRegion / static_cast<std::size_t>(4096 + header))) != SQLITE_OK) {
-      ::munmap(raw, kRegion + kHugePage);
-      return false;  // SQLite was initialised already: it keeps its own cache
-    }
-    huge_page_cache_in_use = true;
-    return true;
-  }();
-  return configured;
-}
 
 // Before anything is created: SQLite's "unable to open database file" came
 // only after an empty vault.db had been made in the link's target.
@@ -287,12 +248,10 @@ std::unique_ptr<SqliteStore> SqliteStore::open(const fs::path& directory, bool c
   // CLI `list` has fewer page faults. What it maps is the encrypted file;
   // file-backed pages are not in a core dump (coredump_filter) and count as
   // shared, reclaimable memory. Past 256 MiB the rest is read as before.
-  // Not in a short-lived process with the huge-page cache (see
-  // use_huge_page_cache): there the map's page faults are what it saves.
   store->exec(
       "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA secure_delete=ON;"
-      "PRAGMA temp_store=MEMORY; PRAGMA trusted_schema=OFF; PRAGMA foreign_keys=ON;");
-  if (!huge_page_cache_in_use) store->exec("PRAGMA mmap_size=268435456");
+      "PRAGMA temp_store=MEMORY; PRAGMA trusted_schema=OFF; PRAGMA foreign_keys=ON;"
+      "PRAGMA mmap_size=268435456;");
   return store;
 }
 

@@ -32,11 +32,6 @@ class SqliteStore final : public RecordStore {
   // symbolic link or a path through one: SQLite opens the vault by its real
   // path only (SQLITE_OPEN_NOFOLLOW), so that no link can redirect it.
   static void refuse_symbolic_links(const std::filesystem::path& directory);
-  // Gives SQLite's page cache one region of transparent huge pages, for a
-  // short-lived process (VaultOptions::short_lived_process); stores opened
-  // after it then read the file with pread instead of a memory map. Only
-  // before SQLite is first used in the process: false when it could not.
-  static bool use_huge_page_cache();
   ~SqliteStore() override;
   SqliteStore(const SqliteStore&) = delete;
   SqliteStore& operator=(const SqliteStore&) = delete;

@@ -1720,7 +1720,6 @@ std::unique_ptr<VaultImpl> open_vault(VaultOptions options) {
   if (options.history_depth < 1 || options.history_depth > 1000) {
     throw InvalidArgumentError("history depth must be between 1 and 1000");
   }
-  if (options.short_lived_process && options.url.empty()) (void)SqliteStore::use_huge_page_cache();
   // A postgresql:// URL: the shared store; else the embedded one in the directory.
   // With a key too short for a new vault nothing is created: an existing
   // vault still opens with it (made before the rule, or by another build).
