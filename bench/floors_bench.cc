@@ -25,7 +25,6 @@
 
 #include "bench_common.h"
 #include "crypto/primitives.h"
-#include "crypto/vdso_random.h"
 #include "vault/record_codec.h"
 
 namespace credentials::bench {
@@ -99,15 +98,14 @@ void BM_HmacJournalEntry(benchmark::State& state) {
 }
 BENCHMARK(BM_HmacJournalEntry)->UseRealTime()->Unit(benchmark::kMicrosecond);
 
-// One AES-GCM nonce from the OS: what the library draws (the vDSO where the
-// kernel has it), and getrandom(2) itself.
+// One AES-GCM nonce from the OS: what the library draws, and getrandom(2)
+// itself.
 void BM_RandomNonce(benchmark::State& state) {
   Bytes nonce(internal::kGcmNonceSize);
   for (auto _ : state) {
     internal::random_fill(nonce);
     benchmark::DoNotOptimize(nonce.data());
   }
-  state.counters["vdso"] = internal::vdso_random_available() ? 1 : 0;
 }
 BENCHMARK(BM_RandomNonce)->UseRealTime()->Unit(benchmark::kMicrosecond);
 

@@ -574,6 +574,30 @@ for key, text, measured, ok in targets:
     w(f"| {text} | {measured} | {'yes' if ok else ('**no**' if ok is False else '–')} |")
 w("")
 
+# Issue 24: the caches measured and removed (an A/B of builds, not of this run).
+w("""## Caches removed (issue 24)
+
+A cache stays only if it saves at least 20% on a figure a user sees and relies only on
+documented interfaces. Measured 2026-12-07 on 2 cores shared with other builds (load
+average 4 to 7): each pair A/B interleaved in one session, three rounds of five
+repetitions, at 100,000 credentials; the table gives the median of the rounds' medians
+(wall clock; such a load inflates every figure, ~3× for the warm get).
+
+| cache | figure | with | without | without / with | decision |
+|---|---|---|---|---|---|
+| record cache, keyed by SQLite's WAL-index header (undocumented) | `get_credential` | 14.5 µs | 46.7 µs | 3.2× | removed: undocumented interface |
+| the same keyed by `PRAGMA data_version` (documented) | `get_credential` | 57.0 µs | 46.7 µs | 0.8× | not kept: slower than none |
+| lookup-tag cache (recent lookup tags, owner tags) | `get_credential` | 43.9 µs | 55.1 µs | 1.25× (CPU 1.23×) | kept |
+| OpenSSL's HMAC after 1 MiB (libsodium's before) | `get_credential`; `update_password` | 55.1 µs; 2.15 ms | 41.7 µs; 1.23 ms | 0.76×; 0.57× | removed: libsodium only |
+| vDSO `getrandom` | `get_credential`; `update_password` | 41.7 µs; 1.23 ms | 33.4 µs; 1.53 ms | CPU 1.02×; 1.07× | removed: `getrandom(2)` |
+| huge-page page cache (`short_lived_process`) | `credential_manager list --user U`, whole process | 16.5 ms | 16.6 ms | 1.0× | removed |
+
+Each row after the first two is measured with the rows above it removed. Rows whose
+"without" is faster say only that the difference is below the noise of the load.
+A get reads the version ledger's verified version while `PRAGMA data_version` holds
+(docs/FORMAT.md); every get takes a read transaction.""")
+w("")
+
 w("## Figures per size, with their floors")
 w("")
 w("Each cell: wall-clock median, spread, and in brackets the ratio to the floor measured in the")
@@ -629,12 +653,10 @@ for s in sizes:
       f"| {c.get('max_rss_kb', 0) / 1024:.1f} MB "
       f"| {imported} |")
 w("")
-w("A serving process's private memory grows with what it reads, to a bound: the sealed records its")
-w("handle keeps (`VaultOptions::record_cache_bytes`, 48 MiB by default, ~450 bytes a record: a get")
-w("of a kept record takes no read transaction), the version ledger's verified versions (at most")
-w("131,072, ~64 bytes each), last-used times not yet written (at most 65,536), SQLite's page cache")
-w("(2 MB). The mapped file's pages are the kernel's page cache, shared and reclaimable; a smaller")
-w("`record_cache_bytes` trades memory for reads that take the SQLite path.")
+w("A serving process's private memory grows with what it reads, to a bound: the version ledger's")
+w("verified versions (at most 131,072, ~64 bytes each), last-used times not yet written (at most")
+w("65,536), SQLite's page cache (2 MB). The mapped file's pages are the kernel's page cache, shared")
+w("and reclaimable.")
 w("")
 w("An import reads the Python vault whole before it writes (a wrong key or a damaged file imports")
 w("nothing): the file's text, then its plaintext (~3/4 of it) and the credentials read from it, one")
@@ -799,7 +821,7 @@ for label, run in [
     (f"AES-256-GCM decrypt of one record ({int(sealed) if sealed else '?'} bytes sealed)", "BM_AeadDecryptRecord/real_time"),
     ("HMAC-SHA256 of one lookup tag", "BM_HmacLookupTag/real_time"),
     ("HMAC-SHA256 of a 300-byte journal entry, keyed once (as the audit MACs)", "BM_HmacJournalEntry/real_time"),
-    ("one 12-byte nonce as the library draws it (the vDSO `getrandom` where the kernel has one)", "BM_RandomNonce/real_time"),
+    ("one 12-byte nonce as the library draws it (`getrandom(2)`)", "BM_RandomNonce/real_time"),
     ("one 12-byte nonce from `getrandom(2)`", "BM_GetrandomSyscall/real_time"),
     *[(f"SQLite point lookup, WITHOUT ROWID blob key, {s:,} rows", f"BM_SqlitePointLookup/rows:{s}/real_time") for s in sizes],
     ("SQLite write transaction, WAL, no fsync (synchronous=NORMAL)", "BM_SqliteWriteTransaction/durable:0/real_time"),

@@ -100,7 +100,6 @@ bool is_vault_url(std::string_view location) {
 VaultOptions vault_options(const CommonOptions& options) {
   VaultOptions vault_options = vault_options_from_environment();
   check_master_key(vault_options.master_key);
-  vault_options.short_lived_process = true;  // one verb, then exit
   if (!options.vault_dir.empty()) {
     // The flag names the vault explicitly: it wins over a shared vault
     // configured by CREDENTIAL_VAULT_URL too.

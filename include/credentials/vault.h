@@ -51,27 +51,6 @@ struct VaultOptions {
   bool create_if_missing = true;
   // Versions of each credential kept for history and rollback.
   int history_depth = 5;
-  // For a process that opens the vault, does a few operations and exits
-  // (credential_manager sets it). On the embedded store SQLite then caches
-  // pages in one region of transparent huge pages instead of reading the
-  // file through a memory map: each fresh 4 KiB page a process touches is a
-  // page fault (~20 µs on a virtual machine), and a `list` at 100,000
-  // credentials touched ~380 pages of the file. It sets SQLite's process-wide
-  // page cache, so it takes effect only when the vault is the first thing in
-  // the process to use SQLite; otherwise the vault is read as without it.
-  // A long-lived process should leave it off: the map serves it better.
-  // Not thread-safe against other threads using SQLite at the same moment
-  // (sqlite3_config): set it on the program's first open, before starting
-  // threads.
-  bool short_lived_process = false;
-  // About this much memory, per handle, for the records the handle keeps
-  // from its reads (sealed, as in the file; the embedded store only): a get
-  // of a kept record, while nothing has been committed since it was read,
-  // takes no read transaction (~8 µs instead of ~16 µs at 100,000
-  // credentials). Filled as records are read; ~450 bytes a typical record
-  // (the count is an estimate, within ~2% of the heap used), so the default
-  // keeps ~110,000. 0 keeps none.
-  std::size_t record_cache_bytes = std::size_t{48} << 20;
 };
 
 // Reads the master key from CREDENTIAL_MASTER_KEY, or from the file named by

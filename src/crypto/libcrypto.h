@@ -3,8 +3,7 @@
 //
 // The vault's own primitives come from libsodium (crypto/primitives.cc).
 // OpenSSL serves only the legacy importer (PBKDF2, AES-128-CBC),
-// AES-256-GCM on CPUs without AES-NI, and HMAC-SHA256 in processes that
-// hash a lot (see HmacSha256). Linked normally, it costs every
+// and AES-256-GCM on CPUs without AES-NI. Linked normally, it costs every
 // process its relocations at start-up: ~300 KB of pointer tables (~75 fresh
 // pages, ~1 ms of a `credential_manager list` on a virtual machine where a
 // fresh page costs ~10 µs) for code that a normal command never runs. So the
@@ -13,9 +12,7 @@
 // the types and constants come from OpenSSL's headers.
 #pragma once
 
-#include <openssl/core_names.h>
 #include <openssl/evp.h>
-#include <openssl/params.h>
 
 #include <utility>
 
@@ -26,9 +23,7 @@ namespace credentials::internal::ossl {
   X(EVP_CIPHER_fetch) X(EVP_CIPHER_free) X(EVP_CIPHER_CTX_new) X(EVP_CIPHER_CTX_free)      \
   X(EVP_CIPHER_CTX_ctrl) X(EVP_EncryptInit_ex2) X(EVP_EncryptUpdate) X(EVP_EncryptFinal_ex) \
   X(EVP_DecryptInit_ex2) X(EVP_DecryptUpdate) X(EVP_DecryptFinal_ex) X(EVP_MD_fetch)       \
-  X(EVP_MD_free) X(PKCS5_PBKDF2_HMAC) X(EVP_MAC_fetch) X(EVP_MAC_CTX_new) X(EVP_MAC_CTX_free)  \
-  X(EVP_MAC_CTX_dup) X(EVP_MAC_init) X(EVP_MAC_update) X(EVP_MAC_final)                     \
-  X(OSSL_PARAM_construct_utf8_string) X(OSSL_PARAM_construct_end)
+  X(EVP_MD_free) X(PKCS5_PBKDF2_HMAC)
 
 struct Api {
 #define CREDENTIALS_LIBCRYPTO_POINTER(name) decltype(&::name) name = nullptr;

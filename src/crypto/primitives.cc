@@ -2,17 +2,13 @@
 
 #include <sodium.h>
 
-#include <atomic>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <memory>
-#include <mutex>
 #include <utility>
-#include <vector>
 
 #include "crypto/libcrypto.h"
-#include "crypto/vdso_random.h"
 
 namespace credentials::internal {
 namespace {
@@ -57,7 +53,6 @@ void random_fill(std::span<std::uint8_t> out) {
   // An empty span may have no storage at all: randombytes_buf's pointer is
   // declared non-null.
   if (out.empty()) return;
-  if (vdso_random_fill(out)) return;
   ensure_sodium();
   randombytes_buf(out.data(), out.size());
 }
@@ -160,8 +155,7 @@ std::optional<SecretBytes> aead_decrypt(AeadEngine engine, const SecretBytes& ke
 }
 
 // HKDF-SHA256 as RFC 5869 defines it: extract = HMAC(salt, IKM), expand =
-// HMAC(PRK, T(i-1) ‖ info ‖ i), over HmacSha256 below (libsodium's HMAC,
-// or OpenSSL's in a process that has MACed 1 MiB) (crypto_kdf_hkdf_sha256
+// HMAC(PRK, T(i-1) ‖ info ‖ i), over HmacSha256 below (crypto_kdf_hkdf_sha256
 // does exactly this from libsodium 1.0.19; Debian 12 ships 1.0.18). Why not
 // OpenSSL's HKDF: see HmacSha256 below. Checked against RFC 5869's vectors
 // and OpenSSL's EVP_KDF in tests/crypto.
@@ -190,112 +184,28 @@ SecretBytes hkdf_sha256(ByteView input_key, ByteView salt, std::string_view info
   return out;
 }
 
-// HMAC-SHA256 and SHA-256 come from libsodium, and HMAC-SHA256 from OpenSSL
-// too once a process has MACed 1 MiB. Why not OpenSSL from the start: its
-// first algorithm fetch in a process builds its name map and loads its
-// configuration, ~5.7 million instructions and ~40 fresh heap pages, more
-// than a third of a whole `credential_manager list`, which MACs ~100 KB.
-// Why not libsodium throughout: its SHA-256 is portable C, while OpenSSL's
-// uses the CPU's SHA extensions: 0.9 µs against 2.3 µs for a 700-byte
-// journal entry here, 1.7 against 5.7 µs for a 2 KiB ledger node. A process
-// that has MACed 1 MiB (a server's first few thousand reads, an import) has
-// lost ~2 ms to the slower code, what the switch costs once. Both compute
-// RFC 2104 HMAC, and tests/crypto checks that they agree.
-namespace {
-
-constexpr std::uint64_t kOpensslAfterBytes = 1 << 20;
-std::atomic<std::uint64_t> sodium_bytes{0};
-enum : std::uint8_t { kSodium, kOpenssl, kOpensslUnavailable };
-std::atomic<std::uint8_t> hmac_engine{kSodium};
-std::atomic<bool> hmac_engine_pinned{false};  // set by use_engine_for_tests
-
-struct MacCtxFree {
-  void operator()(EVP_MAC_CTX* c) const { ossl::EVP_MAC_CTX_free(c); }  // cleanses the key state
-};
-using MacCtx = std::unique_ptr<EVP_MAC_CTX, MacCtxFree>;
-
-EVP_MAC* hmac_algorithm() {
-  static EVP_MAC* mac = ossl::EVP_MAC_fetch(nullptr, "HMAC", nullptr);
-  return mac;
-}
-
-// libcrypto loaded and HMAC fetched, or the process stays on libsodium.
-bool openssl_hmac_ready() {
-  try {
-    return hmac_algorithm() != nullptr;
-  } catch (const std::exception&) {
-    return false;  // no libcrypto: libsodium serves every MAC
-  }
-}
-
-}  // namespace
-
+// HMAC-SHA256 and SHA-256 come from libsodium. (Not OpenSSL's: its first
+// algorithm fetch in a process builds its name map and loads its
+// configuration, more than a third of a whole `credential_manager list`.)
 struct HmacSha256::Keyed {
   crypto_auth_hmacsha256_state sodium;
-  // For OpenSSL's state, made at the first MAC it computes. Without a kept
-  // copy (mac_once_into), OpenSSL is keyed at once if it is the engine
-  // already, else libsodium computes the MAC.
-  bool key_kept = false;
-  SecretBytes key;
-  std::once_flag openssl_once;
-  MacCtx openssl;  // keyed; each MAC works on a copy
-  // Copies done with, kept for the next MAC: a copy made and freed per MAC
-  // (EVP_MAC_CTX_dup, five allocations) cost as much as the hashing of a
-  // 300-byte journal entry. Freed, and cleansed, with the key.
-  std::mutex idle_mutex;
-  std::vector<MacCtx> idle;
   ~Keyed() { sodium_memzero(&sodium, sizeof(sodium)); }
-
-  MacCtx take_copy() {
-    {
-      std::lock_guard lock(idle_mutex);
-      if (!idle.empty()) {
-        MacCtx ctx = std::move(idle.back());
-        idle.pop_back();
-        return ctx;
-      }
-    }
-    return MacCtx(ossl::EVP_MAC_CTX_dup(openssl.get()));
-  }
-  void give_back(MacCtx ctx) {
-    constexpr std::size_t kIdleCopies = 8;  // about the threads that MAC at once
-    std::lock_guard lock(idle_mutex);
-    if (idle.size() < kIdleCopies) idle.push_back(std::move(ctx));
-  }
-
-  void key_openssl(ByteView with) {
-    MacCtx ctx(ossl::EVP_MAC_CTX_new(hmac_algorithm()));
-    char digest[] = "SHA256";
-    const OSSL_PARAM params[] = {ossl::OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, digest, 0),
-                                 ossl::OSSL_PARAM_construct_end()};
-    if (ctx && ossl::EVP_MAC_init(ctx.get(), with.data(), with.size(), params) == 1) openssl = std::move(ctx);
-  }
 };
 
-HmacSha256::HmacSha256(ByteView key) : HmacSha256(key, KeyCopy::kKept) {}
-
-HmacSha256::HmacSha256(ByteView key, KeyCopy copy) : keyed_(std::make_unique<Keyed>()) {
+HmacSha256::HmacSha256(ByteView key) : keyed_(std::make_unique<Keyed>()) {
   ensure_sodium();
   // An empty key is a valid HMAC key, but an empty span may have no storage,
-  // and both libraries take the pointer as non-null (NULL means "no key" to
-  // OpenSSL).
+  // and libsodium takes the pointer as non-null.
   static constexpr std::uint8_t kEmpty = 0;
   if (key.empty()) key = ByteView(&kEmpty, 0);
   if (crypto_auth_hmacsha256_init(&keyed_->sodium, key.data(), key.size()) != 0) {
     fatal("HMAC-SHA256 initialisation failed");
   }
-  if (copy == KeyCopy::kKept) {
-    keyed_->key_kept = true;
-    keyed_->key = SecretBytes(key);
-    keyed_->key.lock();  // as the keyring's own keys: kept out of swap
-  } else if (hmac_engine.load(std::memory_order_relaxed) == kOpenssl) {
-    std::call_once(keyed_->openssl_once, [&] { keyed_->key_openssl(key); });
-  }
 }
 
 void HmacSha256::mac_once_into(ByteView key, std::initializer_list<ByteView> parts,
                                std::span<std::uint8_t> out) {
-  HmacSha256(key, KeyCopy::kNone).mac_into(parts, out);
+  HmacSha256(key).mac_into(parts, out);
 }
 
 HmacSha256::HmacSha256() = default;
@@ -303,52 +213,9 @@ HmacSha256::HmacSha256(HmacSha256&&) noexcept = default;
 HmacSha256& HmacSha256::operator=(HmacSha256&&) noexcept = default;
 HmacSha256::~HmacSha256() = default;
 
-void HmacSha256::use_engine_for_tests(Engine engine) {
-  hmac_engine_pinned = engine != Engine::kAdaptive;
-  sodium_bytes = 0;
-  hmac_engine = engine == Engine::kOpenssl && openssl_hmac_ready() ? kOpenssl : kSodium;
-}
-
-HmacSha256::Engine HmacSha256::engine_now() {
-  return hmac_engine.load() == kOpenssl ? Engine::kOpenssl : Engine::kLibsodium;
-}
-
-bool HmacSha256::mac_with_openssl(std::initializer_list<ByteView> parts, std::span<std::uint8_t> out) const {
-  std::call_once(keyed_->openssl_once, [&] {
-    static constexpr std::uint8_t kEmpty = 0;
-    const ByteView key = keyed_->key.empty() ? ByteView(&kEmpty, 0) : keyed_->key.span();
-    if (keyed_->key_kept) keyed_->key_openssl(key);
-  });
-  if (!keyed_->openssl) return false;
-  MacCtx ctx = keyed_->take_copy();
-  // A null key starts a new MAC under the key the copy already holds.
-  if (!ctx || ossl::EVP_MAC_init(ctx.get(), nullptr, 0, nullptr) != 1) return false;
-  for (ByteView part : parts) {
-    if (!part.empty() && ossl::EVP_MAC_update(ctx.get(), part.data(), part.size()) != 1) return false;
-  }
-  std::size_t written = 0;
-  if (ossl::EVP_MAC_final(ctx.get(), out.data(), &written, out.size()) != 1 || written != out.size()) {
-    return false;
-  }
-  keyed_->give_back(std::move(ctx));
-  return true;
-}
-
 void HmacSha256::mac_into(std::initializer_list<ByteView> parts, std::span<std::uint8_t> out) const {
   if (!keyed_) fatal("HMAC-SHA256 used without a key");
   if (out.size() != crypto_auth_hmacsha256_BYTES) fatal("HMAC-SHA256 output must be 32 bytes");
-  if (hmac_engine.load(std::memory_order_relaxed) == kSodium && !hmac_engine_pinned.load(std::memory_order_relaxed)) {
-    std::size_t bytes = 0;
-    for (ByteView part : parts) bytes += part.size();
-    // Counted before this MAC, so that one long message (a Fernet token of
-    // an import) is itself MACed by the faster engine.
-    if (sodium_bytes.fetch_add(bytes, std::memory_order_relaxed) + bytes >= kOpensslAfterBytes) {
-      std::uint8_t expected = kSodium;
-      hmac_engine.compare_exchange_strong(expected, openssl_hmac_ready() ? kOpenssl : kOpensslUnavailable);
-    }
-  }
-  // Should OpenSSL fail (it has no reason to), libsodium gives the same MAC.
-  if (hmac_engine.load(std::memory_order_relaxed) == kOpenssl && mac_with_openssl(parts, out)) return;
   crypto_auth_hmacsha256_state state = keyed_->sodium;
   for (ByteView part : parts) crypto_auth_hmacsha256_update(&state, part.data(), part.size());
   crypto_auth_hmacsha256_final(&state, out.data());

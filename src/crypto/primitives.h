@@ -31,8 +31,7 @@ inline std::string_view as_chars(ByteView b) {
 
 [[noreturn]] void fatal(const char* what);
 
-// Random bytes from the OS CSPRNG: the kernel's vDSO getrandom where it has
-// one (crypto/vdso_random.h), else getrandom(2) (libsodium randombytes_buf).
+// Random bytes from the OS CSPRNG: getrandom(2) (libsodium randombytes_buf).
 void random_fill(std::span<std::uint8_t> out);
 [[nodiscard]] Bytes random_bytes(std::size_t n);
 [[nodiscard]] SecretBytes random_secret(std::size_t n);
@@ -68,10 +67,6 @@ enum class AeadEngine { kLibsodium, kOpenssl };
 // computed at construction and copied for each message, so a blind-index or
 // audit MAC costs only the message's own compression rounds. Thread-safe for
 // concurrent mac() calls.
-//
-// Two engines give the same MACs: libsodium's (portable C) until the process
-// has MACed 1 MiB, OpenSSL's (SHA-NI, ~3x faster on 2 KiB) from then on; see
-// primitives.cc for why.
 class HmacSha256 {
  public:
   explicit HmacSha256(ByteView key);
@@ -82,9 +77,7 @@ class HmacSha256 {
   HmacSha256& operator=(const HmacSha256&) = delete;
   ~HmacSha256();
 
-  // One MAC under `key`, keeping no copy of it (HKDF, Fernet): the kept,
-  // mlocked copy of a long-lived HmacSha256 cost two system calls, more than
-  // the MAC of a short message.
+  // One MAC under `key` (HKDF, Fernet).
   static void mac_once_into(ByteView key, std::initializer_list<ByteView> parts,
                             std::span<std::uint8_t> out);
 
@@ -94,16 +87,8 @@ class HmacSha256 {
   // The same into `out` (32 bytes), for MACs that are secrets themselves.
   void mac_into(std::initializer_list<ByteView> parts, std::span<std::uint8_t> out) const;
 
-  // For tests: the process's engine from now on (kAdaptive: the default).
-  enum class Engine : std::uint8_t { kAdaptive, kLibsodium, kOpenssl };
-  static void use_engine_for_tests(Engine engine);
-  [[nodiscard]] static Engine engine_now();  // kLibsodium or kOpenssl
-
  private:
-  struct Keyed;  // both engines' keyed states (primitives.cc)
-  enum class KeyCopy : bool { kNone, kKept };
-  HmacSha256(ByteView key, KeyCopy copy);
-  bool mac_with_openssl(std::initializer_list<ByteView> parts, std::span<std::uint8_t> out) const;
+  struct Keyed;  // libsodium's keyed state (primitives.cc)
   std::unique_ptr<Keyed> keyed_;
 };
 

@@ -218,13 +218,6 @@ class RecordStore {
   // tell cheaply. Lets a caller keep what it checked (the skills runner, a
   // credential's current version) until something changes.
   [[nodiscard]] virtual std::optional<ChangeStamp> change_stamp() { return std::nullopt; }
-  // True when exactly one commit lies between two stamps of this store, and
-  // it is this connection's last commit, which wrote something (false when
-  // the store cannot tell): a caller that read `before` inside that commit's
-  // write transaction knows nobody else's came in between.
-  [[nodiscard]] virtual bool one_commit_apart(const ChangeStamp& /*before*/, const ChangeStamp& /*after*/) {
-    return false;
-  }
   // The first half of the stamp alone: it moves only when another
   // connection commits. nullopt when the store cannot tell.
   [[nodiscard]] virtual std::optional<std::uint64_t> data_version() { return std::nullopt; }

@@ -2,7 +2,6 @@
 
 #include <fcntl.h>
 #include <fmt/format.h>
-#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -157,47 +156,9 @@ struct Use {
 }  // namespace
 
 namespace {
-std::atomic<bool> huge_page_cache_in_use{false};
 // SQLite's usual cache_size (-2000: KiB), the floor of a large write's.
 constexpr std::size_t kDefaultCacheKib = 2000;
 }  // namespace
-
-// A short-lived process pays a page fault for every fresh page it touches:
-// SQLite's heap page cache is ~2 MB of them by the end of a `list` at
-// 100,000 credentials, and reading through the memory map instead faults
-// each file page touched (~380 there). One 4 MiB region advised as huge
-// pages is one or two faults instead. SQLite hands out its slots and takes
-// pages past them from the heap as before (cache_size stays 2,000 KiB). If
-// the kernel has no huge page to give, the region faults in 4 KiB pages,
-// as the heap would. It holds what the file holds (sealed records).
-bool SqliteStore::use_huge_page_cache() {
-  static const bool configured = [] {
-    constexpr std::size_t kHugePage = 2u << 20;
-    constexpr std::size_t kRegion = 2 * kHugePage;
-    // Twice the size, so that an aligned region fits; never unmapped: SQLite
-    // keeps using it until the process ends.
-    void* raw = ::mmap(nullptr, kRegion + kHugePage, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    if (raw == MAP_FAILED) return false;
-    const auto aligned = (reinterpret_cast<std::uintptr_t>(raw) + kHugePage - 1) & ~(kHugePage - 1);
-    void* region = reinterpret_cast<void*>(aligned);
-    if (::madvise(region, kRegion, MADV_HUGEPAGE) != 0) {
-      ::munmap(raw, kRegion + kHugePage);
-      return false;
-    }
-    // Slots of the vault's page size (SQLite's default, 4 KiB) and SQLite's
-    // header per page. Pages of another size come from the heap.
-    int header = 0;
-    if (sqlite3_config(SQLITE_CONFIG_PCACHE_HDRSZ, &header) != SQLITE_OK ||
-        sqlite3_config(SQLITE_CONFIG_PAGECACHE, region, 4096 + header,
-                       static_cast<int>(kRegion / static_cast<std::size_t>(4096 + header))) != SQLITE_OK) {
-      ::munmap(raw, kRegion + kHugePage);
-      return false;  // SQLite was initialised already: it keeps its own cache
-    }
-    huge_page_cache_in_use = true;
-    return true;
-  }();
-  return configured;
-}
 
 // Before anything is created: SQLite's "unable to open database file" came
 // only after an empty vault.db had been made in the link's target.
@@ -287,12 +248,10 @@ std::unique_ptr<SqliteStore> SqliteStore::open(const fs::path& directory, bool c
   // CLI `list` has fewer page faults. What it maps is the encrypted file;
   // file-backed pages are not in a core dump (coredump_filter) and count as
   // shared, reclaimable memory. Past 256 MiB the rest is read as before.
-  // Not in a short-lived process with the huge-page cache (see
-  // use_huge_page_cache): there the map's page faults are what it saves.
   store->exec(
       "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA secure_delete=ON;"
-      "PRAGMA temp_store=MEMORY; PRAGMA trusted_schema=OFF; PRAGMA foreign_keys=ON;");
-  if (!huge_page_cache_in_use) store->exec("PRAGMA mmap_size=268435456");
+      "PRAGMA temp_store=MEMORY; PRAGMA trusted_schema=OFF; PRAGMA foreign_keys=ON;"
+      "PRAGMA mmap_size=268435456;");
   return store;
 }
 
@@ -348,8 +307,6 @@ void SqliteStore::run_prepared(const char* sql) {
 void SqliteStore::start_write(bool durable) {
   set_durable(durable);
   run_prepared("BEGIN IMMEDIATE");
-  writing_ = true;
-  pages_written_at_start_ = pages_written();
   // `restore --force` replaces a vault in place (replace_contents): a
   // connection that opened another vault must not write into the restored
   // one what it seals for its own.
@@ -364,13 +321,6 @@ void SqliteStore::start_write(bool durable) {
 
 void SqliteStore::start_read() { run_prepared("BEGIN"); }
 
-int SqliteStore::pages_written() const {
-  int current = 0;
-  int highwater = 0;
-  if (sqlite3_db_status(db_, SQLITE_DBSTATUS_CACHE_WRITE, &current, &highwater, 0) != SQLITE_OK) return -1;
-  return current;
-}
-
 bool SqliteStore::in_transaction() { return sqlite3_get_autocommit(db_) == 0; }
 
 // Changes when another connection commits: SQLite notices it at the start
@@ -381,93 +331,16 @@ std::optional<std::uint64_t> SqliteStore::data_version() {
   return static_cast<std::uint64_t>(sqlite3_column_int64(q->get(), 0));
 }
 
-// Without a transaction, `PRAGMA data_version` begins and ends a read
-// transaction of its own: two fcntl locks on the -shm file, ~5 µs of a
-// skill's execution here. Every commit, by any connection, rewrites the WAL
-// index header at the start of the -shm file (https://sqlite.org/walformat.html,
-// "The WAL-Index Header"): a counter of transactions, the last valid frame
-// and the log's salts. So the stamp is read from there, through SQLite's own
-// map of that region (the VFS's xShmMap). The writer stores the header's
-// second copy, then the first; equal copies are a consistent header.
-// Otherwise (no shared-memory WAL index: another VFS) the pragma, and this
-// connection's own writes counted by total_changes, which only grows.
+// The pragma moves when another connection commits; total_changes counts
+// this connection's own writes, and only grows.
 std::optional<ChangeStamp> SqliteStore::change_stamp() {
-  if (!wal_index_unavailable_) return wal_index_stamp();
   const auto others = data_version();
   return ChangeStamp{*others, static_cast<std::uint64_t>(sqlite3_total_changes64(db_))};
 }
 
-// A commit that writes to the log adds one to the header's transaction
-// counter, and nothing else does (SQLite's walFrames); a commit that wrote
-// nothing adds nothing. So when this connection's last commit wrote pages,
-// the counter one up is that commit alone. Its frames were appended to the
-// log, or, when the log was checkpointed to its end, the commit restarted
-// it: new salts (the first one up by one) and its frames first. (A TRUNCATE
-// checkpoint after the commit restarts it too, and leaves no frame: not
-// counted, to be safe.) Stamps of the pragma cannot tell.
-bool SqliteStore::one_commit_apart(const ChangeStamp& before, const ChangeStamp& after) {
-  if (!wal_index_ || !last_commit_wrote_) return false;
-  const auto transactions = [](const ChangeStamp& s) { return static_cast<std::uint32_t>(s[0] >> 32); };
-  const auto frames = [](const ChangeStamp& s) { return static_cast<std::uint32_t>(s[0]); };
-  if (transactions(after) != static_cast<std::uint32_t>(transactions(before) + 1)) return false;
-  if (after[1] == before[1]) return frames(after) > frames(before);
-  // The salts are stored big-endian; the stamp holds them as read.
-  const auto first_salt = [](const ChangeStamp& s) {
-    const auto native = static_cast<std::uint32_t>(s[1] >> 32);
-    std::uint8_t bytes[4];
-    std::memcpy(bytes, &native, 4);
-    return std::uint32_t{bytes[0]} << 24 | std::uint32_t{bytes[1]} << 16 | std::uint32_t{bytes[2]} << 8 | bytes[3];
-  };
-  return first_salt(after) == static_cast<std::uint32_t>(first_salt(before) + 1) && frames(after) > 0;
-}
-
-std::optional<ChangeStamp> SqliteStore::wal_index_stamp() {
-  constexpr std::size_t kHeader = 48;  // WalIndexHdr
-  if (!wal_index_) {
-    sqlite3_file* file = nullptr;
-    volatile void* region = nullptr;
-    auto map_region = [&] {
-      return file->pMethods->xShmMap(file, 0, 32 * 1024, 0, &region) == SQLITE_OK;
-    };
-    bool ok = sqlite3_file_control(db_, "main", SQLITE_FCNTL_FILE_POINTER, &file) == SQLITE_OK && file &&
-              file->pMethods && file->pMethods->iVersion >= 2 && file->pMethods->xShmMap && map_region();
-    // Not mapped before the connection's first read transaction.
-    if (ok && !region) {
-      (void)data_version();
-      ok = map_region();
-    }
-    if (!ok || !region) {
-      wal_index_unavailable_ = true;
-      return change_stamp();
-    }
-    wal_index_ = static_cast<const volatile std::uint8_t*>(region);
-  }
-  std::uint8_t first[kHeader];
-  std::uint8_t second[kHeader];
-  for (std::size_t i = 0; i < kHeader; ++i) first[i] = wal_index_[i];
-  std::atomic_thread_fence(std::memory_order_acquire);
-  for (std::size_t i = 0; i < kHeader; ++i) second[i] = wal_index_[kHeader + i];
-  // isInit (byte 12) is zero until the index is built.
-  if (std::memcmp(first, second, kHeader) != 0 || first[12] == 0) return std::nullopt;
-  auto u32 = [&](std::size_t at) {
-    std::uint32_t v = 0;
-    std::memcpy(&v, first + at, 4);  // native byte order, as SQLite writes it
-    return static_cast<std::uint64_t>(v);
-  };
-  // iChange (8), mxFrame (16); the salts (32, 36) change when the log restarts.
-  return ChangeStamp{u32(8) << 32 | u32(16), u32(32) << 32 | u32(36)};
-}
-
-void SqliteStore::commit_transaction() {
-  const bool writing = std::exchange(writing_, false);
-  last_commit_wrote_ = false;
-  run_prepared("COMMIT");
-  last_commit_wrote_ = writing && pages_written() != pages_written_at_start_;
-}
+void SqliteStore::commit_transaction() { run_prepared("COMMIT"); }
 
 void SqliteStore::rollback_transaction() noexcept {
-  writing_ = false;
-  last_commit_wrote_ = false;
   sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
 }
 

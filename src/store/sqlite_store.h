@@ -32,11 +32,6 @@ class SqliteStore final : public RecordStore {
   // symbolic link or a path through one: SQLite opens the vault by its real
   // path only (SQLITE_OPEN_NOFOLLOW), so that no link can redirect it.
   static void refuse_symbolic_links(const std::filesystem::path& directory);
-  // Gives SQLite's page cache one region of transparent huge pages, for a
-  // short-lived process (VaultOptions::short_lived_process); stores opened
-  // after it then read the file with pread instead of a memory map. Only
-  // before SQLite is first used in the process: false when it could not.
-  static bool use_huge_page_cache();
   ~SqliteStore() override;
   SqliteStore(const SqliteStore&) = delete;
   SqliteStore& operator=(const SqliteStore&) = delete;
@@ -109,7 +104,6 @@ class SqliteStore final : public RecordStore {
   [[nodiscard]] bool begin_large_write(std::size_t records) override;
   void end_large_write() noexcept override;
   [[nodiscard]] std::optional<ChangeStamp> change_stamp() override;
-  [[nodiscard]] bool one_commit_apart(const ChangeStamp& before, const ChangeStamp& after) override;
   [[nodiscard]] std::optional<std::uint64_t> data_version() override;
   [[nodiscard]] bool in_transaction() override;
 
@@ -140,24 +134,11 @@ class SqliteStore final : public RecordStore {
   void run_prepared(const char* sql);
   void exec(const char* sql);
   void set_durable(bool durable);
-  // The change stamp read from SQLite's shared WAL index, without a read
-  // transaction; nullopt while a writer is updating it (see change_stamp).
-  std::optional<ChangeStamp> wal_index_stamp();
-  // Pages this connection has written to the log (SQLITE_DBSTATUS_CACHE_WRITE).
-  [[nodiscard]] int pages_written() const;
 
   std::filesystem::path directory_;
   sqlite3* db_;
   // cache_size before begin_large_write raised it; none outside a large write.
   std::optional<std::int64_t> saved_cache_size_;
-  const volatile std::uint8_t* wal_index_ = nullptr;  // the -shm file's first region, SQLite's map
-  bool wal_index_unavailable_ = false;
-  // For one_commit_apart: whether the write transaction under way, and the
-  // last one committed, wrote to the log (a commit that wrote nothing is no
-  // commit in the log's count).
-  bool writing_ = false;
-  int pages_written_at_start_ = 0;
-  bool last_commit_wrote_ = false;
   std::unordered_map<const char*, std::unique_ptr<Statement>> statements_;
   bool durable_ = true;
   // The vault this connection opened (empty for one it creates): a write

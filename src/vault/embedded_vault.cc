@@ -22,7 +22,6 @@
 #include "audit/audit_chain.h"
 #include "audit/audit_event.h"
 #include "audit/read_journal.h"
-#include "vault/record_cache.h"
 #include "credentials/errors.h"
 #include "legacy/legacy_vault.h"
 #include "store/sqlite_store.h"
@@ -35,6 +34,13 @@
 
 namespace credentials::internal {
 namespace {
+
+// A hash of byte strings that finds std::string keys by a std::string_view:
+// a lookup makes no key of its own.
+struct ByteStringHash {
+  using is_transparent = void;
+  std::size_t operator()(std::string_view key) const noexcept { return std::hash<std::string_view>{}(key); }
+};
 
 constexpr std::string_view kRecordLabel = "credentials/v1/record";
 // 2: records carry their standing (current or superseded) in their
@@ -141,15 +147,13 @@ class EmbeddedVault final : public VaultImpl {
   // `journal_directory`: where read events are journaled (the embedded
   // store); empty: each read commits its event in a transaction (the shared
   // store, whose clients on other hosts could not fold a local journal).
-  EmbeddedVault(std::unique_ptr<RecordStore> store, std::unique_ptr<Keyring> keys,
-                int history_depth, std::filesystem::path journal_directory,
-                std::size_t record_cache_bytes)
+  EmbeddedVault(std::unique_ptr<RecordStore> store, std::unique_ptr<Keyring> keys, int history_depth,
+                std::filesystem::path journal_directory)
       : store_(std::move(store)),
         keys_(std::move(keys)),
         ledger_(*keys_),
         history_depth_(history_depth),
-        journal_directory_(std::move(journal_directory)),
-        kept_records_(record_cache_bytes) {}
+        journal_directory_(std::move(journal_directory)) {}
 
   // The handle's journaled read events go into the chain before it closes,
   // and its journal is removed. On failure the journal stays, and the next
@@ -297,28 +301,13 @@ class EmbeddedVault final : public VaultImpl {
   // is read then, in one read transaction with the store's data_version
   // (the path is ~6 KiB of nodes to read and compare, a third of a get).
   // REQUIRES: mutex_ held.
-  //
-  // Outside a caller's transaction, a record checked at a change stamp that
-  // still holds is served from kept_records_ without a read transaction.
   std::optional<StoredRecord> current_record(ByteView owner_tag, ByteView lookup) {
     const LedgerKey key{owner_tag, lookup};
     const bool own_snapshot = !store_->thread_safe() && !store_->in_transaction();
-    std::optional<ChangeStamp> stamp;
-    if (own_snapshot) {
-      stamp = store_->change_stamp();
-      if (stamp) {
-        if (auto kept = kept_records_.find(*stamp, lookup)) return kept;
-      }
-    }
     std::optional<RecordStore::Transaction> snapshot;
     if (own_snapshot) snapshot.emplace(store_->begin_read());
-    // Kept only from a snapshot of its own (inside a caller's write, what it
-    // read may yet be rolled back), and only when nothing was committed
-    // between the stamp and the end of the snapshot: it then read the state
-    // the stamp names.
     auto done = [&](std::optional<StoredRecord> record) {
       if (snapshot) std::exchange(snapshot, std::nullopt)->commit();
-      if (record && stamp && store_->change_stamp() == stamp) kept_records_.put(*stamp, *record);
       return record;
     };
     const std::optional<std::uint64_t> data_version = store_->data_version();
@@ -542,14 +531,9 @@ class EmbeddedVault final : public VaultImpl {
     const bool durable = journal_ && journal_->long_enough_to_rotate();
     try {
       auto txn = store_->begin_write(durable);
-      // Read holding the write lock: no other connection commits until ours.
-      const auto before = store_->change_stamp();
       if (journal_) journal_->fold(*store_, *keys_);
       if (last_used_due) write_last_used(/*all=*/with_last_used);
       txn.commit();
-      // The fold changes no record (the last-used times a kept record holds
-      // are informational): the kept records stay valid.
-      kept_records_.carry_over(*store_, before, store_->change_stamp());
       own_fold_committed(durable);
     } catch (const Error&) {
       // Tried again after as many reads or as long again.
@@ -605,7 +589,6 @@ class EmbeddedVault final : public VaultImpl {
     std::copy(lookup.begin(), lookup.end(), key.begin());
     const std::size_t slice = key[0] >> 4;  // the key's first 4 bits: 16 slices
     if (last_used_[slice].insert_or_assign(key, time).second) ++last_used_count_;
-    kept_records_.note_used(lookup, time);
   }
 
   // Every journal in the vault folded into the chain: before the chain is
@@ -1039,10 +1022,6 @@ class EmbeddedVault final : public VaultImpl {
 
   const std::filesystem::path& directory() const override { return store_->directory(); }
 
-  std::size_t kept_record_count() override {
-    std::lock_guard lock(mutex_);
-    return kept_records_.size();
-  }
   std::size_t pending_last_used_count() override {
     std::lock_guard lock(mutex_);
     return last_used_count_;
@@ -1548,7 +1527,6 @@ class EmbeddedVault final : public VaultImpl {
   int history_depth_;
   std::filesystem::path journal_directory_;
   std::unique_ptr<ReadJournal> journal_;  // created at the first read event
-  RecordCache kept_records_;               // see current_record; under mutex_
   static constexpr std::size_t kTagCacheSize = 4096;
   static constexpr std::size_t kLastUsedBatch = 65536;
   static constexpr auto kLastUsedEvery = std::chrono::minutes(1);
@@ -1809,7 +1787,6 @@ std::unique_ptr<VaultImpl> open_vault(VaultOptions options) {
   if (options.history_depth < 1 || options.history_depth > 1000) {
     throw InvalidArgumentError("history depth must be between 1 and 1000");
   }
-  if (options.short_lived_process && options.url.empty()) (void)SqliteStore::use_huge_page_cache();
   // A postgresql:// URL: the shared store; else the embedded one in the directory.
   // With a key too short for a new vault nothing is created: an existing
   // vault still opens with it (made before the rule, or by another build).
@@ -1898,9 +1875,8 @@ std::unique_ptr<VaultImpl> open_vault(VaultOptions options) {
   const bool ledger_by_lookup = version && from_bytes(*version) == kFormatLedgerByLookup;
   std::filesystem::path journal_directory;
   if (!store->directory().empty()) journal_directory = store->directory() / "journal";
-  auto vault =
-      std::make_unique<EmbeddedVault>(std::move(store), std::move(keys), options.history_depth,
-                                      std::move(journal_directory), options.record_cache_bytes);
+  auto vault = std::make_unique<EmbeddedVault>(std::move(store), std::move(keys), options.history_depth,
+                                               std::move(journal_directory));
   if (ledger_by_lookup) vault->upgrade_format_3();
   vault->upgrade_format_5(key_check_value);
   vault->upgrade_format_6();

@@ -24,7 +24,6 @@ VaultOptions copy_of(const VaultOptions& options, const SecretString& key, bool 
   out.master_key = key.clone();
   out.create_if_missing = create;
   out.history_depth = options.history_depth;
-  out.record_cache_bytes = options.record_cache_bytes;
   return out;
 }
 

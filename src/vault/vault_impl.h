@@ -110,9 +110,6 @@ class VaultImpl {
                                      bool skip_invalid) = 0;
 
   [[nodiscard]] virtual const std::filesystem::path& directory() const = 0;
-  // Records the handle holds from its reads (VaultOptions::record_cache_bytes),
-  // for tests.
-  [[nodiscard]] virtual std::size_t kept_record_count() { return 0; }
   // Credentials whose last-used times wait for the handle's next batch of
   // writes, for tests.
   [[nodiscard]] virtual std::size_t pending_last_used_count() { return 0; }

@@ -36,8 +36,11 @@
 // its own.
 #pragma once
 
+#include <algorithm>
 #include <array>
+#include <cstddef>
 #include <cstdint>
+#include <cstring>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -48,10 +51,19 @@
 
 #include "crypto/primitives.h"
 #include "store/record_store.h"
-#include "vault/record_cache.h"
 #include "vault/keyring.h"
 
 namespace credentials::internal {
+
+// A hash of HMAC tags (lookup and owner tags): their first bytes are as
+// good a hash as any.
+struct TagPrefixHash {
+  std::size_t operator()(ByteView tag) const noexcept {
+    std::size_t h = 0;
+    std::memcpy(&h, tag.data(), std::min(tag.size(), sizeof h));
+    return h;
+  }
+};
 
 // A credential whose current version differs from the ledger's (see
 // VersionLedger::compare), or the ledger names a credential that has no

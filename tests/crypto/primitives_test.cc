@@ -192,83 +192,14 @@ TEST(HmacTest, OneKeyedInstanceGivesTheMacOfTheConcatenatedParts) {
   EXPECT_NE(keyed.mac(Bytes{1, 2, 3, 4, 6}), whole);
 }
 
-// Each engine on its own, and the switch between them (see HmacSha256).
-class HmacEngineTest : public ::testing::Test {
- protected:
-  void TearDown() override { HmacSha256::use_engine_for_tests(HmacSha256::Engine::kAdaptive); }
-
-  static std::vector<Bytes> macs_of_many_lengths(HmacSha256::Engine engine) {
-    HmacSha256::use_engine_for_tests(engine);
-    EXPECT_EQ(HmacSha256::engine_now(), engine);
-    std::vector<Bytes> out;
-    for (const std::size_t key_size : {0, 1, 32, 64, 65, 131}) {
-      const HmacSha256 keyed(Bytes(key_size, static_cast<std::uint8_t>(key_size + 1)));
-      for (std::size_t length = 0; length <= 3000; length += 97) {
-        Bytes message(length);
-        for (std::size_t i = 0; i < length; ++i) message[i] = static_cast<std::uint8_t>(i * 31 + key_size);
-        const ByteView all(message);
-        out.push_back(keyed.mac(all));
-        // The same message in three parts, one of them empty.
-        out.push_back(keyed.mac({all.first(length / 3), ByteView(), all.subspan(length / 3)}));
-        // A one-shot MAC keeps no copy of the key: the engine is keyed at once.
-        out.push_back(hmac_sha256(Bytes(key_size, static_cast<std::uint8_t>(key_size + 1)), all));
-      }
-    }
-    return out;
-  }
-};
-
-TEST_F(HmacEngineTest, BothEnginesMatchRfc4231) {
-  for (const auto engine : {HmacSha256::Engine::kLibsodium, HmacSha256::Engine::kOpenssl}) {
-    HmacSha256::use_engine_for_tests(engine);
-    ASSERT_EQ(HmacSha256::engine_now(), engine);
-    const std::string message = "what do ya want for nothing?";
-    EXPECT_EQ(hex_encode(hmac_sha256(Bytes{'J', 'e', 'f', 'e'}, Bytes(message.begin(), message.end()))),
-              "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843");
-    const std::string long_key_message = "Test Using Larger Than Block-Size Key - Hash Key First";
-    EXPECT_EQ(hex_encode(hmac_sha256(Bytes(131, 0xaa), Bytes(long_key_message.begin(), long_key_message.end()))),
-              "60e431591ee0b67f0d8a26aacbf5b77f8e0bc6213728c5140546040f0ee37f54");
-  }
-}
-
-TEST_F(HmacEngineTest, TheEnginesAgreeOnEveryLengthAndKeySize) {
-  const auto sodium = macs_of_many_lengths(HmacSha256::Engine::kLibsodium);
-  const auto openssl = macs_of_many_lengths(HmacSha256::Engine::kOpenssl);
-  ASSERT_EQ(sodium.size(), openssl.size());
-  for (std::size_t i = 0; i < sodium.size(); ++i) {
-    SCOPED_TRACE(i);
-    EXPECT_EQ(hex_encode(sodium[i]), hex_encode(openssl[i]));
-  }
-  for (std::size_t i = 0; i + 2 < sodium.size(); i += 3) {
-    EXPECT_EQ(sodium[i], sodium[i + 1]);
-    EXPECT_EQ(sodium[i], sodium[i + 2]);
-  }
-}
-
-TEST_F(HmacEngineTest, AProcessSwitchesToOpensslAfterOneMebibyteWithTheSameMacs) {
-  HmacSha256::use_engine_for_tests(HmacSha256::Engine::kAdaptive);
-  const HmacSha256 keyed(Bytes(32, 9));
-  const Bytes block(4096, 0x5c);
-  const Bytes first = keyed.mac(block);
-  EXPECT_EQ(HmacSha256::engine_now(), HmacSha256::Engine::kLibsodium);
-  for (int i = 0; i < 255; ++i) (void)keyed.mac(block);
-  EXPECT_EQ(HmacSha256::engine_now(), HmacSha256::Engine::kOpenssl);  // 256 x 4 KiB: 1 MiB
-  EXPECT_EQ(keyed.mac(block), first);
-
-  // One long message switches before it is MACed.
-  HmacSha256::use_engine_for_tests(HmacSha256::Engine::kAdaptive);
-  const Bytes long_message(2 << 20, 0x36);
-  const Bytes by_openssl = keyed.mac(long_message);
-  EXPECT_EQ(HmacSha256::engine_now(), HmacSha256::Engine::kOpenssl);
-  HmacSha256::use_engine_for_tests(HmacSha256::Engine::kLibsodium);
-  EXPECT_EQ(keyed.mac(long_message), by_openssl);
-
-  // A one-shot MAC keyed before the switch and computed after it has no key
-  // copy for OpenSSL: libsodium computes it, the same MAC.
-  HmacSha256::use_engine_for_tests(HmacSha256::Engine::kAdaptive);
-  EXPECT_EQ(hmac_sha256(Bytes(32, 9), long_message), by_openssl);
-  EXPECT_EQ(HmacSha256::engine_now(), HmacSha256::Engine::kOpenssl);
-  EXPECT_EQ(hmac_sha256(Bytes(32, 9), long_message), by_openssl);  // keyed by OpenSSL at once
+// RFC 4231, test cases 2 and 6 (a key longer than the block).
+TEST(HmacSha256Test, MatchesRfc4231) {
+  const std::string message = "what do ya want for nothing?";
+  EXPECT_EQ(hex_encode(hmac_sha256(Bytes{'J', 'e', 'f', 'e'}, Bytes(message.begin(), message.end()))),
+            "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843");
+  const std::string long_key_message = "Test Using Larger Than Block-Size Key - Hash Key First";
+  EXPECT_EQ(hex_encode(hmac_sha256(Bytes(131, 0xaa), Bytes(long_key_message.begin(), long_key_message.end()))),
+            "60e431591ee0b67f0d8a26aacbf5b77f8e0bc6213728c5140546040f0ee37f54");
 }
 
 // FIPS 180-2, appendix B.1.

@@ -1,50 +1,20 @@
-// The OS randomness behind every nonce and key: drawn through the kernel's
-// vDSO where it has one (crypto/vdso_random.h), never the same bytes twice,
-// not in another thread and not in a fork's child.
+// The OS randomness behind every nonce and key (getrandom(2)): never the
+// same bytes twice, not in another thread and not in a fork's child.
 
-#include <sys/utsname.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <gtest/gtest.h>
 
-#include <array>
-#include <cstdio>
 #include <set>
 #include <string>
 #include <thread>
 #include <vector>
 
 #include "crypto/primitives.h"
-#include "crypto/vdso_random.h"
 
 namespace credentials::internal {
 namespace {
-
-bool kernel_at_least(int major, int minor) {
-  utsname name{};
-  if (::uname(&name) != 0) return false;
-  int got_major = 0;
-  int got_minor = 0;
-  if (std::sscanf(name.release, "%d.%d", &got_major, &got_minor) != 2) return false;
-  return got_major > major || (got_major == major && got_minor >= minor);
-}
-
-TEST(OsRandomTest, AKernelWithAVdsoGetrandomServesItsRandomBytes) {
-#if !defined(__x86_64__)
-  GTEST_SKIP() << "checked on x86-64 only";
-#else
-  if (!kernel_at_least(6, 11)) GTEST_SKIP() << "the vDSO getrandom came with Linux 6.11";
-  EXPECT_TRUE(vdso_random_available());
-  std::array<std::uint8_t, 64> bytes{};
-  ASSERT_TRUE(vdso_random_fill(bytes));
-  EXPECT_NE(bytes, (std::array<std::uint8_t, 64>{}));
-  // Longer than one of the vDSO's internal blocks.
-  std::vector<std::uint8_t> long_draw(100'000);
-  ASSERT_TRUE(vdso_random_fill(long_draw));
-  EXPECT_GT(std::set<std::uint8_t>(long_draw.begin(), long_draw.end()).size(), 250u);
-#endif
-}
 
 TEST(OsRandomTest, ThreadsNeverDrawTheSameNonce) {
   constexpr int kThreads = 4;
