@@ -206,13 +206,28 @@ class VaultReader final : public nlohmann::json_sax<Json> {
     return false;
   }
 
-  // After sax_parse returned true: the credentials, or the first error.
-  std::vector<LegacyCredential> credentials() && {
+  // After sax_parse returned true: the credentials, or the first error;
+  // with `unreadable`, the records that did not read listed there instead.
+  std::vector<LegacyCredential> credentials(std::vector<UnreadableRecord>* unreadable) && {
     if (not_an_object_) {
       throw InvalidArgumentError("legacy vault: the decrypted file is not a JSON object of credentials");
     }
-    if (!errors_.empty()) std::rethrow_exception(errors_.begin()->second);
-    return std::move(read_);
+    if (errors_.empty()) return std::move(read_);
+    if (!unreadable) std::rethrow_exception(errors_.begin()->second);
+    std::vector<LegacyCredential> readable;
+    for (std::size_t i = 0; i < read_.size(); ++i) {
+      const auto error = errors_.find(i);
+      if (error == errors_.end()) {
+        readable.push_back(std::move(read_[i]));
+        continue;
+      }
+      try {
+        std::rethrow_exception(error->second);
+      } catch (const Error& e) {
+        unreadable->push_back({read_[i].credential_id, e.what()});
+      }
+    }
+    return readable;
   }
 
   // After sax_parse returned false.
@@ -280,6 +295,7 @@ class VaultReader final : public nlohmann::json_sax<Json> {
       errors_.erase(at->second);
     } catch (const Error&) {
       read_[at->second] = LegacyCredential{};
+      read_[at->second].credential_id = id_;
       errors_[at->second] = std::current_exception();
     }
   }
@@ -302,10 +318,11 @@ class VaultReader final : public nlohmann::json_sax<Json> {
 
 }  // namespace
 
-std::vector<LegacyCredential> parse_legacy_vault_json(std::string_view json, const FernetKey& key) {
+std::vector<LegacyCredential> parse_legacy_vault_json(std::string_view json, const FernetKey& key,
+                                                      std::vector<UnreadableRecord>* unreadable) {
   VaultReader reader(key);
   if (!Json::sax_parse(json.begin(), json.end(), &reader)) reader.throw_parse_error();
-  return std::move(reader).credentials();
+  return std::move(reader).credentials(unreadable);
 }
 
 std::vector<LegacyCredential> decode_legacy_vault(std::string_view token, const FernetKey& key) {
@@ -315,7 +332,8 @@ std::vector<LegacyCredential> decode_legacy_vault(std::string_view token, const 
 }
 
 std::vector<LegacyCredential> read_legacy_vault(const std::filesystem::path& path,
-                                                const SecretString& legacy_key) {
+                                                const SecretString& legacy_key,
+                                                std::vector<UnreadableRecord>* unreadable) {
   std::error_code ec;
   std::ifstream in;
   if (std::filesystem::is_regular_file(path, ec)) in.open(path, std::ios::binary);
@@ -349,7 +367,7 @@ std::vector<LegacyCredential> read_legacy_vault(const std::filesystem::path& pat
   // The file's text goes before the parse: at 100,000 credentials it is
   // 72 MB, the plaintext 53 MB, and the credentials read from it ~45 MB.
   std::string().swap(contents);
-  return parse_legacy_vault_json(plaintext.plaintext->as_chars(), *key);
+  return parse_legacy_vault_json(plaintext.plaintext->as_chars(), *key, unreadable);
 }
 
 }  // namespace credentials::internal

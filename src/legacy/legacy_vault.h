@@ -39,6 +39,13 @@ struct LegacyCredential {
   Timestamp updated_at{};
 };
 
+// A record of the file that does not read: its id (the key it is stored
+// under) and why, naming the field, never a value.
+struct UnreadableRecord {
+  std::string credential_id;
+  std::string reason;
+};
+
 // Reads the vault file at `path` with the Python version's
 // CREDENTIAL_MASTER_KEY (legacy_fernet_key's rule). Credentials come back in
 // the order the file stores them (the Python dict's insertion order, which is
@@ -56,8 +63,13 @@ struct LegacyCredential {
 //   DecryptionFailedError  wrong key, or the file is not an intact Fernet
 //                          token (truncated, altered); also for a password
 //                          token that does not decrypt
-[[nodiscard]] std::vector<LegacyCredential> read_legacy_vault(const std::filesystem::path& path,
-                                                              const SecretString& legacy_key);
+// With `unreadable`, a record that does not read (a field missing or of the
+// wrong type, a password that does not decrypt) is left out and listed
+// there, in file order, instead: whatever is wrong with the file as a whole
+// still throws.
+[[nodiscard]] std::vector<LegacyCredential> read_legacy_vault(
+    const std::filesystem::path& path, const SecretString& legacy_key,
+    std::vector<UnreadableRecord>* unreadable = nullptr);
 
 // The same from the file's contents (the token text; surrounding whitespace
 // is ignored) and a key: the fuzzing and testing entry point.
@@ -66,7 +78,8 @@ struct LegacyCredential {
 
 // Parses decrypted vault JSON; passwords are decrypted with `key`.
 // Throws as read_legacy_vault.
-[[nodiscard]] std::vector<LegacyCredential> parse_legacy_vault_json(std::string_view json,
-                                                                    const FernetKey& key);
+[[nodiscard]] std::vector<LegacyCredential> parse_legacy_vault_json(
+    std::string_view json, const FernetKey& key,
+    std::vector<UnreadableRecord>* unreadable = nullptr);
 
 }  // namespace credentials::internal

@@ -1434,8 +1434,9 @@ class EmbeddedVault final : public VaultImpl {
   ImportReport import_legacy(const std::filesystem::path& vault_enc, const SecretString& legacy_key,
                              bool dry_run, bool skip_invalid) override {
     // Read and decrypt everything first: a wrong key or a damaged file
-    // imports nothing.
-    std::vector<LegacyCredential> legacy = read_legacy_vault(vault_enc, legacy_key);
+    // imports nothing; records that do not read are invalid ones.
+    std::vector<UnreadableRecord> unreadable;
+    std::vector<LegacyCredential> legacy = read_legacy_vault(vault_enc, legacy_key, &unreadable);
     ImportReport report;
     report.dry_run = dry_run;
     // The import's audit event names its counts (never a name or a secret).
@@ -1446,6 +1447,11 @@ class EmbeddedVault final : public VaultImpl {
       // Every record that cannot be imported, "<legacy id>: <reason>": all of
       // them are reported, and then nothing is imported unless skip_invalid.
       std::string problems;
+      for (const auto& record : unreadable) {
+        ++report.invalid;
+        problems += fmt::format("\n  {}: {}", record.credential_id, record.reason);
+        report.credentials.push_back({record.credential_id, "", "", "invalid", "", record.reason});
+      }
       for (auto& old : legacy) {
         ImportedCredential line{old.credential_id, old.user_id, old.name, "", "", ""};
         if (store_->lookup_by_id(id_tag(old.credential_id))) {

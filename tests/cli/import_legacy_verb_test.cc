@@ -198,8 +198,10 @@ class AwkwardLegacyVaultTest : public ImportLegacyVerbTest {
     std::string host = "db.example.com";
   };
 
+  // `raw`: more records, as JSON objects keyed by their ids, written as given.
   [[nodiscard]] std::filesystem::path write_vault(const std::vector<Record>& records,
-                                                  const std::string& file_name = "vault.enc") {
+                                                  const std::string& file_name = "vault.enc",
+                                                  const nlohmann::ordered_json& raw = {}) {
     const internal::FernetKey key = internal::legacy_fernet_key(kPassphrase);
     nlohmann::ordered_json vault = nlohmann::ordered_json::object();
     for (const Record& r : records) {
@@ -219,6 +221,7 @@ class AwkwardLegacyVaultTest : public ImportLegacyVerbTest {
                      {"ssl_mode", nullptr},
                      {"connection_timeout", 30}};
     }
+    if (raw.is_object()) vault.update(raw);
     const std::filesystem::path file = work_dir() / file_name;
     std::ofstream(file, std::ios::binary)
         << internal::fernet_encrypt(key, internal::as_bytes(vault.dump()));
@@ -406,6 +409,45 @@ TEST_F(AwkwardLegacyVaultTest, InvalidRecordsAreAllNamedAndImportedOnlyWithSkipI
   EXPECT_EQ(events[1]["outcome"], "ok");
   EXPECT_EQ(events[1]["name"], "2 imported (0 renamed), 0 already imported, 7 invalid");
   EXPECT_EQ(events[2]["name"], "0 imported (0 renamed), 2 already imported, 7 invalid");
+}
+
+// Records that do not read at all (a field missing, a password that does
+// not decrypt under the file's key) are invalid ones too: named, all of
+// them, and skipped only with --skip-invalid.
+TEST_F(AwkwardLegacyVaultTest, UnreadableRecordsAreNamedAndSkippedLikeInvalidOnes) {
+  const internal::FernetKey other = internal::legacy_fernet_key("another passphrase entirely");
+  nlohmann::ordered_json raw = nlohmann::ordered_json::object();
+  raw["no_user_2.0"] = {{"credential_id", "no_user_2.0"}, {"name", "n"}, {"db_type", "postgres"}};
+  raw["other_key_3.0"] = {
+      {"credential_id", "other_key_3.0"},
+      {"user_id", "alice"},
+      {"name", "o"},
+      {"db_type", "postgres"},
+      {"host", "h"},
+      {"port", 5432},
+      {"database", "app"},
+      {"username", "svc"},
+      {"encrypted_password", internal::fernet_encrypt(other, internal::as_bytes("hunter2"))},
+      {"created_at", "2024-02-29T23:59:59"},
+      {"updated_at", "2024-03-01T00:00:00"}};
+  const std::filesystem::path file =
+      write_vault({{"good_1.0", "alice", "good", "postgres"}}, "vault.enc", raw);
+  const CliResult refused = import_file(file);
+  EXPECT_EQ(refused.exit_code, kUsage) << refused;
+  EXPECT_NE(refused.err.find("cannot import no_user_2.0: "), std::string::npos) << refused;
+  EXPECT_NE(refused.err.find("user_id"), std::string::npos) << refused;
+  EXPECT_NE(refused.err.find("cannot import other_key_3.0: "), std::string::npos) << refused;
+  EXPECT_NE(refused.err.find("does not decrypt"), std::string::npos) << refused;
+  EXPECT_EQ(refused.err.find("hunter2"), std::string::npos) << refused;
+  EXPECT_EQ(credential_rows(), 0);
+
+  const CliResult skipped = import_file(file, {"--skip-invalid", "--json"});
+  ASSERT_EQ(skipped.exit_code, kOk) << skipped;
+  const nlohmann::json report = nlohmann::json::parse(skipped.out);
+  EXPECT_EQ(report["imported"], 1);
+  EXPECT_EQ(report["invalid"], 2);
+  EXPECT_EQ(credential_rows(), 1);
+  EXPECT_EQ(show_json("alice", "good")["password"], "pw of good_1.0");
 }
 
 }  // namespace
