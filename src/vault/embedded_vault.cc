@@ -466,6 +466,18 @@ class EmbeddedVault final : public VaultImpl {
   }
   static ByteView view_of(const std::optional<IndexTag>& tag) { return tag ? ByteView(*tag) : ByteView(); }
 
+  // A newer build may have upgraded the vault since this handle opened it:
+  // this build must not write to a format it does not know. REQUIRES:
+  // inside a write transaction.
+  void require_known_format() {
+    const auto format = store_->get_meta("format_version");
+    if (!format || from_bytes(*format) != kFormatVersion) {
+      throw DatabaseError(
+          "this vault was upgraded by a newer version of credentials since this process opened it: "
+          "nothing was written; restart the process with that version");
+    }
+  }
+
   // The event of a read or a failure. REQUIRES: inside a write transaction.
   void append_event(const UserContext& actor, const AuditRecord& event) {
     append_audit_event(*store_, *keys_, view_of(event_owner_tag(event)), event_json(actor, event));
@@ -745,6 +757,7 @@ class EmbeddedVault final : public VaultImpl {
     try {
       const LargeWrite large(*store_, new_records);
       auto txn = store_->begin_write(/*durable=*/true);
+      require_known_format();
       fold_own_journal();
       const Bytes prior = vault_state(*store_);
       try {
@@ -791,6 +804,7 @@ class EmbeddedVault final : public VaultImpl {
     try {
       const LargeWrite large(*store_, new_records);
       auto txn = store_->begin_write(/*durable=*/true);
+      require_known_format();
       fold_own_journal();
       const Bytes prior = vault_state(*store_);
       auto result = body();

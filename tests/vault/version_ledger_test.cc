@@ -345,6 +345,24 @@ TEST_P(VersionLedgerTest, ALongListIsCheckedAgainstTheWholeLedger) {
 // the trail, the trail without the records, and a trail cut after writes
 // (with an older head put back) are each caught, by `verify` and by
 // `audit verify`. Only a rollback of both together remains, for checkpoints.
+// A handle opened before a newer build upgraded the vault writes nothing
+// more: it would write without what the new format requires.
+TEST_P(VersionLedgerTest, AHandleWritesNothingAfterANewerBuildUpgradedTheVault) {
+  Vault vault = open_vault();
+  vault.store_credential(kAlice, {.name = "db_a", .host = "h", .password = "a-v1"});
+  sql("UPDATE {v}meta SET value = " + bytes("0000000000000008") + " WHERE key = 'format_version'");
+  EXPECT_THROW(vault.update_password(kAlice, "db_a", "a-v2"), DatabaseError);
+  EXPECT_THROW(vault.store_credential(kAlice, {.name = "db_b", .host = "h", .password = "b-v1"}),
+               DatabaseError);
+  EXPECT_THROW(vault.rotate_data_key(), DatabaseError);
+  EXPECT_THROW((void)open_vault(), DatabaseError);
+  sql("UPDATE {v}meta SET value = " + bytes("0000000000000007") + " WHERE key = 'format_version'");
+  EXPECT_EQ(vault.get_credential(kAlice, "db_a").password.reveal(), "a-v1");
+  EXPECT_THROW((void)vault.get_credential(kAlice, "db_b"), CredentialNotFoundError);
+  vault.update_password(kAlice, "db_a", "a-v2");
+  EXPECT_TRUE(vault.verify().ok());
+}
+
 TEST_P(VersionLedgerTest, RecordsOrTrailRolledBackAloneFailVerification) {
   // The trail and its head as they are, under `tag`; and put back.
   const auto copy_trail = [&](const std::string& tag) {
