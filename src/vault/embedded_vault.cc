@@ -1527,9 +1527,9 @@ class EmbeddedVault final : public VaultImpl {
                            report.imported, report.renamed, report.skipped, report.invalid);
       if (report.invalid > 0 && !skip_invalid) {
         counts = fmt::format("none imported, {} invalid", report.invalid);
-        throw InvalidArgumentError(fmt::format(
-            "legacy vault: {} of its {} credentials cannot be imported, so none was:{}",
-            report.invalid, legacy.size(), problems));
+        throw InvalidArgumentError(
+            fmt::format("legacy vault: {} of its {} credentials cannot be imported, so none was:{}",
+                        report.invalid, legacy.size() + unreadable.size(), problems));
       }
       ledger_.set_all(*store_, ledger_changes);
       if (dry_run) throw DryRunDone{};
