@@ -470,10 +470,8 @@ under `perf`); the difference is the runner's own work and these calls. The
 comparator's round trip varies by half from run to run here (33-58 µs in the
 runs of one hour), so the target is judged on the paired benchmark (both timed
 within each iteration; client and server on CPUs of their own).
-A success's audit event (its encoding, AES-GCM seal and MAC) and a journal fold
-that is due are done while the statement is at the server, between sending it
-and reading its result (`Connection::execute`'s `while_waiting`); what follows
-the round trip is the JSON result, the append of the sealed entry, and the lease's
+The success's audit event (its encoding, AES-GCM seal, MAC and append) follows the
+round trip, as do the JSON result and the lease's
 return. Profiled (`perf`, December 2), the runner's own work outside libpq is
 ~23% of the execution's CPU, of which the liveness `poll` is the largest single
 part (~4%).

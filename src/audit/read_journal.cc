@@ -433,13 +433,11 @@ void ReadJournal::write_entry(ByteView entry) {
 void ReadJournal::append(const Keyring& keys, ByteView owner_tag, ByteView used_lookup,
                          ByteView event, std::int64_t time_micros) {
   seal(keys, owner_tag, used_lookup, event, time_micros, entry_);
-  write_sealed(entry_.entry);
+  write_sealed(entry_);
 }
 
 void ReadJournal::seal(const Keyring& keys, ByteView owner_tag, ByteView used_lookup,
-                       ByteView event, std::int64_t time_micros, Sealed& sealed) const {
-  sealed.journal_id = journal_id_;
-  Bytes& entry = sealed.entry;
+                       ByteView event, std::int64_t time_micros, Bytes& entry) const {
   if (owner_tag.size() > 255 || used_lookup.size() > 255) {
     throw InvalidArgumentError("an audit journal tag is too long");
   }
@@ -460,18 +458,6 @@ void ReadJournal::seal(const Keyring& keys, ByteView owner_tag, ByteView used_lo
   const auto length = static_cast<std::uint32_t>(entry.size() - 4);
   if (length > kMaxEntry) throw InvalidArgumentError("an audit event is too large");
   for (int i = 0; i < 4; ++i) entry[i] = static_cast<std::uint8_t>(length >> (24 - 8 * i));
-}
-
-bool ReadJournal::append_sealed(const Sealed& sealed) {
-  // The entry names its index right after its length; its MAC chains it to
-  // the entry before it, which is this journal's last while the index holds.
-  const ByteView entry = sealed.entry;
-  if (sealed.journal_id != journal_id_ || entry.size() < 12 + kMacSize ||
-      get_u64(entry.subspan(4)) != next_index_) {
-    return false;
-  }
-  write_sealed(entry);
-  return true;
 }
 
 void ReadJournal::write_sealed(ByteView entry) {

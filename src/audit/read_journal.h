@@ -68,20 +68,6 @@ class ReadJournal {
   void append(const Keyring& keys, ByteView owner_tag, ByteView used_lookup,
               ByteView event, std::int64_t time_micros);
 
-  // append() in two steps, so that the sealing (AES-GCM, HMAC) can be done
-  // ahead, while the caller waits on something else (a skill's statement at
-  // its server). seal() makes what append() would write now; append_sealed()
-  // writes it, and returns false, writing nothing, when it no longer fits:
-  // another entry was appended since (the sealed one would repeat its
-  // index), or it was sealed for another journal. Seal again then.
-  struct Sealed {
-    Bytes journal_id;
-    Bytes entry;
-  };
-  void seal(const Keyring& keys, ByteView owner_tag, ByteView used_lookup, ByteView event,
-            std::int64_t time_micros, Sealed& sealed) const;
-  [[nodiscard]] bool append_sealed(const Sealed& sealed);
-
   // True when enough unfolded events have gathered to fold them now.
   [[nodiscard]] bool fold_due() const;
   [[nodiscard]] bool has_unfolded() const { return appended_ != folded_hint_; }
@@ -122,6 +108,9 @@ class ReadJournal {
   // growing the file with zeros. False when the entry goes past the map.
   // Throws DatabaseError when the file cannot grow.
   bool reserve_mapped(std::size_t bytes);
+  // The entry append() writes now, into `entry` (its capacity kept).
+  void seal(const Keyring& keys, ByteView owner_tag, ByteView used_lookup, ByteView event,
+            std::int64_t time_micros, Bytes& entry) const;
   void write_entry(ByteView entry);
   // Writes an entry sealed for next_index_ and keeps it for the next fold.
   void write_sealed(ByteView entry);
@@ -145,7 +134,7 @@ class ReadJournal {
   std::uint64_t unfolded_from_ = 0;
   Bytes unfolded_from_mac_;            // the MAC of the entry before unfolded_from_ (or the genesis)
   std::uint64_t unfolded_from_index_ = 0;  // the index of the entry at unfolded_from_
-  Sealed entry_;                  // reused by each append
+  Bytes entry_;                            // reused by each append
   Bytes fold_buffer_;             // reused by a fold that reads the file (see read_from)
   std::vector<Bytes> retired_;    // ids of the journals this one replaced: their meta rows go
   pid_t creator_;

@@ -65,19 +65,8 @@ class Connection {
   // `timeout` (when set) bounds the statement's run time.
   // Throws DatabaseError with the driver's message, scrubbed of the text of
   // the parameters (never masked by the password: see credentials/database.h).
-  //
-  // `while_waiting`, when set, is called once while the statement is at the
-  // server: PostgreSQL sends it, calls `while_waiting`, then reads the
-  // result, so that work of the caller's that does not depend on the result
-  // fills the round trip instead of following it. SQLite, which does not
-  // wait, calls it before the statement runs. It must not throw.
   virtual nlohmann::json execute(const std::string& sql, const std::vector<Param>& params,
-                                 std::optional<std::chrono::milliseconds> timeout,
-                                 const std::function<void()>& while_waiting) = 0;
-  nlohmann::json execute(const std::string& sql, const std::vector<Param>& params,
-                         std::optional<std::chrono::milliseconds> timeout) {
-    return execute(sql, params, timeout, {});
-  }
+                                 std::optional<std::chrono::milliseconds> timeout) = 0;
 
   // "PostgreSQL 15.18 ...", "SQLite 3.40.1": runs a trivial query.
   virtual std::string server_version() = 0;

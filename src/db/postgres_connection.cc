@@ -123,10 +123,8 @@ class PostgresConnection final : public Connection {
   PostgresConnection(const PostgresConnection&) = delete;
   PostgresConnection& operator=(const PostgresConnection&) = delete;
 
-  using Connection::execute;
   nlohmann::json execute(const std::string& sql, const std::vector<Param>& params,
-                         std::optional<std::chrono::milliseconds> timeout,
-                         const std::function<void()>& while_waiting) override {
+                         std::optional<std::chrono::milliseconds> timeout) override {
     set_statement_timeout(timeout);
 
     std::vector<Oid> types;
@@ -159,7 +157,6 @@ class PostgresConnection final : public Connection {
                                                                          : texts[i].c_str());
     }
 
-    bool waited = false;
     auto run = [&] {
       const std::string& statement = prepared(sql, types);
       const int sent =
@@ -169,10 +166,6 @@ class PostgresConnection final : public Connection {
               : pq::PQsendQueryPrepared(conn_, statement.c_str(), static_cast<int>(params.size()),
                                         values.data(), nullptr, nullptr, /*resultFormat=*/0);
       if (sent == 0) return Result();  // not sent: the connection's message says why
-      if (while_waiting && !waited) {
-        waited = true;
-        while_waiting();
-      }
       return last_result();
     };
     Result result = run();

@@ -27,10 +27,8 @@ class SqliteConnection final : public Connection {
   SqliteConnection(const SqliteConnection&) = delete;
   SqliteConnection& operator=(const SqliteConnection&) = delete;
 
-  using Connection::execute;
   nlohmann::json execute(const std::string& sql, const std::vector<Param>& params,
-                         std::optional<std::chrono::milliseconds> timeout,
-                         const std::function<void()>& while_waiting) override {
+                         std::optional<std::chrono::milliseconds> timeout) override {
     sqlite3_stmt* const statement = prepared(sql, params);
     // Reset when done, also by an exception: a statement left stepping
     // would hold its read transaction open on the pooled connection.
@@ -47,7 +45,6 @@ class SqliteConnection final : public Connection {
     }
     for (std::size_t i = 0; i < params.size(); ++i)
       bind(statement, static_cast<int>(i + 1), params[i]);
-    if (while_waiting) while_waiting();
 
     // A deadline checked every 1000 virtual-machine steps interrupts a
     // runaway statement (SQLite has no statement_timeout).

@@ -189,21 +189,11 @@ class SkillRunnerImpl {
     AuditRecord event;
     event.action = "skill";
     event.skill = std::string(skill_name);
-    // The event of a success is sealed while the statement is at the server
-    // (the owner and name are known by then), and recorded once the result
-    // is in: the seal and a journal fold that is due no longer follow the
-    // round trip. A failure's event is recorded as before.
-    PreparedEvent prepared;
-    const auto seal_ahead = [&] {
-      AuditRecord success = event;
-      success.outcome = "ok";
-      vault_.impl().prepare_event(user, success, prepared);
-    };
     try {
-      nlohmann::json result = run(skill_name, inputs, user, event, seal_ahead);
+      nlohmann::json result = run(skill_name, inputs, user, event);
       event.outcome = "ok";
       try {
-        vault_.impl().record_prepared_event(user, event, prepared);
+        vault_.impl().record_event(user, event);
       } catch (const std::exception& e) {
         // Fail closed: no result without its audit event.
         throw DatabaseError(fmt::format(
@@ -245,8 +235,7 @@ class SkillRunnerImpl {
   }
 
   nlohmann::json run(std::string_view skill_name, const nlohmann::json& inputs,
-                     const UserContext& user, AuditRecord& event,
-                     const std::function<void()>& while_waiting) {
+                     const UserContext& user, AuditRecord& event) {
     const Skill& skill = find(skill_name);
     if (!skill.not_runnable.empty()) {
       throw SkillError(
@@ -271,7 +260,7 @@ class SkillRunnerImpl {
     const std::vector<Param> params = skill.compiled->bind(effective, skill_name);
 
     auto [lease, kind] = acquire(skill, user, event);
-    return lease->execute(skill.compiled->render(kind), params, skill.timeout, while_waiting);
+    return lease->execute(skill.compiled->render(kind), params, skill.timeout);
   }
 
   std::pair<ConnectionPool::Lease, DbKind> acquire(const Skill& skill, const UserContext& user,

@@ -995,45 +995,6 @@ class EmbeddedVault final : public VaultImpl {
     record_locked(actor, event);
   }
 
-  void prepare_event(const UserContext& actor, const AuditRecord& event,
-                     PreparedEvent& prepared) noexcept override {
-    prepared.ready = false;
-    // Only the read journal seals ahead; the shared store records events in
-    // a transaction of their own.
-    if (journal_directory_.empty()) return;
-    try {
-      std::lock_guard lock(mutex_);
-      leave_parents_journal();
-      if (!journal_) journal_ = ReadJournal::create(journal_directory_, *keys_);
-      // A fold due now runs here, where the caller is waiting anyway, rather
-      // than after this event is appended.
-      if (journal_->fold_due()) fold_own_journal_now();
-      const Timestamp at = now();
-      compact_event(event_fields(actor, event, at), compact_event_);
-      journal_->seal(*keys_, view_of(event_owner_tag(event)), ByteView(), compact_event_,
-                     at.time_since_epoch().count(), prepared.sealed);
-      prepared.actor = actor;
-      prepared.event = event;
-      prepared.ready = true;
-    } catch (const std::exception&) {
-      // Not prepared: record_prepared_event seals it then (and reports
-      // what fails).
-    }
-  }
-
-  void record_prepared_event(const UserContext& actor, const AuditRecord& event,
-                             const PreparedEvent& prepared) override {
-    std::lock_guard lock(mutex_);
-    if (prepared.holds(actor, event) && !journal_directory_.empty()) {
-      leave_parents_journal();
-      // A fold this append makes due is left to the next prepare_event (or
-      // read, or the close), where it costs the caller no time: the event
-      // is safe in the journal already.
-      if (journal_ && journal_->append_sealed(prepared.sealed)) return;
-    }
-    record_locked(actor, event);
-  }
-
   const std::filesystem::path& directory() const override { return store_->directory(); }
 
   std::size_t pending_last_used_count() override {

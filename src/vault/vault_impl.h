@@ -5,13 +5,14 @@
 
 #include <array>
 #include <cstdint>
+#include <filesystem>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
 
-#include "audit/read_journal.h"  // ReadJournal::Sealed
 #include "credentials/credential.h"
 #include "credentials/vault.h"
 #include "store/record_store.h"  // ChangeStamp
@@ -30,19 +31,6 @@ struct AuditRecord {
   std::string query_sha256{}; // hex SHA-256 of the skill's query text
 
   bool operator==(const AuditRecord&) const = default;
-};
-
-// An audit event sealed before it is recorded (VaultImpl::prepare_event).
-struct PreparedEvent {
-  bool ready = false;
-  UserContext actor;  // as sealed
-  AuditRecord event;  // as sealed
-  ReadJournal::Sealed sealed;
-
-  [[nodiscard]] bool holds(const UserContext& other_actor, const AuditRecord& other) const {
-    return ready && event == other && actor.user_id == other_actor.user_id &&
-           actor.username == other_actor.username && actor.roles == other_actor.roles;
-  }
 };
 
 class VaultImpl {
@@ -73,20 +61,6 @@ class VaultImpl {
   // Appends one event to the audit trail as `actor`. Throws DatabaseError
   // when it cannot be written: callers then refuse the operation (fail closed).
   virtual void record_event(const UserContext& actor, const AuditRecord& event) = 0;
-
-  // record_event in two steps, for an event whose outcome is known in
-  // advance but must be recorded only once it holds: a skill's event is
-  // sealed while its statement is at the database server (the client waits
-  // there anyway), and recorded after the result arrived. prepare_event does
-  // not throw: an event it could not prepare is left not `ready`, and
-  // record_prepared_event then records `event` as record_event does (so too
-  // when `event` or the actor differs from the prepared one, or when another
-  // event was recorded in between). prepare_event also runs a fold of the
-  // handle's read journal that is due.
-  virtual void prepare_event(const UserContext& actor, const AuditRecord& event,
-                             PreparedEvent& prepared) noexcept = 0;
-  virtual void record_prepared_event(const UserContext& actor, const AuditRecord& event,
-                                     const PreparedEvent& prepared) = 0;
 
   virtual std::vector<std::string> store_credentials(const UserContext& user,
                                                      std::vector<NewCredential> credentials) = 0;
