@@ -39,7 +39,7 @@ Timestamp parse_since(const std::string& text) {
 
 nlohmann::ordered_json event_json(const AuditEvent& event) {
   return nlohmann::ordered_json{
-      {"seq", event.seq},
+      {"seq", event.seq > 0 ? nlohmann::ordered_json(event.seq) : nlohmann::ordered_json(nullptr)},
       {"time", format_timestamp(event.time)},
       {"actor", event.actor},
       {"roles", event.roles},
@@ -92,9 +92,9 @@ void run_audit(const CommonOptions& common, const AuditOptions& options) {
     }
     std::string action = printable(event.action);
     if (!event.skill.empty()) action += " " + printable(event.skill);
-    rows.push_back({std::to_string(event.seq), short_timestamp(event.time), actor, action,
-                    or_dash(event.owner), or_dash(event.name), printable(event.outcome),
-                    or_dash(event.error)});
+    rows.push_back({event.seq > 0 ? std::to_string(event.seq) : "-", short_timestamp(event.time),
+                    actor, action, or_dash(event.owner), or_dash(event.name),
+                    printable(event.outcome), or_dash(event.error)});
   }
   print_table({"SEQ", "TIME (UTC)", "ACTOR", "ACTION", "OWNER", "NAME", "OUTCOME", "ERROR"}, rows);
 }

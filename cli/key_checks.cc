@@ -101,8 +101,8 @@ void check_vault_permissions(const VaultOptions& options) {
     open.push_back(fmt::format("{} ({})", directory.string(), mode_text(st.st_mode)));
   }
   std::error_code ec;
-  // The vault's files: vault.db and its -wal and -shm, journal/ and the
-  // journals in it. Bounded: a vault directory holds a handful.
+  // The vault's files: vault.db and its -wal and -shm, segments/ and the
+  // files in it. Bounded: a vault directory holds a handful.
   int seen = 0;
   for (auto it = fs::recursive_directory_iterator(directory, ec);
        !ec && it != fs::recursive_directory_iterator() && ++seen <= 1000; it.increment(ec)) {

@@ -14,6 +14,9 @@
 namespace credentials {
 
 struct AuditEvent {
+  // The event's number in the audit chain, which holds the events of
+  // writes; 0 for the event of a read or a failure, which its handle
+  // recorded in a segment of its own (docs/FORMAT.md, "Audit segments").
   std::int64_t seq = 0;
   Timestamp time{};
   std::string actor;               // user id of the caller

@@ -1,10 +1,12 @@
 #include "audit/audit_chain.h"
 
+#include <map>
+#include <set>
+
 #include <fmt/format.h>
 
 #include "audit/audit_event.h"
-#include "audit/journal_continuity.h"
-#include "audit/read_journal.h"
+#include "audit/audit_segment.h"
 #include "credentials/errors.h"
 
 namespace credentials::internal {
@@ -32,33 +34,12 @@ Bytes genesis_mac(const Keyring& keys) {
 
 Bytes chain_mac(const Keyring& keys, ByteView previous, std::int64_t seq, ByteView owner_tag,
                 ByteView sealed) {
-  // MACed in parts: no copy of the sealed event per MAC (a fold makes one
-  // per read event).
   Bytes numbers;
   numbers.reserve(16);
   append_u64(numbers, static_cast<std::uint64_t>(seq));
   append_u64(numbers, owner_tag.size());
   return keys.audit_mac().mac({previous, numbers, owner_tag, sealed});
 }
-
-// A run's chain MAC. The all-ones word where a single event has its owner
-// tag's length (at most 32) keeps the two forms' messages apart.
-Bytes run_mac(const Keyring& keys, ByteView previous, std::int64_t seq, std::int64_t count, ByteView journal_id,
-              std::uint64_t first_index, ByteView start_mac, ByteView last_mac) {
-  constexpr std::uint64_t kRunMark = ~std::uint64_t{0};
-  Bytes numbers;
-  numbers.reserve(32);
-  append_u64(numbers, static_cast<std::uint64_t>(seq));
-  append_u64(numbers, kRunMark);
-  append_u64(numbers, static_cast<std::uint64_t>(count));
-  append_u64(numbers, first_index);
-  return keys.audit_mac().mac({previous, numbers, journal_id, start_mac, last_mac});
-}
-
-// A run's sealed column: journal_id(16) ‖ first_index(8, BE) ‖ start_mac(32) ‖ entries.
-constexpr std::size_t kJournalIdSize = 16;
-constexpr std::size_t kMacSize = 32;
-constexpr std::size_t kRunHeader = kJournalIdSize + 8 + kMacSize;
 
 Bytes head_value(const Keyring& keys, std::int64_t seq, ByteView mac) {
   Bytes body;
@@ -73,57 +54,20 @@ Bytes head_value(const Keyring& keys, std::int64_t seq, ByteView mac) {
 
 }  // namespace
 
-AuditAppender::AuditAppender(RecordStore& store, const Keyring& keys) : store_(store), keys_(keys) {
-  const auto last = store.last_audit_row();
-  seq_ = last ? last->seq : 0;
-  mac_ = last ? last->mac : genesis_mac(keys);
-}
-
-std::int64_t AuditAppender::append(ByteView owner_tag, std::string_view event_json) {
-  AuditRow row;
-  if (__builtin_add_overflow(seq_, 1, &row.seq)) throw DecryptionFailedError("the audit chain's last sequence number was altered");
-  row.owner_tag.assign(owner_tag.begin(), owner_tag.end());
-  row.sealed = aead_encrypt(keys_.audit_seal_key(), as_bytes(event_json), seal_aad(keys_, row.seq));
-  row.mac = chain_mac(keys_, mac_, row.seq, row.owner_tag, row.sealed);
-  store_.insert_audit_row(row);
-  seq_ = row.seq;
-  mac_ = std::move(row.mac);
-  appended_ = true;
-  return seq_;
-}
-
-std::int64_t AuditAppender::append_run(ByteView journal_id, std::uint64_t first_index, ByteView start_mac,
-                                       ByteView entries, std::int64_t count, ByteView last_mac) {
-  if (journal_id.size() != kJournalIdSize || start_mac.size() != kMacSize || count <= 0) {
-    throw InvalidArgumentError("a run of journal entries is malformed");
-  }
-  AuditRow row;
-  if (__builtin_add_overflow(seq_, count, &row.seq)) throw DecryptionFailedError("the audit chain's last sequence number was altered");
-  row.journal_run = count;
-  row.sealed.reserve(kRunHeader + entries.size());
-  row.sealed.assign(journal_id.begin(), journal_id.end());
-  append_u64(row.sealed, first_index);
-  row.sealed.insert(row.sealed.end(), start_mac.begin(), start_mac.end());
-  row.sealed.insert(row.sealed.end(), entries.begin(), entries.end());
-  row.mac = run_mac(keys_, mac_, row.seq, count, journal_id, first_index, start_mac, last_mac);
-  store_.insert_audit_row(row);
-  seq_ = row.seq;
-  mac_ = std::move(row.mac);
-  appended_ = true;
-  return seq_;
-}
-
-void AuditAppender::finish() {
-  if (appended_) store_.put_meta("audit_head", head_value(keys_, seq_, mac_));
-  appended_ = false;
-}
-
 std::int64_t append_audit_event(RecordStore& store, const Keyring& keys, ByteView owner_tag,
                                 std::string_view event_json) {
-  AuditAppender appender(store, keys);
-  const std::int64_t seq = appender.append(owner_tag, event_json);
-  appender.finish();
-  return seq;
+  const auto last = store.last_audit_row();
+  AuditRow row;
+  if (__builtin_add_overflow(last ? last->seq : 0, 1, &row.seq)) {
+    throw DecryptionFailedError("the audit chain's last sequence number was altered");
+  }
+  row.owner_tag.assign(owner_tag.begin(), owner_tag.end());
+  row.sealed = aead_encrypt(keys.audit_seal_key(), as_bytes(event_json), seal_aad(keys, row.seq));
+  row.mac = chain_mac(keys, last ? ByteView(last->mac) : ByteView(genesis_mac(keys)), row.seq,
+                      row.owner_tag, row.sealed);
+  store.insert_audit_row(row);
+  store.put_meta("audit_head", head_value(keys, row.seq, row.mac));
+  return row.seq;
 }
 
 Bytes vault_state(RecordStore& store) {
@@ -142,35 +86,157 @@ Bytes vault_state(RecordStore& store) {
   return sha256(message);
 }
 
+namespace {
+
+struct AnchorSeen {
+  std::int64_t entries = 0;
+  Bytes last;
+  std::int64_t seq = 0;  // of the anchor event
+};
+
+// Each segment's entries, in order, against the anchors the chain holds for
+// it: every entry authentic and in its place, and each anchor's entry the one
+// it names. `result` is the chain's verification, to which the entries are
+// added; a problem is reported at the anchor that vouches for the entry.
+void verify_segments(RecordStore& store, const Keyring& keys,
+                     const std::map<Bytes, std::vector<AnchorSeen>>& anchors,
+                     ChainVerification& result) {
+  const auto fail = [&](std::int64_t seq, std::string problem) {
+    result.ok = false;
+    result.first_bad_seq = seq > 0 ? seq : result.head_seq + 1;
+    result.problem = std::move(problem);
+  };
+  // The anchor vouching for entry `index` of the segment: its first with more entries.
+  const auto vouching = [](const std::vector<AnchorSeen>* list,
+                           std::int64_t index) -> std::int64_t {
+    if (!list) return 0;
+    for (const AnchorSeen& anchor : *list) {
+      if (anchor.entries > index) return anchor.seq;
+    }
+    return 0;
+  };
+  Bytes segment;
+  const std::vector<AnchorSeen>* list = nullptr;
+  std::size_t next_anchor = 0;
+  std::int64_t expected = 0;
+  Bytes mac;
+  std::set<Bytes> anchored_seen;  // anchored segments the walk met
+  // The end of a segment: every anchor of it reached.
+  const auto finish = [&]() -> bool {
+    if (segment.empty() || !list || next_anchor == list->size()) return true;
+    const AnchorSeen& missing = (*list)[next_anchor];
+    fail(missing.seq,
+         fmt::format("segment {} ends after {} of its entries, but event {} anchored {}: read "
+                     "events were cut from it",
+                     hex_encode(segment), expected, missing.seq, missing.entries));
+    return false;
+  };
+  // Chunks hold up to a few hundred KiB each.
+  constexpr std::int64_t kChunksPerRead = 16;
+  Bytes after_segment;
+  std::int64_t after_index = -1;
+  for (;;) {
+    const auto chunks = store.segment_chunks(after_segment, after_index, kChunksPerRead);
+    for (const SegmentChunk& chunk : chunks) {
+      if (chunk.segment_id != segment) {
+        if (!finish()) return;
+        segment = chunk.segment_id;
+        const auto it = anchors.find(segment);
+        list = it == anchors.end() ? nullptr : &it->second;
+        if (list) anchored_seen.insert(segment);
+        next_anchor = 0;
+        expected = 0;
+        mac = segment_genesis_mac(keys, segment);
+      }
+      bool whole = false;
+      const auto entries = parse_segment_frames(chunk.entries, chunk.segment_id, &whole);
+      if (chunk.first_index != expected || !whole ||
+          chunk.count != static_cast<std::int64_t>(entries.size())) {
+        return fail(
+            vouching(list, expected),
+            fmt::format(
+                "the entries of segment {} from {} were altered, inserted, removed or reordered",
+                hex_encode(segment), expected));
+      }
+      for (const SegmentEntry& entry : entries) {
+        if (entry.index != expected ||
+            !constant_time_equal(segment_entry_mac(keys, mac, entry), entry.mac)) {
+          return fail(
+              vouching(list, expected),
+              fmt::format("entry {} of segment {} was altered, inserted, removed or reordered",
+                          expected, hex_encode(segment)));
+        }
+        if (!open_segment_entry(keys, entry)) {
+          return fail(vouching(list, expected),
+                      fmt::format("entry {} of segment {} does not decrypt", expected,
+                                  hex_encode(segment)));
+        }
+        mac = entry.mac;
+        ++expected;
+        ++result.events;
+        while (list && next_anchor < list->size() && (*list)[next_anchor].entries == expected) {
+          if (!constant_time_equal((*list)[next_anchor].last, mac)) {
+            return fail((*list)[next_anchor].seq,
+                        fmt::format("entry {} of segment {} is not the one event {} anchored",
+                                    expected - 1, hex_encode(segment), (*list)[next_anchor].seq));
+          }
+          ++next_anchor;
+        }
+      }
+    }
+    if (static_cast<std::int64_t>(chunks.size()) < kChunksPerRead) break;
+    after_segment = chunks.back().segment_id;
+    after_index = chunks.back().first_index;
+  }
+  if (!finish()) return;
+  for (const auto& [id, seen] : anchors) {
+    if (anchored_seen.count(id)) continue;
+    return fail(seen.front().seq,
+                fmt::format("segment {}, anchored by event {}, is missing: its read events "
+                            "were removed",
+                            hex_encode(id), seen.front().seq));
+  }
+}
+
+}  // namespace
+
 ChainVerification verify_audit_chain(RecordStore& store, const Keyring& keys) {
-  const std::string damage_mark = fmt::format(R"("action":"{}")", kJournalDamagedAction);
-  JournalContinuity continuity(keys);
+  const std::string damage_mark = fmt::format(R"("action":"{}")", kSegmentDamagedAction);
+  std::map<Bytes, std::vector<AnchorSeen>> anchors;
   std::optional<Bytes> committed;  // by the last write's event
   std::int64_t committed_seq = 0;
-  ChainVerification result =
-      walk_audit_chain(store, keys, [&](const WalkedEvent& event) -> std::optional<std::string> {
-        if (event.text.find(damage_mark) != std::string::npos) {
+  ChainVerification result = walk_audit_chain(
+      store, keys, [&](std::int64_t seq, const std::string& text) -> std::optional<std::string> {
+        if (text.find(damage_mark) != std::string::npos) {
           return fmt::format(
-              "event {} records a read journal that was altered before its events reached the "
-              "chain: "
-              "read events of one process are lost",
-              event.seq);
+              "event {} records a segment of read events that was altered before it was anchored: "
+              "read "
+              "events of one process are lost",
+              seq);
         }
-        if (auto commitment = event_commitment(event.text)) {
+        if (auto anchor = event_anchor(text)) {
+          auto& seen = anchors[anchor->segment];
+          if (anchor->entries <= 0 || (!seen.empty() && anchor->entries <= seen.back().entries)) {
+            return fmt::format("event {} anchors a segment at an entry it had passed", seq);
+          }
+          seen.push_back({anchor->entries, std::move(anchor->last), seq});
+          return std::nullopt;
+        }
+        if (auto commitment = event_commitment(text)) {
           // Each write starts from the state the write before it left: a
           // write after records were rolled back, or after events were cut,
           // does not hide it.
           if (committed && !constant_time_equal(commitment->prior, *committed)) {
             return fmt::format(
                 "event {} is a write that started from another state than the write before it "
-                "(event {}) "
-                "left: records were put back from an older copy, or events were cut, before it",
-                event.seq, committed_seq);
+                "(event {}) left: records were put back from an older copy, or events were cut, "
+                "before it",
+                seq, committed_seq);
           }
           committed = std::move(commitment->state);
-          committed_seq = event.seq;
+          committed_seq = seq;
         }
-        return continuity.check(event.seq, event.journal);
+        return std::nullopt;
       });
   if (!result.ok) return result;
   const auto fail = [&](std::int64_t seq, std::string problem) {
@@ -192,12 +258,14 @@ ChainVerification verify_audit_chain(RecordStore& store, const Keyring& keys) {
                     "records were put back from an older copy, or events after it were cut",
                     committed_seq));
   }
+  verify_segments(store, keys, anchors, result);
   return result;
 }
 
 ChainVerification walk_audit_chain(
     RecordStore& store, const Keyring& keys,
-    const std::function<std::optional<std::string>(const WalkedEvent&)>& each) {
+    const std::function<std::optional<std::string>(std::int64_t seq, const std::string& text)>&
+        each) {
   ChainVerification result;
   Bytes previous = genesis_mac(keys);
   std::int64_t expected = 1;
@@ -207,154 +275,52 @@ ChainVerification walk_audit_chain(
     result.problem = std::move(problem);
     return result;
   };
-  constexpr std::int64_t kBatch = kAuditRowsPerRead;
   for (;;) {
-    const auto rows = store.audit_rows(expected - 1, kBatch);
+    const auto rows = store.audit_rows(expected - 1, kAuditRowsPerRead);
     for (const auto& row : rows) {
-      const auto problem = check_audit_row(keys, expected, previous, row, [&](const ChainedEvent& event) {
-        JournalPlace place;
-        const auto text = open_audit_event(keys, event, place);
-        if (!text) return std::optional<std::string>(fmt::format("event {} does not decrypt", event.seq));
-        if (auto problem = each({event.seq, *text, place})) return problem;
-        ++result.events;
-        return std::optional<std::string>();
-      });
-      if (problem) return fail(problem->seq, std::move(problem->what));
+      if (row.seq > expected) {
+        return fail(expected,
+                    fmt::format("event {} is missing (next present is {})", expected, row.seq));
+      }
+      if (row.seq < expected || !audit_row_chains(keys, previous, row)) {
+        return fail(expected, fmt::format("event {} was altered, inserted or reordered", expected));
+      }
+      const auto text = open_audit_event(keys, row);
+      if (!text) return fail(row.seq, fmt::format("event {} does not decrypt", row.seq));
+      if (auto problem = each(row.seq, *text)) return fail(row.seq, std::move(*problem));
       previous = row.mac;
       expected = row.seq + 1;
     }
-    if (static_cast<std::int64_t>(rows.size()) < kBatch) break;
+    if (static_cast<std::int64_t>(rows.size()) < kAuditRowsPerRead) break;
   }
-  result.head_seq = result.events;
-  result.head_mac = result.events ? previous : Bytes();
+  result.head_seq = expected - 1;
+  result.events = result.head_seq;
+  result.head_mac = result.head_seq ? previous : Bytes();
   const auto head = store.get_meta("audit_head");
-  if (!head && result.events == 0) return result;
+  if (!head && result.head_seq == 0) return result;
   if (!head) return fail(1, "the audit head record is missing");
-  Bytes expected_head = head_value(keys, result.events, previous);
-  if (!constant_time_equal(*head, expected_head)) {
-    return fail(result.events + 1,
+  if (!constant_time_equal(*head, head_value(keys, result.head_seq, previous))) {
+    return fail(result.head_seq + 1,
                 fmt::format("the chain ends at event {} but the head says otherwise: events were "
                             "removed from the tail or the head was altered",
-                            result.events));
+                            result.head_seq));
   }
   return result;
 }
 
 Bytes chain_genesis_mac(const Keyring& keys) { return genesis_mac(keys); }
 
-std::optional<RowProblem> check_audit_row(
-    const Keyring& keys, std::int64_t expected_seq, ByteView previous_mac, const AuditRow& row,
-    const std::function<std::optional<std::string>(const ChainedEvent&)>& each) {
-  const auto altered = [](std::int64_t seq) {
-    return RowProblem{seq, fmt::format("event {} was altered, inserted or reordered", seq)};
-  };
-  const std::int64_t first = row.first_seq();
-  if (row.journal_run < 0 || first < expected_seq) return altered(expected_seq);
-  if (first > expected_seq) {
-    return RowProblem{expected_seq, fmt::format("event {} is missing (next present is {})", expected_seq, first)};
-  }
-  if (row.journal_run == 0) {
-    if (!constant_time_equal(chain_mac(keys, previous_mac, row.seq, row.owner_tag, row.sealed), row.mac)) {
-      return altered(row.seq);
-    }
-    if (auto problem = each({.seq = row.seq, .owner_tag = row.owner_tag, .sealed = row.sealed})) {
-      return RowProblem{row.seq, *problem};
-    }
-    return std::nullopt;
-  }
-  // A run: each entry checked against the one before it, then the run as a
-  // whole against the chain; only then are its events handed on.
-  const ByteView sealed(row.sealed);
-  // The run's MAC does not cover the row's owner tag column: each entry
-  // carries its own. So the column must be empty, or a byte written there
-  // would go unnoticed.
-  if (sealed.size() < kRunHeader || !row.owner_tag.empty()) return altered(first);
-  const ByteView journal_id = sealed.first(kJournalIdSize);
-  std::uint64_t first_index = 0;
-  for (std::size_t i = kJournalIdSize; i < kJournalIdSize + 8; ++i) first_index = (first_index << 8) | sealed[i];
-  const ByteView start_mac = sealed.subspan(kJournalIdSize + 8, kMacSize);
-  const ByteView entries = sealed.subspan(kRunHeader);
-  const auto for_each_entry = [&](const auto& visit) -> std::optional<RowProblem> {
-    std::size_t at = 0;
-    for (std::int64_t i = 0; i < row.journal_run; ++i) {
-      bool malformed = false;
-      const auto entry = parse_journal_entry(entries.subspan(at), malformed);
-      if (!entry) {
-        if (at == entries.size()) {
-          return RowProblem{first + i, fmt::format("event {} is missing (its run of read events was cut short)",
-                                                   first + i)};
-        }
-        return altered(first + i);
-      }
-      if (auto problem = visit(first + i, *entry)) return problem;
-      at += entry->size;
-    }
-    if (at != entries.size()) return altered(row.seq);  // more than the run's count
-    return std::nullopt;
-  };
-  ByteView mac = start_mac;
-  std::uint64_t index = first_index;
-  if (auto problem = for_each_entry([&](std::int64_t seq, const JournalEntry& entry) -> std::optional<RowProblem> {
-        if (entry.index != index || !constant_time_equal(journal_entry_mac(keys, mac, entry.maced), entry.mac)) {
-          return altered(seq);
-        }
-        mac = entry.mac;
-        ++index;
-        return std::nullopt;
-      })) {
-    return problem;
-  }
-  if (!constant_time_equal(
-          run_mac(keys, previous_mac, row.seq, row.journal_run, journal_id, first_index, start_mac, mac), row.mac)) {
-    return altered(first);
-  }
-  ByteView chained_to = start_mac;
-  return for_each_entry([&](std::int64_t seq, const JournalEntry& entry) -> std::optional<RowProblem> {
-    if (auto problem = each({seq, entry.owner, entry.sealed, journal_id, entry.index, chained_to, entry.mac})) {
-      return RowProblem{seq, *problem};
-    }
-    chained_to = entry.mac;
-    return std::nullopt;
-  });
+bool audit_row_chains(const Keyring& keys, ByteView previous_mac, const AuditRow& row) {
+  return constant_time_equal(chain_mac(keys, previous_mac, row.seq, row.owner_tag, row.sealed),
+                             row.mac);
 }
 
-// An event of a write is sealed under its chain sequence number. A read
-// event is sealed as its journal sealed it, bound to that journal and index:
-// an entry of a run names them in the run; a single folded entry (format 4)
-// carries them, `journal id (16) ‖ index (8, BE) ‖ sealed`, and AES-GCM
-// tells which form a single row has: only the right associated data
-// authenticates.
-std::optional<std::string> open_audit_event(const Keyring& keys, const ChainedEvent& event, JournalPlace& place) {
-  place = {};
-  std::optional<SecretBytes> plain;
-  if (!event.journal_id.empty()) {
-    plain = aead_decrypt(keys.audit_seal_key(), event.sealed,
-                         journal_seal_aad(keys, event.journal_id, event.journal_index));
-    if (plain) {
-      place = {.journal_id = event.journal_id, .index = event.journal_index, .chained_to = event.chained_to,
-               .mac = event.mac};
-    }
-  } else {
-    constexpr std::size_t kJournalRef = kJournalIdSize + 8;
-    const ByteView sealed = event.sealed;
-    if (sealed.size() > kJournalRef) {
-      std::uint64_t index = 0;
-      for (std::size_t i = kJournalIdSize; i < kJournalRef; ++i) index = (index << 8) | sealed[i];
-      plain = aead_decrypt(keys.audit_seal_key(), sealed.subspan(kJournalRef),
-                           journal_seal_aad(keys, sealed.first(kJournalIdSize), index));
-      if (plain) place = {.journal_id = sealed.first(kJournalIdSize), .index = index};
-    }
-    if (!plain) plain = aead_decrypt(keys.audit_seal_key(), sealed, seal_aad(keys, event.seq));
-  }
+std::optional<std::string> open_audit_event(const Keyring& keys, const AuditRow& row) {
+  const auto plain = aead_decrypt(keys.audit_seal_key(), row.sealed, seal_aad(keys, row.seq));
   if (!plain) return std::nullopt;
-  const ByteView opened = plain->span();
-  place.json_sealed = !place.journal_id.empty() && !opened.empty() && opened[0] == '{';
-  return event_text(opened);
-}
-
-std::optional<std::string> open_audit_event(const Keyring& keys, const ChainedEvent& event) {
-  JournalPlace unused;
-  return open_audit_event(keys, event, unused);
+  const ByteView text = plain->span();
+  if (text.empty() || text[0] != '{') return std::nullopt;
+  return std::string(reinterpret_cast<const char*>(text.data()), text.size());
 }
 
 }  // namespace credentials::internal

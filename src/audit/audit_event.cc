@@ -12,60 +12,9 @@
 namespace credentials::internal {
 namespace {
 
-constexpr std::uint8_t kCompactForm = 0x01;
 constexpr std::string_view kPriorKey = "prior";
 constexpr std::string_view kStateKey = "state";
 constexpr std::size_t kStateSize = 32;
-
-void put_be(Bytes& out, std::uint64_t value, int bytes) {
-  for (int shift = 8 * (bytes - 1); shift >= 0; shift -= 8) out.push_back(static_cast<std::uint8_t>(value >> shift));
-}
-
-// LEB128: seven bits a byte, low first, the high bit set on all but the
-// last (one byte for any length below 128).
-void put_count(Bytes& out, std::uint64_t value) {
-  for (; value >= 0x80; value >>= 7) out.push_back(static_cast<std::uint8_t>(value | 0x80));
-  out.push_back(static_cast<std::uint8_t>(value));
-}
-
-void put_string(Bytes& out, std::string_view text) {
-  put_count(out, text.size());
-  out.insert(out.end(), text.begin(), text.end());
-}
-
-// Reads a compact event front to back; any read past its end fails it.
-class Reader {
- public:
-  explicit Reader(ByteView in) : in_(in) {}
-  std::optional<std::uint64_t> number(std::size_t bytes) {
-    if (in_.size() - at_ < bytes) return std::nullopt;
-    std::uint64_t value = 0;
-    for (std::size_t i = 0; i < bytes; ++i) value = (value << 8) | in_[at_++];
-    return value;
-  }
-  std::optional<std::uint64_t> count() {
-    std::uint64_t value = 0;
-    for (int shift = 0; shift < 64; shift += 7) {
-      if (at_ == in_.size()) return std::nullopt;
-      const std::uint8_t byte = in_[at_++];
-      value |= std::uint64_t{byte & 0x7Fu} << shift;
-      if (!(byte & 0x80)) return value;
-    }
-    return std::nullopt;
-  }
-  std::optional<std::string_view> string() {
-    const auto length = count();
-    if (!length || in_.size() - at_ < *length) return std::nullopt;
-    const std::string_view text(reinterpret_cast<const char*>(in_.data() + at_), *length);
-    at_ += *length;
-    return text;
-  }
-  [[nodiscard]] bool at_end() const { return at_ == in_.size(); }
-
- private:
-  ByteView in_;
-  std::size_t at_ = 0;
-};
 
 }  // namespace
 
@@ -125,6 +74,11 @@ std::string event_json(const EventFields& event) {
   fmt::format_to(std::back_inserter(out), ",\"pid\":{}", event.pid);
   if (!event.skill.empty()) field("skill", event.skill);
   if (!event.query_sha256.empty()) field("query_sha256", event.query_sha256);
+  if (!event.segment.empty()) {
+    field("segment", hex_encode(event.segment));
+    fmt::format_to(std::back_inserter(out), ",\"entries\":{}", event.entries);
+    field("last", hex_encode(event.last));
+  }
   if (!event.prior.empty()) field(kPriorKey, hex_encode(event.prior));
   if (!event.state.empty()) field(kStateKey, hex_encode(event.state));
   out += '}';
@@ -170,53 +124,22 @@ std::optional<StateCommitment> event_commitment(std::string_view text) {
   return commitment;
 }
 
-void compact_event(const EventFields& event, Bytes& out) {
-  out.clear();
-  out.push_back(kCompactForm);
-  put_be(out, static_cast<std::uint64_t>(event.time.time_since_epoch().count()), 8);
-  put_be(out, static_cast<std::uint64_t>(event.pid), 4);
-  put_count(out, event.roles.size());
-  for (const std::string& role : event.roles) put_string(out, role);
-  for (std::string_view text : {event.actor, event.action, event.owner, event.name, event.outcome, event.error,
-                                event.skill, event.query_sha256}) {
-    put_string(out, text);
+std::optional<SegmentAnchor> event_anchor(std::string_view text) {
+  if (text.find(R"("segment":")") == std::string_view::npos) return std::nullopt;
+  const auto body = nlohmann::json::parse(text, nullptr, false);
+  if (!body.is_object() || body.value("action", std::string()) != kAnchorAction)
+    return std::nullopt;
+  const auto segment = body.find("segment");
+  const auto entries = body.find("entries");
+  const auto last = body.find("last");
+  if (segment == body.end() || entries == body.end() || last == body.end() ||
+      !segment->is_string() || !entries->is_number_integer() || !last->is_string()) {
+    return std::nullopt;
   }
-}
-
-std::optional<std::string> event_text(ByteView opened) {
-  if (!opened.empty() && opened[0] == '{') return std::string(reinterpret_cast<const char*>(opened.data()), opened.size());
-  if (opened.empty() || opened[0] != kCompactForm) return std::nullopt;
-  Reader in(opened.subspan(1));
-  const auto time = in.number(8);
-  const auto pid = in.number(4);
-  const auto role_count = in.count();
-  if (!time || !pid || !role_count) return std::nullopt;
-  std::vector<std::string> roles;
-  for (std::uint64_t i = 0; i < *role_count; ++i) {
-    const auto role = in.string();
-    if (!role) return std::nullopt;
-    roles.emplace_back(*role);
-  }
-  std::string_view fields[8];
-  for (auto& field : fields) {
-    const auto text = in.string();
-    if (!text) return std::nullopt;
-    field = *text;
-  }
-  if (!in.at_end()) return std::nullopt;
-  EventFields event;
-  event.time = Timestamp(std::chrono::microseconds(static_cast<std::int64_t>(*time)));
-  event.pid = static_cast<std::int64_t>(*pid);
-  event.roles = roles;
-  event.actor = fields[0];
-  event.action = fields[1];
-  event.owner = fields[2];
-  event.name = fields[3];
-  event.outcome = fields[4];
-  event.error = fields[5];
-  event.skill = fields[6];
-  event.query_sha256 = fields[7];
-  return event_json(event);
+  auto segment_id = hex_decode(segment->get<std::string>());
+  auto last_mac = hex_decode(last->get<std::string>());
+  if (!segment_id || !last_mac) return std::nullopt;
+  return SegmentAnchor{std::move(*segment_id), entries->get<std::int64_t>(), std::move(*last_mac)};
 }
 
 }  // namespace credentials::internal

@@ -1,12 +1,5 @@
-// An audit event's two encodings (docs/FORMAT.md, "Audit events").
-//
-// `audit` reads every event as a JSON object, and the events of writes are
-// sealed as that JSON. The events of reads are sealed in a compact binary
-// form instead: a read's event is MACed, sealed, copied into its journal,
-// written to the database's log and then into the database itself, so each
-// of its bytes is paid for five times on every read, and the JSON's keys
-// and time string made up more than half of it. Opening an event turns
-// either form into the same JSON text.
+// An audit event: a JSON object, sealed as its text (docs/FORMAT.md,
+// "Audit events").
 #pragma once
 
 #include <cstdint>
@@ -33,11 +26,17 @@ struct EventFields {
   // first commitment); both empty for a read.
   ByteView prior{};
   ByteView state{};
+  // An anchor's (audit_segment.h): the segment, how many entries it holds,
+  // and the last one's MAC; empty for any other event.
+  ByteView segment{};
+  std::int64_t entries = 0;
+  ByteView last{};
 };
 
 // The event as a JSON object: `time, actor, roles, action, owner, name,
-// outcome, error, pid`, plus `skill` and `query_sha256` when not empty, and
-// last `prior` and `state` (hex) for a write.
+// outcome, error, pid`, plus `skill` and `query_sha256` when not empty,
+// `segment`, `entries` and `last` for an anchor, and last `prior` and
+// `state` (hex) for a write.
 [[nodiscard]] std::string event_json(const EventFields& event);
 
 // What a write's event commits to (its last fields); nullopt for an event
@@ -48,16 +47,15 @@ struct StateCommitment {
 };
 [[nodiscard]] std::optional<StateCommitment> event_commitment(std::string_view text);
 
-// The compact form, into `out` (its capacity kept from one read to the
-// next): 0x01 ‖ time_µs i64 ‖ pid u32 (both big-endian) ‖ count ‖ roles ‖
-// actor, action, owner, name, outcome, error, skill, query_sha256, each
-// string its length and its bytes; counts and lengths are LEB128 (one byte
-// below 128).
-void compact_event(const EventFields& event, Bytes& out);
-
-// The JSON text of an opened event in either form; nullopt when it is
-// neither a JSON object nor a well-formed compact event.
-[[nodiscard]] std::optional<std::string> event_text(ByteView opened);
+// The action of an anchor event.
+inline constexpr std::string_view kAnchorAction = "anchor";
+// What an anchor event records; nullopt for any other event.
+struct SegmentAnchor {
+  Bytes segment;
+  std::int64_t entries = 0;
+  Bytes last;
+};
+[[nodiscard]] std::optional<SegmentAnchor> event_anchor(std::string_view text);
 
 // A JSON string literal of `text` (invalid UTF-8 replaced).
 void append_json_string(std::string& out, std::string_view text);

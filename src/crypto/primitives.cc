@@ -355,4 +355,17 @@ std::string hex_encode(ByteView data) {
   return out;
 }
 
+std::optional<Bytes> hex_decode(std::string_view hex) {
+  if (hex.size() % 2 != 0) return std::nullopt;
+  Bytes out(hex.size() / 2);
+  std::size_t written = 0;
+  const char* end = nullptr;
+  if (sodium_hex2bin(out.data(), out.size(), hex.data(), hex.size(), nullptr, &written, &end) !=
+          0 ||
+      written != out.size() || end != hex.data() + hex.size()) {
+    return std::nullopt;
+  }
+  return out;
+}
+
 }  // namespace credentials::internal

@@ -124,5 +124,7 @@ constexpr std::size_t kArgon2SaltSize = 16;
 [[nodiscard]] std::optional<Bytes> base64_decode(std::string_view text);
 [[nodiscard]] std::optional<Bytes> base64url_decode(std::string_view text);
 [[nodiscard]] std::string hex_encode(ByteView data);
+// The bytes of an even-length hex text; nullopt when it is not one.
+[[nodiscard]] std::optional<Bytes> hex_decode(std::string_view hex);
 
 }  // namespace credentials::internal

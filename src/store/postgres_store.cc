@@ -33,7 +33,7 @@ constexpr const char* kLockTimeout = "30s";
 
 // Forward migrations: entry i brings the schema from version i to i + 1.
 // `{s}` is the quoted schema name. Each runs inside the write transaction
-// that records it in schema_version, so a failed migration leaves nothing.
+// that records it in schema_format, so a failed migration leaves nothing.
 // Append new migrations; never edit a released one.
 constexpr std::array<const char*, PostgresStore::kSchemaVersion> kMigrations = {
     R"sql(
@@ -65,19 +65,15 @@ constexpr std::array<const char*, PostgresStore::kSchemaVersion> kMigrations = {
       owner_tag bytea,
       sealed bytea NOT NULL,
       mac bytea NOT NULL);
-    )sql",
-    // 2: the version ledger (docs/FORMAT.md), built by the vault when it
-    // upgrades its format-2 data in the same schema.
-    R"sql(
-    CREATE TABLE IF NOT EXISTS {s}.ledger (
+    CREATE TABLE {s}.audit_segment (
+      segment_id bytea NOT NULL,
+      first_idx bigint NOT NULL,
+      count bigint NOT NULL,
+      entries bytea NOT NULL,
+      PRIMARY KEY (segment_id, first_idx));
+    CREATE TABLE {s}.ledger (
       node_id bigint PRIMARY KEY,
       body bytea NOT NULL);
-    )sql",
-    // 3: runs of read-journal entries in one audit row (vault format 5,
-    // docs/FORMAT.md). This store has no journal, but a vault copied from
-    // the embedded store brings its runs.
-    R"sql(
-    ALTER TABLE {s}.audit ADD COLUMN IF NOT EXISTS journal_run bigint NOT NULL DEFAULT 0;
     )sql",
 };
 
@@ -264,8 +260,13 @@ StoredRecord record_from(const PostgresStore::Result& r, int row) {
 }
 
 AuditRow audit_row_from(const PostgresStore::Result& r, int row) {
-  // Columns: seq, owner_tag, sealed, mac, journal_run.
-  return {r.int64(row, 0), r.bytes(row, 1), r.bytes(row, 2), r.bytes(row, 3), r.int64(row, 4)};
+  // Columns: seq, owner_tag, sealed, mac.
+  return {r.int64(row, 0), r.bytes(row, 1), r.bytes(row, 2), r.bytes(row, 3)};
+}
+
+SegmentChunk segment_chunk_from(const PostgresStore::Result& r, int row) {
+  // Columns: segment_id, first_idx, count, entries.
+  return {r.bytes(row, 0), r.int64(row, 1), r.int64(row, 2), r.bytes(row, 3)};
 }
 
 // Statements that only read may be retried once on a fresh connection when
@@ -378,10 +379,16 @@ std::unique_ptr<PostgresStore> PostgresStore::open(std::string_view url, bool cr
   store->idle_.push_back(first.get());
   store->connections_.push_back(std::move(first));
   if (!store->initialized()) {
+    // A header without its format: emptied or altered, never a vault to
+    // create over (SqliteStore::open refuses such a file the same way).
+    if (store->header_without_format()) {
+      throw DecryptionFailedError(fmt::format(
+          "the vault schema '{}' has a vault's header but not its format: it was emptied or "
+          "altered. Nothing was changed; restore the vault from a backup",
+          store->schema_));
+    }
     if (!create) return nullptr;
-    return store;
   }
-  store->migrate_if_needed();
   return store;
 }
 
@@ -712,20 +719,41 @@ bool PostgresStore::initialized() {
         params_->user, schema_));
   }
   if (!r.boolean(0, 1)) return false;
-  return get_meta("format_version").has_value();
+  // A vault's format (or a pre-release build's format_version, which the
+  // vault refuses with what to do).
+  return get_meta("format").has_value() || get_meta("format_version").has_value();
+}
+
+bool PostgresStore::header_without_format() {
+  const std::string meta = quoted_schema_ + ".meta";
+  Result r = run("SELECT to_regclass($1) IS NOT NULL", {std::string_view(meta)});
+  return r.boolean(0, 0) && run("SELECT EXISTS (SELECT 1 FROM {s}.meta)", {}).boolean(0, 0);
 }
 
 int PostgresStore::stored_schema_version() {
-  Result r = run(
-      "SELECT EXISTS (SELECT 1 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
-      "WHERE n.nspname = $1 AND c.relname = 'schema_version')",
-      {std::string_view(schema_)});
+  Result r =
+      run("SELECT EXISTS (SELECT 1 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+          "WHERE n.nspname = $1 AND c.relname = 'schema_format')",
+          {std::string_view(schema_)});
   if (!r.boolean(0, 0)) return 0;
-  Result v = run("SELECT coalesce(max(version), 0)::bigint FROM {s}.schema_version", {});
+  Result v = run("SELECT coalesce(max(version), 0)::bigint FROM {s}.schema_format", {});
   return static_cast<int>(v.int64(0, 0));
 }
 
 void PostgresStore::migrate_if_needed() {
+  // Schemas before format 1 counted their versions in `schema_version`.
+  Result old =
+      run("SELECT EXISTS (SELECT 1 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+          "WHERE n.nspname = $1 AND c.relname = 'schema_version')",
+          {std::string_view(schema_)});
+  if (old.boolean(0, 0)) {
+    throw DatabaseError(fmt::format(
+        "the vault schema '{}' was written by a pre-release development build of credentials; this "
+        "build reads vault format 1 only and has no upgrade from it. Nothing was changed. Open it "
+        "with the build that wrote it and move the credentials into a new vault (show --reveal, "
+        "then add)",
+        schema_));
+  }
   const int version = stored_schema_version();
   if (version > kSchemaVersion) {
     throw DatabaseError(fmt::format(
@@ -744,7 +772,7 @@ void PostgresStore::create_schema() {
   Result exists = run("SELECT 1 FROM pg_namespace WHERE nspname = $1", {std::string_view(schema_)});
   if (exists.rows() == 0) exec("CREATE SCHEMA {s}");
   exec(
-      "CREATE TABLE IF NOT EXISTS {s}.schema_version (version integer PRIMARY KEY, "
+      "CREATE TABLE IF NOT EXISTS {s}.schema_format (version integer PRIMARY KEY, "
       "applied_at timestamptz NOT NULL DEFAULT now())");
   const int version = stored_schema_version();
   if (version > kSchemaVersion) {
@@ -752,7 +780,7 @@ void PostgresStore::create_schema() {
   }
   for (int v = version; v < kSchemaVersion; ++v) {
     exec(kMigrations[static_cast<std::size_t>(v)]);
-    (void)run("INSERT INTO {s}.schema_version(version) VALUES($1)", {std::int64_t{v + 1}});
+    (void)run("INSERT INTO {s}.schema_format(version) VALUES($1)", {std::int64_t{v + 1}});
   }
 }
 
@@ -984,22 +1012,66 @@ std::int64_t PostgresStore::last_used(ByteView lookup) {
 
 std::optional<AuditRow> PostgresStore::last_audit_row() {
   // Without its sealed bytes: appending needs only where the chain ends.
-  Result r = run("SELECT seq, owner_tag, ''::bytea, mac, journal_run FROM {s}.audit ORDER BY seq DESC LIMIT 1", {});
+  Result r =
+      run("SELECT seq, owner_tag, ''::bytea, mac FROM {s}.audit ORDER BY seq DESC LIMIT 1", {});
   if (r.rows() == 0) return std::nullopt;
   return audit_row_from(r, 0);
 }
 
 void PostgresStore::insert_audit_row(const AuditRow& row) {
-  (void)run("INSERT INTO {s}.audit(seq, owner_tag, sealed, mac, journal_run) VALUES($1, $2, $3, $4, $5)",
-            {row.seq, ByteView(row.owner_tag), ByteView(row.sealed), ByteView(row.mac), row.journal_run});
+  (void)run("INSERT INTO {s}.audit(seq, owner_tag, sealed, mac) VALUES($1, $2, $3, $4)",
+            {row.seq, ByteView(row.owner_tag), ByteView(row.sealed), ByteView(row.mac)});
 }
 
 std::vector<AuditRow> PostgresStore::audit_rows(std::int64_t after, std::int64_t limit) {
-  Result r = run("SELECT seq, owner_tag, sealed, mac, journal_run FROM {s}.audit WHERE seq > $1 ORDER BY seq LIMIT $2",
-                 {after, limit});
+  Result r =
+      run("SELECT seq, owner_tag, sealed, mac FROM {s}.audit WHERE seq > $1 ORDER BY seq LIMIT $2",
+          {after, limit});
   std::vector<AuditRow> rows;
   for (int i = 0; i < r.rows(); ++i) rows.push_back(audit_row_from(r, i));
   return rows;
+}
+
+void PostgresStore::insert_segment_chunk(const SegmentChunk& chunk) {
+  (void)run(
+      "INSERT INTO {s}.audit_segment(segment_id, first_idx, count, entries) VALUES($1, $2, $3, $4)",
+      {ByteView(chunk.segment_id), chunk.first_index, chunk.count, ByteView(chunk.entries)});
+}
+
+void PostgresStore::append_segment_chunk(const SegmentChunk& chunk) {
+  // Its own transaction, without the vault's advisory lock: readers on
+  // other hosts append to their segments in parallel.
+  refuse_nested_transaction();
+  begin("BEGIN ISOLATION LEVEL READ COMMITTED; SET LOCAL synchronous_commit = off",
+        /*write=*/false);
+  try {
+    insert_segment_chunk(chunk);
+  } catch (...) {
+    rollback_transaction();
+    throw;
+  }
+  commit_transaction();
+}
+
+std::vector<SegmentChunk> PostgresStore::segment_chunks(ByteView after_segment,
+                                                        std::int64_t after_first_index,
+                                                        std::int64_t limit) {
+  Result r =
+      run("SELECT segment_id, first_idx, count, entries FROM {s}.audit_segment "
+          "WHERE (segment_id, first_idx) > ($1, $2) ORDER BY segment_id, first_idx LIMIT $3",
+          {after_segment, after_first_index, limit});
+  std::vector<SegmentChunk> chunks;
+  for (int i = 0; i < r.rows(); ++i) chunks.push_back(segment_chunk_from(r, i));
+  return chunks;
+}
+
+std::optional<SegmentChunk> PostgresStore::last_segment_chunk(ByteView segment_id) {
+  Result r =
+      run("SELECT segment_id, first_idx, count, entries FROM {s}.audit_segment "
+          "WHERE segment_id = $1 ORDER BY first_idx DESC LIMIT 1",
+          {segment_id});
+  if (r.rows() == 0) return std::nullopt;
+  return segment_chunk_from(r, 0);
 }
 
 std::vector<LedgerNode> PostgresStore::ledger_nodes(const std::vector<std::int64_t>& node_ids) {
@@ -1024,12 +1096,6 @@ void PostgresStore::put_ledger_node(std::int64_t node_id, ByteView body) {
   (void)run("INSERT INTO {s}.ledger(node_id, body) VALUES($1, $2) "
             "ON CONFLICT(node_id) DO UPDATE SET body = excluded.body",
             {node_id, body});
-}
-
-void PostgresStore::clear_ledger() { (void)run("DELETE FROM {s}.ledger", {}); }
-
-std::int64_t PostgresStore::ledger_node_count() {
-  return run("SELECT count(*) FROM {s}.ledger", {}).int64(0, 0);
 }
 
 // --- backup ------------------------------------------------------------------------

@@ -56,8 +56,9 @@ namespace credentials::internal {
 class PostgresStore final : public RecordStore {
  public:
   static constexpr const char* kDefaultSchema = "credential_vault";
-  // The newest schema version this build writes (table schema_version).
-  static constexpr int kSchemaVersion = 3;
+  // The newest schema version this build writes (table schema_format; the
+  // pre-release schemas kept theirs in schema_version and are refused).
+  static constexpr int kSchemaVersion = 1;
   // Connections per store (URL parameter `pool_size`).
   static constexpr int kDefaultPoolSize = 4;
   static constexpr int kMaxPoolSize = 64;
@@ -84,6 +85,8 @@ class PostgresStore final : public RecordStore {
   // Creates the schema and applies every migration. REQUIRES: inside a write
   // transaction (migrations then commit with it).
   void create_schema() override;
+  // The missing migrations in one write transaction; a newer schema is refused.
+  void migrate_if_needed() override;
 
   [[nodiscard]] std::optional<Bytes> get_meta(std::string_view key) override;
   void put_meta(std::string_view key, ByteView value) override;
@@ -133,12 +136,16 @@ class PostgresStore final : public RecordStore {
   [[nodiscard]] std::vector<LedgerNode> ledger_nodes(const std::vector<std::int64_t>& node_ids) override;
   [[nodiscard]] std::vector<LedgerNode> all_ledger_nodes() override;
   void put_ledger_node(std::int64_t node_id, ByteView body) override;
-  [[nodiscard]] std::int64_t ledger_node_count() override;
-  void clear_ledger() override;
 
   [[nodiscard]] std::optional<AuditRow> last_audit_row() override;
   void insert_audit_row(const AuditRow& row) override;
   [[nodiscard]] std::vector<AuditRow> audit_rows(std::int64_t after, std::int64_t limit) override;
+  void insert_segment_chunk(const SegmentChunk& chunk) override;
+  void append_segment_chunk(const SegmentChunk& chunk) override;
+  [[nodiscard]] std::vector<SegmentChunk> segment_chunks(ByteView after_segment,
+                                                         std::int64_t after_first_index,
+                                                         std::int64_t limit) override;
+  [[nodiscard]] std::optional<SegmentChunk> last_segment_chunk(ByteView segment_id) override;
 
   // A PostgreSQL vault has no directory: the empty path.
   [[nodiscard]] const std::filesystem::path& directory() const override { return directory_; }
@@ -185,8 +192,10 @@ class PostgresStore final : public RecordStore {
   // Runs SQL text without parameters (DDL, BEGIN, ...).
   void exec(const std::string& sql);
   [[noreturn]] void fail(std::string_view what, pg_result* result, pg_conn* conn) const;
+  // True when the meta table holds rows though initialized() found no
+  // format.
+  [[nodiscard]] bool header_without_format();
   [[nodiscard]] int stored_schema_version();
-  void migrate_if_needed();
   void begin(const char* sql, bool write);
 
   // Set at open, then only read.

@@ -54,18 +54,21 @@ struct LedgerNode {
   Bytes body;
 };
 
-// A row of the audit chain: one event, or a run of read-journal entries
-// folded together (docs/FORMAT.md, "Audit"), `seq` then being its last
-// event's number.
+// A row of the audit chain: one event (docs/FORMAT.md, "Audit").
 struct AuditRow {
   std::int64_t seq = 0;
   Bytes owner_tag;
   Bytes sealed;
   Bytes mac;
-  std::int64_t journal_run = 0;  // the entries of a run; 0 for a row of one event
+};
 
-  [[nodiscard]] std::int64_t events() const { return journal_run > 0 ? journal_run : 1; }
-  [[nodiscard]] std::int64_t first_seq() const { return seq - events() + 1; }
+// A chunk of an audit segment (src/audit/audit_segment.h): its entries
+// first_index .. first_index + count - 1, framed as the segment frames them.
+struct SegmentChunk {
+  Bytes segment_id;
+  std::int64_t first_index = 0;
+  std::int64_t count = 0;
+  Bytes entries;
 };
 
 class RecordStore;
@@ -123,6 +126,10 @@ class RecordStore {
 
   [[nodiscard]] virtual bool initialized() = 0;
   virtual void create_schema() = 0;
+  // Applies the store's own schema migrations (PostgreSQL's) to a vault
+  // whose format the vault layer has found it reads, so that one of another
+  // format is refused unchanged; throws DatabaseError for a newer schema.
+  virtual void migrate_if_needed() {}
 
   [[nodiscard]] virtual std::optional<Bytes> get_meta(std::string_view key) = 0;
   virtual void put_meta(std::string_view key, ByteView value) = 0;
@@ -201,15 +208,25 @@ class RecordStore {
   [[nodiscard]] virtual std::vector<LedgerNode> ledger_nodes(const std::vector<std::int64_t>& node_ids) = 0;
   [[nodiscard]] virtual std::vector<LedgerNode> all_ledger_nodes() = 0;
   virtual void put_ledger_node(std::int64_t node_id, ByteView body) = 0;
-  [[nodiscard]] virtual std::int64_t ledger_node_count() = 0;
-  // Every node removed (to rebuild the ledger in a new layout).
-  virtual void clear_ledger() = 0;
 
   [[nodiscard]] virtual std::optional<AuditRow> last_audit_row() = 0;
   virtual void insert_audit_row(const AuditRow& row) = 0;
   // Rows with seq > after, ascending, at most `limit`.
   [[nodiscard]] virtual std::vector<AuditRow> audit_rows(std::int64_t after,
                                                          std::int64_t limit) = 0;
+
+  // Audit segments. REQUIRES: a write transaction.
+  virtual void insert_segment_chunk(const SegmentChunk& chunk) = 0;
+  // One chunk committed on its own, outside any transaction of this thread
+  // and without the vault's write lock: durable against a crash of this
+  // process, not necessarily against the server's (PostgreSQL; the
+  // embedded store's segments wait in files, see audit_segment.h).
+  virtual void append_segment_chunk(const SegmentChunk& chunk) = 0;
+  // Chunks after (segment, first index) in that order, at most `limit`.
+  [[nodiscard]] virtual std::vector<SegmentChunk> segment_chunks(ByteView after_segment,
+                                                                 std::int64_t after_first_index,
+                                                                 std::int64_t limit) = 0;
+  [[nodiscard]] virtual std::optional<SegmentChunk> last_segment_chunk(ByteView segment_id) = 0;
 
   [[nodiscard]] virtual const std::filesystem::path& directory() const = 0;
 

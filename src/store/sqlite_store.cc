@@ -359,7 +359,9 @@ SqliteStore::Contents SqliteStore::contents() {
 bool SqliteStore::initialized() {
   Use q(prepare("SELECT 1 FROM sqlite_schema WHERE type='table' AND name='meta'"));
   if (!q->step()) return false;
-  return get_meta("format_version").has_value();
+  // A vault's format (or a pre-release build's format_version, which the
+  // vault refuses with what to do).
+  return get_meta("format").has_value() || get_meta("format_version").has_value();
 }
 
 void SqliteStore::create_schema() {
@@ -391,20 +393,17 @@ void SqliteStore::create_schema() {
       seq INTEGER PRIMARY KEY,
       owner_tag BLOB,
       sealed BLOB NOT NULL,
-      mac BLOB NOT NULL,
-      journal_run INTEGER NOT NULL DEFAULT 0);
+      mac BLOB NOT NULL);
+    CREATE TABLE IF NOT EXISTS audit_segment (
+      segment_id BLOB NOT NULL,
+      first_idx INTEGER NOT NULL,
+      count INTEGER NOT NULL,
+      entries BLOB NOT NULL,
+      PRIMARY KEY (segment_id, first_idx));
     CREATE TABLE IF NOT EXISTS ledger (
       node_id INTEGER PRIMARY KEY,
       body BLOB NOT NULL);
   )sql");
-  // Format 5's column, added to the table of an older vault at its upgrade
-  // (constant time: SQLite rewrites no row for a column with a default).
-  bool has_runs = false;
-  {
-    Use q(prepare("SELECT 1 FROM pragma_table_info('audit') WHERE name = 'journal_run'"));
-    has_runs = q->step();
-  }
-  if (!has_runs) exec("ALTER TABLE audit ADD COLUMN journal_run INTEGER NOT NULL DEFAULT 0");
 }
 
 std::optional<Bytes> SqliteStore::get_meta(std::string_view key) {
@@ -885,39 +884,73 @@ void SqliteStore::put_ledger_node(std::int64_t node_id, ByteView body) {
   q->bind(1, node_id).bind(2, body).run();
 }
 
-void SqliteStore::clear_ledger() { exec("DELETE FROM ledger"); }
-
-std::int64_t SqliteStore::ledger_node_count() {
-  Use q(prepare("SELECT count(*) FROM ledger"));
-  q->step();
-  return sqlite3_column_int64(q->get(), 0);
-}
-
 std::optional<AuditRow> SqliteStore::last_audit_row() {
-  // Without its sealed bytes: a run's are hundreds of KiB, and appending
-  // needs only where the chain ends.
-  Use q(prepare("SELECT seq, owner_tag, mac, journal_run FROM audit ORDER BY seq DESC LIMIT 1"));
+  Use q(prepare("SELECT seq, owner_tag, mac FROM audit ORDER BY seq DESC LIMIT 1"));
   if (!q->step()) return std::nullopt;
   sqlite3_stmt* s = q->get();
-  return AuditRow{sqlite3_column_int64(s, 0), column_bytes(s, 1), Bytes(), column_bytes(s, 2),
-                  sqlite3_column_int64(s, 3)};
+  return AuditRow{sqlite3_column_int64(s, 0), column_bytes(s, 1), Bytes(), column_bytes(s, 2)};
 }
 
 void SqliteStore::insert_audit_row(const AuditRow& row) {
-  Use q(prepare("INSERT INTO audit(seq, owner_tag, sealed, mac, journal_run) VALUES(?1, ?2, ?3, ?4, ?5)"));
-  q->bind(1, row.seq).bind(2, row.owner_tag).bind(3, row.sealed).bind(4, row.mac).bind(5, row.journal_run).run();
+  Use q(prepare("INSERT INTO audit(seq, owner_tag, sealed, mac) VALUES(?1, ?2, ?3, ?4)"));
+  q->bind(1, row.seq).bind(2, row.owner_tag).bind(3, row.sealed).bind(4, row.mac).run();
 }
 
 std::vector<AuditRow> SqliteStore::audit_rows(std::int64_t after, std::int64_t limit) {
-  Use q(prepare("SELECT seq, owner_tag, sealed, mac, journal_run FROM audit WHERE seq > ?1 ORDER BY seq LIMIT ?2"));
+  Use q(prepare(
+      "SELECT seq, owner_tag, sealed, mac FROM audit WHERE seq > ?1 ORDER BY seq LIMIT ?2"));
   q->bind(1, after).bind(2, limit);
   std::vector<AuditRow> rows;
   while (q->step()) {
     sqlite3_stmt* s = q->get();
-    rows.push_back({sqlite3_column_int64(s, 0), column_bytes(s, 1), column_bytes(s, 2),
-                    column_bytes(s, 3), sqlite3_column_int64(s, 4)});
+    rows.push_back(
+        {sqlite3_column_int64(s, 0), column_bytes(s, 1), column_bytes(s, 2), column_bytes(s, 3)});
   }
   return rows;
+}
+
+namespace {
+SegmentChunk segment_chunk_from(sqlite3_stmt* s) {
+  return {column_bytes(s, 0), sqlite3_column_int64(s, 1), sqlite3_column_int64(s, 2),
+          column_bytes(s, 3)};
+}
+}  // namespace
+
+void SqliteStore::insert_segment_chunk(const SegmentChunk& chunk) {
+  Use q(prepare(
+      "INSERT INTO audit_segment(segment_id, first_idx, count, entries) VALUES(?1, ?2, ?3, ?4)"));
+  q->bind(1, chunk.segment_id)
+      .bind(2, chunk.first_index)
+      .bind(3, chunk.count)
+      .bind(4, chunk.entries)
+      .run();
+}
+
+void SqliteStore::append_segment_chunk(const SegmentChunk& chunk) {
+  auto txn = begin_write(/*durable=*/false);
+  insert_segment_chunk(chunk);
+  txn.commit();
+}
+
+std::vector<SegmentChunk> SqliteStore::segment_chunks(ByteView after_segment,
+                                                      std::int64_t after_first_index,
+                                                      std::int64_t limit) {
+  Use q(
+      prepare("SELECT segment_id, first_idx, count, entries FROM audit_segment "
+              "WHERE (segment_id, first_idx) > (?1, ?2) ORDER BY segment_id, first_idx LIMIT ?3"));
+  q->bind(1, after_segment).bind(2, after_first_index).bind(3, limit);
+  std::vector<SegmentChunk> chunks;
+  while (q->step()) chunks.push_back(segment_chunk_from(q->get()));
+  return chunks;
+}
+
+std::optional<SegmentChunk> SqliteStore::last_segment_chunk(ByteView segment_id) {
+  Use q(prepare(
+      "SELECT segment_id, first_idx, count, entries FROM audit_segment WHERE segment_id = ?1 "
+      "ORDER BY first_idx DESC LIMIT 1"));
+  q->bind(1, segment_id);
+  if (!q->step()) return std::nullopt;
+  return segment_chunk_from(q->get());
 }
 
 }  // namespace credentials::internal

@@ -110,13 +110,17 @@ class SqliteStore final : public RecordStore {
   [[nodiscard]] std::vector<LedgerNode> ledger_nodes(const std::vector<std::int64_t>& node_ids) override;
   [[nodiscard]] std::vector<LedgerNode> all_ledger_nodes() override;
   void put_ledger_node(std::int64_t node_id, ByteView body) override;
-  [[nodiscard]] std::int64_t ledger_node_count() override;
-  void clear_ledger() override;
 
   [[nodiscard]] virtual std::optional<AuditRow> last_audit_row() override;
   virtual void insert_audit_row(const AuditRow& row) override;
   [[nodiscard]] virtual std::vector<AuditRow> audit_rows(std::int64_t after,
                                                          std::int64_t limit) override;
+  void insert_segment_chunk(const SegmentChunk& chunk) override;
+  void append_segment_chunk(const SegmentChunk& chunk) override;
+  [[nodiscard]] std::vector<SegmentChunk> segment_chunks(ByteView after_segment,
+                                                         std::int64_t after_first_index,
+                                                         std::int64_t limit) override;
+  [[nodiscard]] std::optional<SegmentChunk> last_segment_chunk(ByteView segment_id) override;
 
   [[nodiscard]] const std::filesystem::path& directory() const override { return directory_; }
 

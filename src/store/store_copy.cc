@@ -22,11 +22,7 @@ void copy_store(RecordStore& from, RecordStore& to) {
         "the target already holds a vault: copy into an empty directory or an unused schema");
   }
   to.create_schema();
-  for (const auto& [key, value] : from.all_meta()) {
-    // Fold positions of read journals belong to the source's directory.
-    if (key.starts_with("journal/")) continue;
-    to.put_meta(key, value);
-  }
+  for (const auto& [key, value] : from.all_meta()) to.put_meta(key, value);
   for (const auto& key : from.load_keys()) to.insert_key(key);
 
   std::map<Bytes, std::vector<Bytes>> ids;  // lookup -> id tags
@@ -88,9 +84,8 @@ void copy_store(RecordStore& from, RecordStore& to) {
   // The version ledger verbatim: it authenticates the versions just copied.
   for (const auto& node : from.all_ledger_nodes()) to.put_ledger_node(node.node_id, node.body);
 
+  constexpr std::int64_t kAuditBatch = 1024;
   std::int64_t after = 0;
-  // A row may be a run of read events of up to 1 MiB (docs/FORMAT.md, "Audit").
-  constexpr std::int64_t kAuditBatch = 64;
   for (;;) {
     const auto rows = from.audit_rows(after, kAuditBatch);
     for (const auto& row : rows) {
@@ -98,6 +93,17 @@ void copy_store(RecordStore& from, RecordStore& to) {
       after = row.seq;
     }
     if (static_cast<std::int64_t>(rows.size()) < kAuditBatch) break;
+  }
+  // Chunks of up to 1,024 entries (a few hundred KiB) at a time.
+  constexpr std::int64_t kChunkBatch = 16;
+  Bytes after_segment;
+  std::int64_t after_index = -1;
+  for (;;) {
+    const auto chunks = from.segment_chunks(after_segment, after_index, kChunkBatch);
+    for (const SegmentChunk& chunk : chunks) to.insert_segment_chunk(chunk);
+    if (static_cast<std::int64_t>(chunks.size()) < kChunkBatch) break;
+    after_segment = chunks.back().segment_id;
+    after_index = chunks.back().first_index;
   }
   write.commit();
 }

@@ -1,11 +1,8 @@
 // The vault on the embedded SQLite store: authorization, the record model,
 // versions and audit events. See docs/FORMAT.md for the bytes it writes.
-#include <fmt/format.h>
-#include <unistd.h>
-
-#include <pwd.h>
-
 #include <pthread.h>
+#include <pwd.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <array>
@@ -14,14 +11,16 @@
 #include <initializer_list>
 #include <map>
 #include <mutex>
-#include <nlohmann/json.hpp>
 #include <set>
 #include <shared_mutex>
 #include <unordered_map>
 
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
 #include "audit/audit_chain.h"
 #include "audit/audit_event.h"
-#include "audit/read_journal.h"
+#include "audit/audit_segment.h"
 #include "credentials/errors.h"
 #include "legacy/legacy_vault.h"
 #include "store/sqlite_store.h"
@@ -43,20 +42,9 @@ struct ByteStringHash {
 };
 
 constexpr std::string_view kRecordLabel = "credentials/v1/record";
-// 2: records carry their standing (current or superseded) in their
-// associated data, and read events go through the read journal.
-// 3: the version ledger, and keys wrapped under format 3's label; a format-2
-// vault is upgraded at its first open (upgrade_format_2).
-// 4: the ledger's buckets chosen by owner first (version_ledger.h); a format-3
-// vault is upgraded at its first open (upgrade_format_3).
-constexpr std::int64_t kFormatVersion = 7;
-constexpr std::int64_t kFormatWithoutState = 6;
-constexpr std::int64_t kFormatWithoutKeyCheck = 5;
-constexpr std::int64_t kFormatWithoutLedger = 2;
-constexpr std::int64_t kFormatLedgerByLookup = 3;
-constexpr std::int64_t kFormatWithoutRuns = 4;
-constexpr std::string_view kLedgerCreatedAction = "version_ledger_created";
-constexpr std::string_view kLedgerRelaidAction = "version_ledger_relaid";
+// The vault format (meta row `format`, docs/FORMAT.md). Development builds
+// before it wrote formats 2 to 7 under `format_version`; they are refused.
+constexpr std::int64_t kFormatVersion = 1;
 // getpid(2) is a system call (glibc no longer caches it), paid by every
 // read's audit event; the id changes only in the child of a fork, where the
 // handler below makes the next call ask again.
@@ -144,25 +132,32 @@ std::string outcome_of(const std::exception& e) {
 
 class EmbeddedVault final : public VaultImpl {
  public:
-  // `journal_directory`: where read events are journaled (the embedded
-  // store); empty: each read commits its event in a transaction (the shared
-  // store, whose clients on other hosts could not fold a local journal).
-  EmbeddedVault(std::unique_ptr<RecordStore> store, std::unique_ptr<Keyring> keys, int history_depth,
-                std::filesystem::path journal_directory)
+  // `segment_directory`: where the segment of this handle's read events
+  // waits for its anchors (the embedded store, audit_segment.h); empty: its
+  // entries go straight into the store (the shared store).
+  EmbeddedVault(std::unique_ptr<RecordStore> store, std::unique_ptr<Keyring> keys,
+                int history_depth, std::filesystem::path segment_directory)
       : store_(std::move(store)),
         keys_(std::move(keys)),
         ledger_(*keys_),
         history_depth_(history_depth),
-        journal_directory_(std::move(journal_directory)) {}
+        segment_directory_(std::move(segment_directory)) {}
 
-  // The handle's journaled read events go into the chain before it closes,
-  // and its journal is removed. On failure the journal stays, and the next
-  // process to open the vault folds it.
+  // The handle's segment is anchored before it closes, with the last-used
+  // times gathered, and its file removed. On failure the file stays, and the
+  // next process to open the vault anchors it.
   ~EmbeddedVault() override {
-    leave_parents_journal();
-    if (!journal_) return;
+    AuditSegment* segment = current_segment();
+    if (!segment && last_used_count_ == 0) return;
     try {
-      journal_->close(*store_, *keys_, [this] { write_last_used(); });
+      {
+        // Durable: the file is removed once this has committed.
+        auto txn = store_->begin_write(/*durable=*/true);
+        if (segment) segment->anchor(*store_, *keys_);
+        write_last_used();
+        txn.commit();
+      }
+      if (segment) segment->remove_file();
     } catch (const Error&) {
     }
   }
@@ -470,7 +465,7 @@ class EmbeddedVault final : public VaultImpl {
   // this build must not write to a format it does not know. REQUIRES:
   // inside a write transaction.
   void require_known_format() {
-    const auto format = store_->get_meta("format_version");
+    const auto format = store_->get_meta("format");
     if (!format || from_bytes(*format) != kFormatVersion) {
       throw DatabaseError(
           "this vault was upgraded by a newer version of credentials since this process opened it: "
@@ -478,10 +473,6 @@ class EmbeddedVault final : public VaultImpl {
     }
   }
 
-  // The event of a read or a failure. REQUIRES: inside a write transaction.
-  void append_event(const UserContext& actor, const AuditRecord& event) {
-    append_audit_event(*store_, *keys_, view_of(event_owner_tag(event)), event_json(actor, event));
-  }
   // The event of a write, committing to the state it started from (`prior`,
   // vault_state at the start of its transaction) and the one it leaves
   // behind. REQUIRES: inside the write's transaction, after its changes.
@@ -498,71 +489,64 @@ class EmbeddedVault final : public VaultImpl {
     append_audit_event(store, keys, owner_tag, internal::event_json(fields));
   }
 
-  // Moves this handle's journaled read events into the chain, so that they
-  // precede the write about to be recorded. REQUIRES: inside a write
-  // transaction.
-  void fold_own_journal() {
-    leave_parents_journal();
-    if (journal_ && journal_->has_unfolded()) journal_->fold(*store_, *keys_);
+  // Anchors this handle's segment, so that its read events are vouched
+  // for before the write about to be recorded. REQUIRES: inside a write
+  // transaction; once it has committed, call own_anchor_committed().
+  void anchor_own_segment() {
+    if (AuditSegment* segment = current_segment()) segment->anchor(*store_, *keys_);
+  }
+  void own_anchor_committed(bool durable) {
+    if (AuditSegment* segment = current_segment()) segment->anchor_committed(durable);
   }
 
-  // After the commit of a transaction that ran fold_own_journal: the
-  // journal learns that its fold holds, and a long one is replaced, after a
-  // durable commit only (else a power failure could lose the fold's commit
-  // but not the old file's removal). A failure to start the new journal
-  // keeps the old one; the next fold tries again.
-  void own_fold_committed(bool durable) {
-    if (!journal_) return;
-    journal_->fold_committed();
-    if (!durable || !journal_->ready_to_rotate()) return;
-    try {
-      journal_ = journal_->rotate(*keys_);
-    } catch (const Error&) {
-    }
+  // This handle's segment; null before its first event. In the child of a
+  // fork, the parent's segment (its file and lock, copied with the process)
+  // is the parent's: the child records its events in a segment of its own.
+  AuditSegment* current_segment() {
+    std::lock_guard lock(segment_mutex_);
+    if (segment_ && segment_->creator() != process_id()) segment_.reset();
+    return segment_.get();
   }
 
-  // In the child of a fork, the parent's journal (its file, map and lock,
-  // copied with the process) is the parent's: the child leaves it alone and
-  // journals its reads in one of its own.
-  void leave_parents_journal() {
-    if (journal_ && journal_->creator() != process_id()) journal_.reset();
-  }
-
-  // Folds this handle's journal in a transaction of its own, if it has
-  // anything to fold, with the last-used times gathered so far when they
+  // Anchors this handle's segment in a transaction of its own, if it has
+  // anything waiting, with the last-used times gathered so far when they
   // are due (or `with_last_used`); best effort (the events are safe in the
-  // journal).
-  void fold_own_journal_now(bool with_last_used = false) {
+  // segment until then).
+  void anchor_now(bool with_last_used = false) {
     const bool last_used_due =
         last_used_count_ > 0 &&
         (with_last_used || last_used_round_ || last_used_count_ >= kLastUsedBatch ||
          std::chrono::steady_clock::now() - last_used_written_ >= kLastUsedEvery);
-    leave_parents_journal();
-    if ((!journal_ || !journal_->has_unfolded()) && !last_used_due) return;
-    // Durable when this fold may be followed by the journal's replacement.
-    const bool durable = journal_ && journal_->long_enough_to_rotate();
+    AuditSegment* segment = current_segment();
+    if ((!segment || !segment->unanchored()) && !last_used_due) return;
+    // Readers sharing a handle on PostgreSQL may find an anchor due at once:
+    // one anchors, the others go on.
+    std::unique_lock anchoring(anchor_mutex_, std::try_to_lock);
+    if (!anchoring) return;
+    // Durable when the segment's file is to be emptied after it.
+    const bool durable = segment && segment->file_large();
     try {
       auto txn = store_->begin_write(durable);
-      if (journal_) journal_->fold(*store_, *keys_);
+      anchor_own_segment();
       if (last_used_due) write_last_used(/*all=*/with_last_used);
       txn.commit();
-      own_fold_committed(durable);
+      own_anchor_committed(durable);
     } catch (const Error&) {
-      // Tried again after as many reads or as long again.
-      if (journal_) journal_->postpone_fold();
+      // Tried again after as long again.
+      if (segment) segment->postpone_anchor();
     }
   }
 
   // Last-used times of this handle's reads are gathered in memory and
   // written once a minute (or after 65,536 credentials, ~8 MB), and all at
-  // list and close: written at every fold, a run of reads of different
+  // list and close: written at every anchor, a run of reads of different
   // credentials turned each read into a random page write. At 100,000
   // credentials a batch of 4,096 still dirtied ~1,900 of the table's ~2,200
   // pages, ~18 µs a read; 65,536 share those pages. Such a batch written at
   // once held one read for ~240 ms, so a round writes one sixteenth of the
-  // key range per fold (kLastUsedSlices): the rows of a slice lie on their
+  // key range per anchor (kLastUsedSlices): the rows of a slice lie on their
   // own sixteenth of the pages. They are informational; a crash loses at
-  // most a minute of them (the events themselves are in the journal).
+  // most a minute of them (the events themselves are in the segment).
   // REQUIRES: inside a write transaction.
   void write_last_used(bool all = true) {
     if (all) {
@@ -603,28 +587,21 @@ class EmbeddedVault final : public VaultImpl {
     if (last_used_[slice].insert_or_assign(key, time).second) ++last_used_count_;
   }
 
-  // Every journal in the vault folded into the chain: before the chain is
-  // read whole (audit, verify, head, backup). With `live` false only those
-  // of processes that died (at open).
-  void fold_journals(bool live) {
-    if (journal_directory_.empty()) return;
-    if (live ? !journal_ && !journals_present(journal_directory_)
-             : !orphan_journals_present(journal_directory_)) {
-      return;
-    }
-    FoldedOrphans orphans;
+  // This handle's segment anchored, and the segments of processes that
+  // died: before the trail is read whole (audit, verify, head, backup), and
+  // at open (`own` false).
+  void anchor_segments(bool own = true) {
+    if (own) anchor_now();
+    if (segment_directory_.empty() || !dead_segment_files_present(segment_directory_)) return;
+    DeadSegmentFiles dead;
     {
-      // Durable: an orphan's file is removed once this has committed.
+      // Durable: a dead segment's file is removed once this has committed.
       auto txn = store_->begin_write(/*durable=*/true);
-      if (live) fold_own_journal();
-      orphans = fold_other_journals(journal_directory_, journal_ ? journal_->path() : std::filesystem::path(),
-                                    *store_, *keys_, live);
+      dead = anchor_dead_segment_files(segment_directory_, *store_, *keys_);
       txn.commit();
-      if (live) own_fold_committed(/*durable=*/true);
     }
-    orphans.remove(*store_);
+    dead.remove();
   }
-
 
   // last_used is kept to the minute: rewriting it on every read would add a
   // page write to each get for information nobody needs to the microsecond.
@@ -701,11 +678,10 @@ class EmbeddedVault final : public VaultImpl {
   // queueing behind each other's. What such a reader touches besides the
   // store is safe for that: the keyring has a lock of its own (a data key
   // added by another host is loaded under it, and so is this handle's own
-  // rotation), the tag cache too, and journal_, last_used_ and the journal
-  // folds exist only on the embedded store (journal_directory_ is empty on
-  // PostgreSQL). A read's audit event is a write transaction on the server,
-  // serialised with every other writer by the vault's advisory lock, as
-  // between hosts.
+  // rotation), the tag cache too, the segment has a lock of its own, and
+  // last_used_ exists only on the embedded store. A read's audit event is a
+  // row of the handle's segment, committed without the vault's advisory
+  // lock; its anchors are write transactions under it.
   //
   // std::shared_mutex is glibc's rwlock, which prefers readers: a stream of
   // overlapping reads would starve a writer of the same handle. A writer
@@ -758,7 +734,7 @@ class EmbeddedVault final : public VaultImpl {
       const LargeWrite large(*store_, new_records);
       auto txn = store_->begin_write(/*durable=*/true);
       require_known_format();
-      fold_own_journal();
+      anchor_own_segment();
       const Bytes prior = vault_state(*store_);
       try {
         body();
@@ -769,7 +745,7 @@ class EmbeddedVault final : public VaultImpl {
                          prior);
       txn.commit();
       if (after_commit) after_commit();
-      own_fold_committed(/*durable=*/true);
+      own_anchor_committed(/*durable=*/true);
     } catch (const Error& e) {
       record_failure(actor, action, "", event_name ? *event_name : "", e);
       throw;
@@ -805,7 +781,7 @@ class EmbeddedVault final : public VaultImpl {
       const LargeWrite large(*store_, new_records);
       auto txn = store_->begin_write(/*durable=*/true);
       require_known_format();
-      fold_own_journal();
+      anchor_own_segment();
       const Bytes prior = vault_state(*store_);
       auto result = body();
       append_write_event(user,
@@ -813,7 +789,7 @@ class EmbeddedVault final : public VaultImpl {
                           std::string(name), "ok", "", "", ""},
                          prior);
       txn.commit();
-      own_fold_committed(/*durable=*/true);
+      own_anchor_committed(/*durable=*/true);
       return result;
     } catch (const Error& e) {
       record_failure(user, action, owner_out ? *owner_out : std::string(owner), name, e);
@@ -822,32 +798,36 @@ class EmbeddedVault final : public VaultImpl {
   }
 
   // Records the audit event of a read (or of a failure) before its result
-  // is returned: appended to this handle's read journal on the embedded
-  // store (docs/FORMAT.md, "Read journal"), the credential's last-used time
-  // kept for write_last_used; on the shared store, both in one non-durable
-  // transaction (see RecordStore::begin_write).
+  // is returned, as the next entry of this handle's segment
+  // (audit_segment.h). The credential's last-used time is kept for
+  // write_last_used on the embedded store, and written at once on the
+  // shared store (at most once a minute per credential, stale_last_used).
   void record_locked(const UserContext& actor, const AuditRecord& event,
                      const Bytes* used_lookup = nullptr) {
-    if (!journal_directory_.empty()) {
-      leave_parents_journal();
-      if (!journal_) journal_ = ReadJournal::create(journal_directory_, *keys_);
-      const Timestamp at = now();
-      const std::int64_t time = at.time_since_epoch().count();
-      compact_event(event_fields(actor, event, at), compact_event_);
-      journal_->append(*keys_, view_of(event_owner_tag(event)), used_lookup ? ByteView(*used_lookup) : ByteView(),
-                       compact_event_, time);
-      if (used_lookup && !used_lookup->empty()) note_last_used(*used_lookup, time);
-      // The event is already safe in the journal: a fold that cannot run
-      // now (the vault busy, the disk full) runs at the next chance.
-      if (journal_->fold_due()) fold_own_journal_now();
-      return;
-    }
-    auto txn = store_->begin_write(/*durable=*/false);
-    append_event(actor, event);
+    AuditSegment& segment = own_segment();
+    const Timestamp at = now();
+    const std::int64_t time = at.time_since_epoch().count();
+    segment.append(*store_, *keys_, view_of(event_owner_tag(event)),
+                   internal::event_json(event_fields(actor, event, at)), time);
     if (used_lookup && !used_lookup->empty()) {
-      store_->touch_last_used(*used_lookup, now().time_since_epoch().count());
+      if (segment_directory_.empty()) {
+        store_->touch_last_used(*used_lookup, time);
+      } else {
+        note_last_used(*used_lookup, time);
+      }
     }
-    txn.commit();
+    // The event is already safe in the segment: an anchor that cannot run
+    // now (the vault busy, the disk full) runs at the next chance.
+    if (segment.anchor_due()) anchor_now();
+  }
+
+  // This handle's segment, created at its first event (and again in the
+  // child of a fork).
+  AuditSegment& own_segment() {
+    std::lock_guard lock(segment_mutex_);
+    if (segment_ && segment_->creator() != process_id()) segment_.reset();
+    if (!segment_) segment_ = AuditSegment::create(segment_directory_, *keys_);
+    return *segment_;
   }
 
   void record_failure(const UserContext& user, std::string_view action, std::string_view owner,
@@ -904,7 +884,7 @@ class EmbeddedVault final : public VaultImpl {
       validate_identifier(user.user_id, "user id");
       // This handle's own reads show at once; other processes' within a
       // minute (see write_last_used).
-      fold_own_journal_now(/*with_last_used=*/true);
+      anchor_now(/*with_last_used=*/true);
       owner = user.is_admin() ? "" : user.user_id;
       std::vector<StoredRecord> records;
       {
@@ -1063,10 +1043,15 @@ class EmbeddedVault final : public VaultImpl {
     }, &owner);
   }
 
+  // The newest `query.limit` matching events, oldest first: those of the
+  // chain (writes; anchors are left out) and those of the segments (reads
+  // and failures), by time. An event is listed only when it chains to the
+  // one before it in the chain or in its segment; `audit verify` reports
+  // any other.
   std::vector<AuditEvent> audit_events(const UserContext& user, const AuditQuery& query) override {
     {
       std::lock_guard lock(mutex_);
-      fold_journals(/*live=*/true);
+      anchor_segments();
     }
     return audited_read(user, "audit", "", [&](std::string& owner) {
       validate_identifier(user.user_id, "user id");
@@ -1074,35 +1059,62 @@ class EmbeddedVault final : public VaultImpl {
       if (!user.is_admin() && query.owner && *query.owner != user.user_id) unauthorized(user);
       const Bytes wanted_tag = owner.empty() ? Bytes() : bytes_of(owner_tag(owner));
       std::vector<AuditEvent> out;
-      constexpr std::int64_t kBatch = kAuditRowsPerRead;
+      const auto keep = [&](std::int64_t seq, const std::string& text) {
+        AuditEvent event = parse_event(seq, text);
+        if (!owner.empty() && event.owner != owner) return;
+        if (query.name && event.name != *query.name) return;
+        if (query.action && event.action != *query.action) return;
+        if (query.since && event.time < *query.since) return;
+        out.push_back(std::move(event));
+      };
+      auto txn = store_->begin_read();
       std::int64_t after = 0;
       Bytes previous = chain_genesis_mac(*keys_);
       for (;;) {
-        const auto rows = store_->audit_rows(after, kBatch);
+        const auto rows = store_->audit_rows(after, kAuditRowsPerRead);
         for (const auto& row : rows) {
-          // Only events whose row chains to the one before it are listed:
-          // a row edited, moved or copied (a read event's seal is bound to
-          // its journal, not to its place) is left out, and `audit verify`
-          // reports it.
-          (void)check_audit_row(*keys_, after + 1, previous, row, [&](const ChainedEvent& chained) {
-            const std::optional<std::string> none;
-            if (!wanted_tag.empty() && !constant_time_equal(chained.owner_tag, wanted_tag)) return none;
-            auto text = open_audit_event(*keys_, chained);
-            if (!text) return none;  // verify_audit reports it
-            AuditEvent event = parse_event(chained.seq, *text);
-            if (!owner.empty() && event.owner != owner) return none;
-            if (query.name && event.name != *query.name) return none;
-            if (query.action && event.action != *query.action) return none;
-            if (query.since && event.time < *query.since) return none;
-            out.push_back(std::move(event));
-            if (out.size() > query.limit) out.erase(out.begin());
-            return none;
-          });
+          if (row.seq != after + 1 || !audit_row_chains(*keys_, previous, row)) break;
           after = row.seq;
           previous = row.mac;
+          if (!wanted_tag.empty() && !constant_time_equal(row.owner_tag, wanted_tag)) continue;
+          const auto text = open_audit_event(*keys_, row);
+          if (text && !event_anchor(*text)) keep(row.seq, *text);
         }
-        if (static_cast<std::int64_t>(rows.size()) < kBatch) break;
+        if (static_cast<std::int64_t>(rows.size()) < kAuditRowsPerRead) break;
       }
+      constexpr std::int64_t kChunksPerRead = 16;
+      Bytes after_segment;
+      std::int64_t after_index = -1;
+      Bytes segment, mac;
+      std::int64_t expected = 0;
+      for (;;) {
+        const auto chunks = store_->segment_chunks(after_segment, after_index, kChunksPerRead);
+        for (const SegmentChunk& chunk : chunks) {
+          if (chunk.segment_id != segment) {
+            segment = chunk.segment_id;
+            expected = 0;
+            mac = segment_genesis_mac(*keys_, segment);
+          }
+          for (const SegmentEntry& entry : parse_segment_frames(chunk.entries, chunk.segment_id)) {
+            // Past an entry out of place the rest of the segment is not listed.
+            if (entry.index != expected ||
+                !constant_time_equal(segment_entry_mac(*keys_, mac, entry), entry.mac)) {
+              break;
+            }
+            ++expected;
+            mac = entry.mac;
+            if (!wanted_tag.empty() && !constant_time_equal(entry.owner_tag, wanted_tag)) continue;
+            if (const auto text = open_segment_entry(*keys_, entry)) keep(0, *text);
+          }
+        }
+        if (static_cast<std::int64_t>(chunks.size()) < kChunksPerRead) break;
+        after_segment = chunks.back().segment_id;
+        after_index = chunks.back().first_index;
+      }
+      std::stable_sort(out.begin(), out.end(),
+                       [](const AuditEvent& a, const AuditEvent& b) { return a.time < b.time; });
+      if (out.size() > query.limit)
+        out.erase(out.begin(), out.end() - static_cast<std::ptrdiff_t>(query.limit));
       return out;
     });
   }
@@ -1110,8 +1122,11 @@ class EmbeddedVault final : public VaultImpl {
   AuditVerification verify_audit(const std::vector<std::string>& checkpoints) override {
     std::vector<AuditHead> wanted;
     for (const auto& text : checkpoints) wanted.push_back(parse_checkpoint(text));
+    {
+      std::lock_guard lock(mutex_);
+      anchor_segments();
+    }
     const ReadLock lock = lock_for_read();
-    fold_journals(/*live=*/true);
     auto txn = store_->begin_read();
     const ChainVerification internal = verify_audit_chain(*store_, *keys_);
     AuditVerification result{internal.ok, internal.events, internal.first_bad_seq,
@@ -1189,7 +1204,7 @@ class EmbeddedVault final : public VaultImpl {
 
   AuditHead audit_head() override {
     const ReadLock lock = lock_for_read();
-    fold_journals(/*live=*/true);
+    anchor_segments();
     auto txn = store_->begin_read();
     const ChainVerification internal = verify_audit_chain(*store_, *keys_);
     if (!internal.ok) {
@@ -1317,14 +1332,14 @@ class EmbeddedVault final : public VaultImpl {
 
   void backup(const std::filesystem::path& out, bool replace_any) override {
     std::lock_guard lock(mutex_);
-    fold_journals(/*live=*/true);
+    anchor_segments();
     store_->backup_to(out, replace_any);
     record_locked(system_actor(), {"backup", "", "", "ok", "", "", ""});
   }
 
   VerifyReport verify() override {
     const ReadLock lock = lock_for_read();
-    fold_journals(/*live=*/true);
+    anchor_segments();
     auto txn = store_->begin_read();
     VerifyReport report;
     std::set<Bytes> lookups;
@@ -1506,8 +1521,10 @@ class EmbeddedVault final : public VaultImpl {
   std::unique_ptr<Keyring> keys_;
   VersionLedger ledger_;
   int history_depth_;
-  std::filesystem::path journal_directory_;
-  std::unique_ptr<ReadJournal> journal_;  // created at the first read event
+  std::filesystem::path segment_directory_;
+  std::mutex segment_mutex_;  // guards segment_'s creation (readers share the handle on PostgreSQL)
+  std::mutex anchor_mutex_;   // one anchor_now at a time
+  std::unique_ptr<AuditSegment> segment_;  // created at the first read event
   static constexpr std::size_t kTagCacheSize = 4096;
   static constexpr std::size_t kLastUsedBatch = 65536;
   static constexpr auto kLastUsedEvery = std::chrono::minutes(1);
@@ -1532,155 +1549,10 @@ class EmbeddedVault final : public VaultImpl {
     std::array<std::uint8_t, kInline> input;
     IndexTag tag;
   };
-  Bytes compact_event_;  // a read's event, reused (see record_locked)
   mutable std::array<RecentTag, 8> recent_lookup_tags_{};
   mutable std::size_t next_recent_tag_ = 0;
 
  public:
-  // Format 2 had no version ledger. The first open builds it from the
-  // credential rows, in one transaction with the keys re-wrapped under
-  // format 3's label and an audit event that marks the upgrade, so that a
-  // vault with a ledger cannot be passed off as a format-2 vault to have it
-  // rebuilt around rows put back from an older copy (docs/FORMAT.md).
-  static void upgrade_format_2(RecordStore& store, const Bytes& vault_id, const SecretBytes& kek) {
-    auto downgraded = [] {
-      throw DecryptionFailedError(
-          "this vault says it has format 2 (no version ledger), but it had one: its header or key "
-          "table was altered. Restore the vault from a backup");
-    };
-    // The key is checked before anything is written: a wrong key touches no byte.
-    Keyring keys(vault_id, kek.clone(), KeyWrapping::kFormat2);
-    bool format_2_keys = true;
-    try {
-      keys.load(store);
-    } catch (const DecryptionFailedError&) {
-      format_2_keys = false;
-    }
-    if (!format_2_keys) {
-      Keyring(vault_id, kek.clone()).load(store);  // throws the wrong-key error when it is that
-      const auto format = store.get_meta("format_version");
-      if (format && from_bytes(*format) >= kFormatLedgerByLookup) return;  // another process upgraded it
-      downgraded();
-    }
-    auto txn = store.begin_write();
-    const auto format = store.get_meta("format_version");
-    if (!format || from_bytes(*format) != kFormatWithoutLedger) return;  // another process upgraded it
-    keys.load(store);  // inside the transaction: a key added meanwhile is re-wrapped too
-    store.create_schema();  // the ledger table
-    if (store.ledger_node_count() != 0 || chain_records(store, keys, kLedgerCreatedAction)) downgraded();
-    keys.rewrap_for(store, KeyWrapping::kFormat3);
-    VersionLedger(keys).build(store, store.all_current_records());
-    // Whatever the handle's audit setting: this event is the mark a
-    // downgrade would have to remove.
-    append_audit_event(store, keys, {},
-                       event_json(system_actor(), {std::string(kLedgerCreatedAction), "", "", "ok", "", "", ""}));
-    store.put_meta("format_version", to_bytes(kFormatWithoutKeyCheck));
-    txn.commit();
-  }
-
-  // A format-3 vault's ledger, its buckets chosen by lookup tag, is rebuilt
-  // with format 4's (owner first) at its first open: in one transaction, the
-  // old ledger verified whole and matched against every credential row
-  // first, so that the new one vouches for nothing the old one did not. A
-  // vault that does not verify is left as it was (its reads fail as they
-  // did). An audit event marks the upgrade; a vault passed off as format 3
-  // again (with a format-3 ledger put back from an older copy, to have it
-  // rebuilt around that copy's rows) is refused. Each current record is
-  // opened too, so that no entry is placed by an owner tag someone edited.
-  void upgrade_format_3() {
-    std::lock_guard lock(mutex_);
-    auto txn = store_->begin_write();
-    const auto format = store_->get_meta("format_version");
-    if (!format || from_bytes(*format) != kFormatLedgerByLookup) return;  // another process upgraded it
-    store_->create_schema();  // format 5's audit column (upgrade_format_4), before the chain is read
-    if (chain_records(*store_, *keys_, kLedgerRelaidAction)) {
-      throw DecryptionFailedError(
-          "this vault says it has format 3, but it was upgraded to format 4 before: its header or "
-          "version ledger was altered. Restore the vault from a backup");
-    }
-    const std::vector<StoredRecord> current = store_->all_current_records();
-    const LedgerComparison old = VersionLedger(*keys_, LedgerLayout::kByLookup).compare(*store_, current);
-    std::string problem = !old.damage.empty()        ? old.damage.front()
-                          : !old.differences.empty() ? std::string("a credential's version differs from the ledger's")
-                                                     : std::string();
-    for (std::size_t i = 0; problem.empty() && i < current.size(); ++i) {
-      try {
-        (void)open_record(current[i]);
-      } catch (const DecryptionFailedError& e) {
-        problem = e.what();
-      }
-    }
-    if (!problem.empty()) {
-      throw DecryptionFailedError(fmt::format(
-          "cannot upgrade this vault to format 4: its version ledger does not match its credentials "
-          "({}); nothing was changed. Restore the vault from a backup",
-          problem));
-    }
-    store_->clear_ledger();
-    VersionLedger(*keys_).build(*store_, current);
-    append_audit_event(*store_, *keys_, {},
-                       event_json(system_actor(), {std::string(kLedgerRelaidAction), "", "", "ok", "", "", ""}));
-    store_->put_meta("format_version", to_bytes(kFormatWithoutKeyCheck));
-    txn.commit();
-  }
-
-  // Format 5 lets an audit row hold a run of read-journal entries
-  // (docs/FORMAT.md, "Audit"): a format-4 vault's audit table gains the
-  // column that counts them; its rows stay as they are. A build that reads
-  // format 4 refuses the vault from then on, instead of reporting runs as a
-  // broken chain.
-  static void upgrade_format_4(RecordStore& store) {
-    auto txn = store.begin_write();
-    const auto format = store.get_meta("format_version");
-    if (!format || from_bytes(*format) != kFormatWithoutRuns) return;  // another process upgraded it
-    store.create_schema();
-    store.put_meta("format_version", to_bytes(kFormatWithoutKeyCheck));
-    txn.commit();
-  }
-
-  // Format 6 stores the key check (docs/FORMAT.md, "Keys"), written here
-  // once the keys have unwrapped under the key it is derived from. Builds
-  // that read format 5 refuse the vault from then on: none of them can wrap
-  // a key under a master key another process rotated away, nor leave the
-  // check stale by a rotation of its own.
-  void upgrade_format_5(const Bytes& key_check) {
-    std::lock_guard lock(mutex_);
-    auto txn = store_->begin_write();
-    const auto format = store_->get_meta("format_version");
-    if (!format || from_bytes(*format) != kFormatWithoutKeyCheck)
-      return;                             // another process upgraded it
-    keys_->require_current_kek(*store_);  // an older build may have rotated the key since the open
-    store_->put_meta("key_check", key_check);
-    store_->put_meta("format_version", to_bytes(kFormatWithoutState));
-    txn.commit();
-  }
-
-  // Format 7 commits every write's event to the state the write leaves
-  // (audit_chain.h, vault_state). The upgrade's event commits to the state
-  // as it is, and from then on `verify` compares the state with the last
-  // write's commitment. Builds that read format 6 refuse the vault: none of
-  // them can write without a commitment.
-  void upgrade_format_6() {
-    std::lock_guard lock(mutex_);
-    auto txn = store_->begin_write();
-    const auto format = store_->get_meta("format_version");
-    if (!format || from_bytes(*format) != kFormatWithoutState)
-      return;  // another process upgraded it
-    // A vault set back to format 6 (to have its rolled-back rows committed
-    // to afresh) already holds commitments.
-    if (chain_holds(*store_, *keys_,
-                    [](const std::string& text) { return event_commitment(text).has_value(); })) {
-      throw DecryptionFailedError(
-          "this vault says it has format 6, but its audit chain holds format 7's state "
-          "commitments: its "
-          "header was altered; nothing was changed. Restore the vault from a backup");
-    }
-    append_write_event(system_actor(), {"upgrade_format", "", "", "ok", "", "", ""},
-                       {});  // the first
-    store_->put_meta("format_version", to_bytes(kFormatVersion));
-    txn.commit();
-  }
-
   // The event of a new vault: the first commitment to its state.
   // REQUIRES: inside the transaction that creates it.
   static void record_creation(RecordStore& store, const Keyring& keys) {
@@ -1688,38 +1560,10 @@ class EmbeddedVault final : public VaultImpl {
                        {});
   }
 
-  // True when the audit chain holds an event with this action. The whole
-  // chain must verify (MACs, sequence, head): an upgrade's mark removed or
-  // spoilt would otherwise let the upgrade run again. A chain that records
-  // a damaged read journal is intact otherwise and counts.
-  static bool chain_records(RecordStore& store, const Keyring& keys, std::string_view action) {
-    const std::string mark = fmt::format("\"action\":\"{}\"", action);
-    return chain_holds(
-        store, keys, [&](const std::string& text) { return text.find(mark) != std::string::npos; });
-  }
-  // True when the audit chain holds an event whose text `matches`; the
-  // whole chain must verify, as above.
-  static bool chain_holds(RecordStore& store, const Keyring& keys,
-                          const std::function<bool(const std::string&)>& matches) {
-    bool found = false;
-    const ChainVerification chain =
-        walk_audit_chain(store, keys, [&](const WalkedEvent& event) -> std::optional<std::string> {
-          found = found || matches(event.text);
-          return std::nullopt;
-        });
-    if (!chain.ok) {
-      throw DecryptionFailedError(fmt::format(
-          "cannot upgrade this vault's format: its audit chain is broken at event {} ({}); nothing was "
-          "changed. Restore the vault from a backup",
-          chain.first_bad_seq, chain.problem));
-    }
-    return found;
-  }
-
-  // At open: the journals of processes that died are folded.
-  void fold_orphan_journals() {
+  // At open: the segments of processes that died are anchored.
+  void anchor_dead_segments() {
     std::lock_guard lock(mutex_);
-    fold_journals(/*live=*/false);
+    anchor_segments(/*own=*/false);
   }
 };
 
@@ -1804,40 +1648,44 @@ std::unique_ptr<VaultImpl> open_vault(VaultOptions options) {
       keys.load(*store);
       VersionLedger(keys).build(*store, std::vector<StoredRecord>{});
       EmbeddedVault::record_creation(*store, keys);
-      store->put_meta("format_version", to_bytes(kFormatVersion));
+      store->put_meta("format", to_bytes(kFormatVersion));
       txn.commit();
     }
   }
-  auto version = store->get_meta("format_version");
-  if (!version || from_bytes(*version) > kFormatVersion) {
+  // Development builds before format 1 recorded theirs (2 to 7) under
+  // `format_version`: there is no upgrade from them, and nothing is written.
+  if (const auto old = store->get_meta("format_version")) {
+    throw DatabaseError(fmt::format(
+        "this vault has format {}: it was written by a pre-release development build of "
+        "credentials, "
+        "and this build reads only format {} and has no upgrade from it. Nothing was changed. Open "
+        "the vault with the build that wrote it and move the credentials to a new vault "
+        "(`credential_manager show --reveal` each one with that build, then `credential_manager "
+        "add` it with this one and another --vault-dir or --vault-url), or keep using that build",
+        from_bytes(*old), kFormatVersion));
+  }
+  const auto format = store->get_meta("format");
+  if (!format || from_bytes(*format) > kFormatVersion) {
     throw DatabaseError("this vault was written by a newer version of credentials: upgrade");
   }
-  if (from_bytes(*version) < kFormatWithoutLedger) {
-    // Format 1 was written only by development builds before the first
-    // release (records had no current/superseded standing): no migration.
-    throw DatabaseError(fmt::format(
-        "this vault has format {}, written by a pre-release build; this build reads format {}. "
-        "Export the credentials with that build (credential_manager show --reveal) and store them "
-        "again",
-        from_bytes(*version), kFormatVersion));
+  if (from_bytes(*format) != kFormatVersion) {
+    throw DecryptionFailedError(
+        fmt::format("the vault's header was altered: its format ({}) is none that was ever "
+                    "written. Nothing was "
+                    "changed; restore the vault from a backup",
+                    from_bytes(*format)));
   }
-  if (from_bytes(*version) == kFormatWithoutLedger) {
-    const KeyDerivation derivation = read_derivation(*store);
-    EmbeddedVault::upgrade_format_2(*store, derivation.vault_id,
-                                    derive_kek(material, derivation).kek);
-  }
+  store->migrate_if_needed();
   // The key checked before anything is written. The header and the keys are
   // read in one snapshot: a master-key rotation commits its salt, key check
   // and re-wrapped keys together, and the opener sees all or none of them.
   std::unique_ptr<Keyring> keys;
-  Bytes key_check_value;
   {
     auto txn = store->begin_read();
     const KeyDerivation derivation = read_derivation(*store);
     DerivedKek derived = derive_kek(material, derivation);
     const auto key_check = store->get_meta("key_check");
     const bool check_matches = key_check && *key_check == derived.key_check;
-    key_check_value = derived.key_check;
     keys = std::make_unique<Keyring>(derivation.vault_id, std::move(derived.kek));
     try {
       keys->load(*store);
@@ -1847,21 +1695,14 @@ std::unique_ptr<VaultImpl> open_vault(VaultOptions options) {
         throw_vault_altered("its keys do not unwrap under it (key table or vault id changed)");
       throw;
     }
-    if (key_check && !check_matches) throw_vault_altered("its key check was changed");
-    if (!key_check && from_bytes(*version) >= kFormatWithoutState)
-      throw_vault_altered("its key check is missing");
+    if (!key_check) throw_vault_altered("its key check is missing");
+    if (!check_matches) throw_vault_altered("its key check was changed");
   }
-  version = store->get_meta("format_version");
-  if (version && from_bytes(*version) == kFormatWithoutRuns) EmbeddedVault::upgrade_format_4(*store);
-  const bool ledger_by_lookup = version && from_bytes(*version) == kFormatLedgerByLookup;
-  std::filesystem::path journal_directory;
-  if (!store->directory().empty()) journal_directory = store->directory() / "journal";
-  auto vault = std::make_unique<EmbeddedVault>(std::move(store), std::move(keys), options.history_depth,
-                                               std::move(journal_directory));
-  if (ledger_by_lookup) vault->upgrade_format_3();
-  vault->upgrade_format_5(key_check_value);
-  vault->upgrade_format_6();
-  vault->fold_orphan_journals();
+  std::filesystem::path segment_directory;
+  if (!store->directory().empty()) segment_directory = store->directory() / "segments";
+  auto vault = std::make_unique<EmbeddedVault>(std::move(store), std::move(keys),
+                                               options.history_depth, std::move(segment_directory));
+  vault->anchor_dead_segments();
   return vault;
 }
 

@@ -12,8 +12,8 @@ namespace {
 
 constexpr std::string_view kKekInfo = "credentials/v1/kek";
 constexpr std::string_view kKeyCheckInfo = "credentials/v1/key-check";
-constexpr std::string_view kWrapLabel = "credentials/v1/wrap";
-constexpr std::string_view kFormat3WrapLabel = "credentials/v3/wrap";
+// Format 3's label (format 2 wrapped under "credentials/v1/wrap").
+constexpr std::string_view kWrapLabel = "credentials/v3/wrap";
 
 void append_u64(Bytes& out, std::uint64_t v) {
   for (int shift = 56; shift >= 0; shift -= 8) out.push_back(static_cast<std::uint8_t>(v >> shift));
@@ -63,9 +63,8 @@ DerivedKek derive_kek(const SecretString& material, const KeyDerivation& derivat
   return derived;
 }
 
-Bytes Keyring::wrap_aad(std::int64_t key_id, std::string_view purpose, KeyWrapping wrapping) const {
-  const std::string_view label = wrapping == KeyWrapping::kFormat2 ? kWrapLabel : kFormat3WrapLabel;
-  Bytes aad(label.begin(), label.end());
+Bytes Keyring::wrap_aad(std::int64_t key_id, std::string_view purpose) const {
+  Bytes aad(kWrapLabel.begin(), kWrapLabel.end());
   aad.insert(aad.end(), vault_id_.begin(), vault_id_.end());
   append_u64(aad, static_cast<std::uint64_t>(key_id));
   aad.insert(aad.end(), purpose.begin(), purpose.end());
@@ -156,20 +155,6 @@ void Keyring::rewrap(RecordStore& store, const SecretBytes& new_kek) const {
   }
   lock.unlock();
   for (const auto& [key_id, wrapped] : rewrapped) store.update_wrapped_key(key_id, wrapped);
-}
-
-void Keyring::rewrap_for(RecordStore& store, KeyWrapping wrapping) {
-  std::vector<std::pair<std::int64_t, Bytes>> rewrapped;
-  const auto stored_keys = store.load_keys();
-  std::unique_lock lock(mutex_);  // wrapping_ changes
-  for (const auto& stored : stored_keys) {
-    auto key = aead_decrypt(kek_, stored.wrapped, wrap_aad(stored.key_id, stored.purpose));
-    if (!key) fail_unwrap(stored_keys);
-    rewrapped.emplace_back(stored.key_id,
-                           aead_encrypt(kek_, key->span(), wrap_aad(stored.key_id, stored.purpose, wrapping)));
-  }
-  for (const auto& [key_id, wrapped] : rewrapped) store.update_wrapped_key(key_id, wrapped);
-  wrapping_ = wrapping;
 }
 
 void Keyring::require_current_kek(RecordStore& store) const {

@@ -9,8 +9,8 @@
 //
 // A keyring holds the KEK its handle opened the vault with, and another
 // process (or host, or handle) may rotate the master key after that. So
-// every write that wraps or re-wraps under the KEK (create_key, rewrap,
-// rewrap_for) first unwraps the keys as they stand inside the caller's write
+// every write that wraps or re-wraps under the KEK (create_key, rewrap)
+// first unwraps the keys as they stand inside the caller's write
 // transaction: when none unwraps, the KEK is no longer the vault's and the
 // write fails with MasterKeyRotatedError before anything is wrapped. A load
 // that finds a new key it cannot unwrap fails the same way. Keys that
@@ -70,20 +70,13 @@ struct DerivedKek {
 };
 [[nodiscard]] DerivedKek derive_kek(const SecretString& material, const KeyDerivation& derivation);
 
-// The label in a wrapped key's associated data. Format 3 (the version
-// ledger) wraps under a label of its own, so a vault that has a ledger
-// cannot be passed off as a format-2 vault to have one rebuilt: its keys do
-// not unwrap as format 2's (docs/FORMAT.md, "Upgrade from format 2").
-enum class KeyWrapping { kFormat2, kFormat3 };
-
 // Throws DecryptionFailedError saying that the vault was altered (the master
 // key itself was shown to be right) and `what` is wrong with it.
 [[noreturn]] void throw_vault_altered(std::string_view what);
 
 class Keyring {
  public:
-  Keyring(Bytes vault_id, SecretBytes kek, KeyWrapping wrapping = KeyWrapping::kFormat3)
-      : vault_id_(std::move(vault_id)), kek_(std::move(kek)), wrapping_(wrapping) {
+  Keyring(Bytes vault_id, SecretBytes kek) : vault_id_(std::move(vault_id)), kek_(std::move(kek)) {
     kek_.lock();
   }
 
@@ -120,10 +113,6 @@ class Keyring {
   // transaction); this keyring keeps its KEK until set_kek after the commit.
   // Throws as load does when a stored key does not unwrap.
   void rewrap(RecordStore& store, const SecretBytes& new_kek) const;
-  // Re-wraps every stored key under the same KEK with `wrapping`'s label
-  // (the upgrade to format 3, inside the caller's transaction), and uses it
-  // from then on.
-  void rewrap_for(RecordStore& store, KeyWrapping wrapping);
   void set_kek(SecretBytes kek) {
     std::unique_lock lock(mutex_);
     kek_ = std::move(kek);
@@ -131,10 +120,7 @@ class Keyring {
   }
 
  private:
-  [[nodiscard]] Bytes wrap_aad(std::int64_t key_id, std::string_view purpose) const {
-    return wrap_aad(key_id, purpose, wrapping_);
-  }
-  [[nodiscard]] Bytes wrap_aad(std::int64_t key_id, std::string_view purpose, KeyWrapping wrapping) const;
+  [[nodiscard]] Bytes wrap_aad(std::int64_t key_id, std::string_view purpose) const;
   // REQUIRE mutex_ (shared or exclusive).
   [[nodiscard]] bool kek_unwraps_any(const std::vector<StoredKey>& stored_keys) const;
   void require_all_unwrap(const std::vector<StoredKey>& stored_keys) const;
@@ -143,7 +129,6 @@ class Keyring {
   Bytes vault_id_;
   mutable std::shared_mutex mutex_;  // guards kek_, data_keys_, newest_data_key_
   SecretBytes kek_;
-  KeyWrapping wrapping_;
   std::map<std::int64_t, SecretBytes> data_keys_;
   std::int64_t newest_data_key_ = 0;
   HmacSha256 index_mac_;

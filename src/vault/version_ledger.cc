@@ -26,12 +26,12 @@ std::int64_t leaf_id(std::int64_t leaf) { return kFirstLeafId + leaf; }
 bool is_leaf(std::int64_t node_id) { return node_id >= kFirstLeafId; }
 
 // The bucket of a credential. Both tags are HMAC outputs, so credentials
-// spread evenly over the leaves. Format 4: the first 4 bits of the owner tag,
-// then the lookup tag's first byte, so that one user's credentials sit under
-// 4 inner nodes (a namespace of 100,000 credentials still spreads over 256
-// leaves). Format 3: the first 12 bits of the lookup tag.
-std::int64_t owner_leaf_of(LedgerKey key) { return (std::int64_t{key.owner_tag[0] >> 4} << 8) | key.lookup[0]; }
-std::int64_t lookup_leaf_of(ByteView lookup) { return (std::int64_t{lookup[0]} << 4) | (lookup[1] >> 4); }
+// spread evenly over the leaves: the first 4 bits of the owner tag, then the
+// lookup tag's first byte, so that one user's credentials sit under 4 inner
+// nodes (a namespace of 100,000 credentials still spreads over 256 leaves).
+std::int64_t owner_leaf_of(LedgerKey key) {
+  return (std::int64_t{key.owner_tag[0] >> 4} << 8) | key.lookup[0];
+}
 
 Bytes be64(std::uint64_t v) {
   Bytes out(8);
@@ -85,9 +85,7 @@ void check_key(LedgerKey key) {
 
 }  // namespace
 
-std::int64_t VersionLedger::leaf_of(LedgerKey key) const {
-  return layout_ == LedgerLayout::kByOwner ? owner_leaf_of(key) : lookup_leaf_of(key.lookup);
-}
+std::int64_t VersionLedger::leaf_of(LedgerKey key) const { return owner_leaf_of(key); }
 
 // A leaf body is well formed when it holds whole entries, sorted by lookup,
 // each in this leaf's bucket as far as its lookup tag tells. Only bytes that
@@ -97,18 +95,15 @@ bool VersionLedger::well_formed_leaf(ByteView body, std::int64_t leaf) const {
   if (body.size() % kEntrySize) return false;
   for (std::size_t at = 0; at < body.size(); at += kEntrySize) {
     const ByteView lookup = body.subspan(at, kLookupSize);
-    if (layout_ == LedgerLayout::kByOwner ? lookup[0] != (leaf & 0xff) : lookup_leaf_of(lookup) != leaf) return false;
+    if (lookup[0] != (leaf & 0xff)) return false;
     if (at && std::memcmp(body.data() + at - kEntrySize, body.data() + at, kLookupSize) >= 0) return false;
   }
   return true;
 }
 
-// Format 4's nodes are MACed under labels of their own: a format-3 node never
-// verifies in a format-4 ledger.
+// Format 4's nodes are MACed under labels of their own (format 3's were
+// "L", "N" and "R").
 std::string_view VersionLedger::label(char kind) const {
-  if (layout_ == LedgerLayout::kByLookup) {
-    return kind == 'L' ? "L" : kind == 'N' ? "N" : "R";
-  }
   return kind == 'L' ? "ledger/4/leaf" : kind == 'N' ? "ledger/4/inner" : "ledger/4/root";
 }
 

@@ -16,8 +16,7 @@
 // A credential's bucket is the first 4 bits of its owner tag, then the first
 // byte of its lookup tag (format 4): one user's credentials sit under 4 of
 // the 64 inner nodes, so that checking a user's list hashes a few inner
-// nodes instead of nearly all of them. Format 3 took the bucket from the
-// lookup tag alone (LedgerLayout::kByLookup, read only to upgrade).
+// nodes instead of nearly all of them.
 //
 // so putting back one credential's ledger leaf means putting back its path
 // to the root, which is the whole ledger: every credential changed since
@@ -79,11 +78,6 @@ struct LedgerComparison {
   std::vector<LedgerDifference> differences;
 };
 
-enum class LedgerLayout {
-  kByLookup,  // format 3: the bucket from the lookup tag; read only to upgrade
-  kByOwner,   // format 4: the bucket from the owner tag, then the lookup tag
-};
-
 // A credential as the ledger places it.
 struct LedgerKey {
   ByteView owner_tag;
@@ -101,8 +95,7 @@ class VersionLedger {
  public:
   static constexpr std::size_t kLookupSize = 32;
 
-  explicit VersionLedger(const Keyring& keys, LedgerLayout layout = LedgerLayout::kByOwner)
-      : keys_(keys), layout_(layout) {}
+  explicit VersionLedger(const Keyring& keys) : keys_(keys) {}
 
   // The ids of the nodes on the path from the root to a credential's leaf.
   [[nodiscard]] std::array<std::int64_t, 3> path_ids(LedgerKey key) const;
@@ -138,13 +131,13 @@ class VersionLedger {
   void set_all(RecordStore& store, const std::vector<LedgerChange>& changes);
 
   // Writes the whole ledger for `current` (each credential at its version)
-  // into a store whose ledger table is empty (a new vault, an upgrade).
+  // into a store whose ledger table is empty (a new vault).
   // REQUIRES: inside a write transaction.
   void build(RecordStore& store, const std::vector<StoredRecord>& current);
 
   // Every stored node verified and the entries compared with `stored` (the
   // current records: what the credential rows say), each entry in its
-  // credential's bucket: for verify() and the upgrade of format 3.
+  // credential's bucket: for verify().
   [[nodiscard]] LedgerComparison compare(RecordStore& store, const std::vector<StoredRecord>& stored);
 
  private:
@@ -157,7 +150,7 @@ class VersionLedger {
   };
   // Verifies the path to `lookup` among `nodes` (by id); missing leaf: empty.
   Path verified_path(LedgerKey key, std::vector<LedgerNode> nodes);
-  // The bucket (0..4,095) of a credential in this ledger's layout.
+  // The bucket (0..4,095) of a credential.
   [[nodiscard]] std::int64_t leaf_of(LedgerKey key) const;
   [[nodiscard]] bool well_formed_leaf(ByteView body, std::int64_t leaf) const;
   [[nodiscard]] std::string_view label(char kind) const;
@@ -177,7 +170,6 @@ class VersionLedger {
   std::vector<Entry> walk(RecordStore& store, std::vector<std::string>& damage);
 
   const Keyring& keys_;
-  const LedgerLayout layout_;
   struct Verified {
     Bytes body;
     Bytes mac;

@@ -84,9 +84,8 @@ class PgDatabase {
     return role;
   }
 
-  // Runs SQL in this database as its owner; returns the first column of
-  // every row as text.
-  std::vector<std::string> query(std::string_view sql) const {
+  // A session in this database as its owner (PQfinish it).
+  PGconn* connect() const {
     auto& server = PostgresServer::instance();
     const std::string port = std::to_string(server.port());
     const std::string host = server.host();
@@ -99,6 +98,13 @@ class PgDatabase {
       throw std::runtime_error("cannot connect: " + message);
     }
     PQsetNoticeProcessor(conn, [](void*, const char*) {}, nullptr);
+    return conn;
+  }
+
+  // Runs SQL in this database as its owner; returns the first column of
+  // every row as text.
+  std::vector<std::string> query(std::string_view sql) const {
+    PGconn* conn = connect();
     PGresult* result = PQexec(conn, std::string(sql).c_str());
     const auto status = PQresultStatus(result);
     if (status != PGRES_TUPLES_OK && status != PGRES_COMMAND_OK) {
@@ -119,7 +125,8 @@ class PgDatabase {
   // Every row of every vault table of `schema`, as text (bytea in hex).
   std::vector<std::string> dump(std::string_view schema = "credential_vault") const {
     std::vector<std::string> out;
-    for (const char* table : {"schema_version", "meta", "keys", "credentials", "credential_ids", "versions", "ledger", "audit"}) {
+    for (const char* table : {"schema_format", "meta", "keys", "credentials", "credential_ids",
+                              "versions", "ledger", "audit", "audit_segment"}) {
       for (auto& row : query(fmt::format("SELECT t::text FROM \"{}\".{} t ORDER BY 1", schema, table))) {
         out.push_back(std::string(table) + ": " + row);
       }

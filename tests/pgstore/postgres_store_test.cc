@@ -1,14 +1,15 @@
 // What only the PostgreSQL store has: URLs and schemas, rights, migrations,
 // server restarts, and moving a vault between the stores.
-#include <gtest/gtest.h>
-
 #include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <filesystem>
+#include <future>
 #include <iostream>
 #include <mutex>
 #include <thread>
+
+#include <gtest/gtest.h>
 
 #include "credentials/credentials.h"
 #include "pgstore/pg_fixture.h"
@@ -74,8 +75,8 @@ TEST_F(PostgresStoreTest, SchemaParameterSelectsAVersionedSchemaOfItsOwn) {
   EXPECT_EQ(Vault::open(pg_options(db_.url("team_b"), key_)).get_credential(kAlice, "db").password.reveal(),
             "in-team-b");
   for (const char* schema : {"credential_vault", "team_b"}) {
-    EXPECT_EQ(db_.query(fmt::format("SELECT max(version) FROM {}.schema_version", schema)),
-              std::vector<std::string>{"3"});
+    EXPECT_EQ(db_.query(fmt::format("SELECT max(version) FROM {}.schema_format", schema)),
+              std::vector<std::string>{"1"});
   }
   // Nothing outside the vault schemas: the database is shared with the application.
   EXPECT_EQ(db_.query("SELECT count(*) FROM pg_tables WHERE schemaname = 'public'"),
@@ -90,24 +91,22 @@ TEST_F(PostgresStoreTest, MissingVaultIsNotFoundWithoutCreate) {
   EXPECT_TRUE(db_.query("SELECT 1 FROM pg_namespace WHERE nspname = 'nothing_here'").empty());
 }
 
-TEST_F(PostgresStoreTest, OlderSchemaIsMigratedForwardAndNewerIsRefused) {
+TEST_F(PostgresStoreTest, NewerOrPreReleaseSchemaIsRefusedAndLeftAsItWas) {
   { (void)Vault::open(pg_options(db_.url(), key_)); }
-  db_.query("UPDATE credential_vault.schema_version SET version = 7 WHERE version = 3");
+  db_.query("UPDATE credential_vault.schema_format SET version = 7 WHERE version = 1");
   const std::string newer = database_error_of([&] { (void)Vault::open(pg_options(db_.url(), key_)); });
   EXPECT_NE(newer.find("newer"), std::string::npos) << newer;
-  // Back at version 2, as a schema made before audit rows held runs:
-  // migration 3 adds the column again.
-  db_.query("DELETE FROM credential_vault.schema_version WHERE version = 7");
-  db_.query("ALTER TABLE credential_vault.audit DROP COLUMN journal_run");
-  EXPECT_NO_THROW((void)Vault::open(pg_options(db_.url(), key_)));
-  EXPECT_EQ(db_.query("SELECT max(version) FROM credential_vault.schema_version"), std::vector<std::string>{"3"});
-  EXPECT_EQ(db_.query("SELECT count(*) FROM information_schema.columns WHERE table_schema = 'credential_vault' "
-                      "AND table_name = 'audit' AND column_name = 'journal_run'"),
-            std::vector<std::string>{"1"});
-  // Back at version 1: migrations 2 (the version ledger's table) and 3 run again.
-  db_.query("DELETE FROM credential_vault.schema_version WHERE version > 1");
-  EXPECT_NO_THROW((void)Vault::open(pg_options(db_.url(), key_)));
-  EXPECT_EQ(db_.query("SELECT max(version) FROM credential_vault.schema_version"), std::vector<std::string>{"3"});
+  db_.query("UPDATE credential_vault.schema_format SET version = 1 WHERE version = 7");
+  EXPECT_NO_THROW((void)Vault::open(pg_options(db_.url(), key_)));  // the control
+  // Pre-release schemas counted their migrations in schema_version.
+  db_.query(
+      "CREATE TABLE credential_vault.schema_version (version integer PRIMARY KEY); "
+      "INSERT INTO credential_vault.schema_version VALUES (3)");
+  const auto before = db_.dump();
+  const std::string old =
+      database_error_of([&] { (void)Vault::open(pg_options(db_.url(), key_)); });
+  EXPECT_NE(old.find("pre-release"), std::string::npos) << old;
+  EXPECT_EQ(db_.dump(), before);
 }
 
 TEST_F(PostgresStoreTest, RoleWithoutRightsOnTheVaultSchemaGetsAClearError) {
@@ -236,8 +235,10 @@ TEST_F(PostgresStoreTest, MigrateDirectoryToPostgresAndBackKeepsEverythingVerifi
     EXPECT_EQ(events.front().action, "create_vault");
     EXPECT_TRUE(std::any_of(events.begin(), events.end(),
                             [](const AuditEvent& e) { return e.action == "migrate_store"; }));
-    // The source's reads came as a run (FORMAT.md, "Audit"), still listed and verified.
-    EXPECT_EQ(db_.query("SELECT max(journal_run) FROM credential_vault.audit"), std::vector<std::string>{"3"});
+    // The source's reads came in its segments (FORMAT.md, "Audit segments"), still listed and
+    // verified.
+    EXPECT_EQ(db_.query("SELECT count(*) >= 3 FROM credential_vault.audit_segment"),
+              std::vector<std::string>{"t"});
     EXPECT_EQ(vault.audit_events(kAlice, {.action = "get"}).size(), 3u + 2u);  // and the two gets above
     const AuditVerification chain = vault.verify_audit();
     EXPECT_TRUE(chain.ok) << chain.problem;
@@ -257,6 +258,37 @@ TEST_F(PostgresStoreTest, MigrateDirectoryToPostgresAndBackKeepsEverythingVerifi
   EXPECT_TRUE(vault.verify().ok());
   // Into a directory that holds a vault: refused.
   EXPECT_THROW(migrate_vault(pg_options(db_.url(), key_, false), dir_options(source, key_)), AlreadyExistsError);
+}
+
+// A read's event is a row of its handle's segment, committed without the
+// vault's write lock (docs/FORMAT.md, "Audit segments"): with the audit
+// chain locked against writes by another session, reads go on and are
+// audited, while a write waits for the lock (the control). Once the lock is
+// gone, the reads are anchored and the trail verifies.
+TEST_F(PostgresStoreTest, ReadsAreAuditedWithoutTheChainsWriteLock) {
+  auto vault = Vault::open(pg_options(db_.url(), key_));
+  vault.store_credential(kAlice, {.name = "db", .host = "h", .password = "pw"});
+  PGconn* holder = db_.connect();
+  PQclear(PQexec(holder, "BEGIN; LOCK TABLE credential_vault.audit IN EXCLUSIVE MODE"));
+  auto reads = std::async(std::launch::async, [&] {
+    for (int i = 0; i < 20; ++i) (void)vault.get_credential(kAlice, "db");
+  });
+  const bool reads_done = reads.wait_for(std::chrono::seconds(20)) == std::future_status::ready;
+  EXPECT_TRUE(reads_done) << "reads waited for the chain's lock";
+  EXPECT_EQ(db_.query("SELECT count(*) FROM credential_vault.audit_segment"),
+            std::vector<std::string>{"20"});
+  auto other = Vault::open(pg_options(db_.url(), key_));
+  auto write = std::async(std::launch::async,
+                          [&] { other.update_password(kAlice, "db", SecretString("pw-2")); });
+  EXPECT_EQ(write.wait_for(std::chrono::milliseconds(500)), std::future_status::timeout)
+      << "a write did not wait for the chain's lock";
+  PQclear(PQexec(holder, "COMMIT"));
+  PQfinish(holder);
+  reads.get();
+  write.get();
+  EXPECT_EQ(vault.audit_events(kAdmin, {.action = "get"}).size(), 20u);
+  const AuditVerification chain = vault.verify_audit();
+  EXPECT_TRUE(chain.ok) << chain.problem;
 }
 
 TEST_F(PostgresStoreTest, MigrateWithAWrongKeyCopiesNothing) {

@@ -93,14 +93,16 @@ class RawDb {
   // Copies the tables an attack changes, so that it can be committed (the
   // vault's own connection sees only committed changes) and then undone.
   void save() {
-    for (const char* t : {"versions", "credentials", "credential_ids", "ledger", "audit", "meta"}) {
+    for (const char* t : {"versions", "credentials", "credential_ids", "ledger", "audit",
+                          "audit_segment", "meta"}) {
       exec(std::string("DROP TABLE IF EXISTS temp.saved_") + t + "; CREATE TEMP TABLE saved_" + t +
            " AS SELECT * FROM main." + t);
     }
   }
   void restore() {
     exec("BEGIN");
-    for (const char* t : {"versions", "credentials", "credential_ids", "ledger", "audit", "meta"}) {
+    for (const char* t : {"versions", "credentials", "credential_ids", "ledger", "audit",
+                          "audit_segment", "meta"}) {
       exec(std::string("DELETE FROM main.") + t + "; INSERT INTO main." + t + " SELECT * FROM temp.saved_" + t);
     }
     exec("COMMIT");
@@ -585,180 +587,164 @@ TEST_F(TamperingTest, EveryFlippedAuditByteBreaksTheChain) {
   EXPECT_EQ(structural_detected, structural);
 }
 
-// Read events go into the chain as runs: one row, many journal entries
-// (docs/FORMAT.md, "Audit"). Every byte of a run, its count, and each way
-// of cutting, reordering or repeating its entries is detected, and
-// verification names the first event that is wrong.
-TEST_F(TamperingTest, EveryFlippedByteAndEveryCutOfARunOfReadEventsBreaksTheChain) {
-  Vault vault = open();
-  for (const auto& [user, name] : {std::pair{kAlice, "db_a"}, {kBob, "db_b"}, {kAlice, "db_c"}, {kBob, "db_b"},
-                                   {kAlice, "db_a"}}) {
-    (void)vault.get_credential(user, name);
+// Read events are the entries of their handle's segment, stored in chunks
+// and anchored by the chain (docs/FORMAT.md, "Audit segments"). Every byte
+// of a chunk, its numbers, and each way of cutting, reordering or repeating
+// its entries is detected; an entry out of place is not listed. Each check
+// opens a handle of its own, whose own events go to a segment of their own.
+TEST_F(TamperingTest, EveryFlippedByteAndEveryCutOfASegmentBreaksTheTrail) {
+  {
+    Vault vault = open();
+    for (const auto& [user, name] : {std::pair{kAlice, "db_a"},
+                                     {kBob, "db_b"},
+                                     {kAlice, "db_c"},
+                                     {kBob, "db_b"},
+                                     {kAlice, "db_a"}}) {
+      (void)vault.get_credential(user, name);
+    }
+  }  // closed: its segment anchored, as one chunk
+  {
+    Vault vault = open();
+    EXPECT_EQ(vault.audit_events(kAlice, {.action = "get"}).size(), 3u);
+    EXPECT_EQ(vault.audit_events(kBob, {.action = "get"}).size(), 2u);
+    for (const AuditEvent& event : vault.audit_events(kBob, {})) EXPECT_EQ(event.owner, "bob");
+    ASSERT_TRUE(vault.verify_audit().ok);
   }
-  // One run holds both users' reads; each sees only their own.
-  EXPECT_EQ(vault.audit_events(kAlice, {.action = "get"}).size(), 3u);
-  EXPECT_EQ(vault.audit_events(kBob, {.action = "get"}).size(), 2u);
-  for (const AuditEvent& event : vault.audit_events(kBob, {})) EXPECT_EQ(event.owner, "bob");
-  ASSERT_TRUE(vault.verify_audit().ok);
   RawDb raw(db_file());
-  const auto rows = raw.query("SELECT seq, sealed, mac, journal_run FROM audit WHERE journal_run >= 5");
-  ASSERT_EQ(rows.size(), 1u) << "the five reads were folded as one run";
-  const std::string seq = std::to_string(as_int(rows[0][0]));
-  const std::int64_t count = as_int(rows[0][3]);
-  const std::int64_t first = as_int(rows[0][0]) - count + 1;
+  const auto chunks = raw.query("SELECT segment_id, entries FROM audit_segment WHERE count = 5");
+  ASSERT_EQ(chunks.size(), 1u) << "one chunk holds the five reads";
+  const Blob segment = chunks[0][0];
+  const Blob entries = chunks[0][1];
   raw.save();
 
   long cases = 0, detected = 0;
-  auto expect_detected = [&](const std::string& what, std::optional<std::int64_t> first_bad = std::nullopt) {
+  const auto expect_detected = [&](const std::string& what) {
     ++cases;
-    const AuditVerification v = vault.verify_audit();
+    const AuditVerification v = open().verify_audit();
     if (v.ok) {
       ADD_FAILURE() << "audit verify missed " << what;
     } else {
       ++detected;
-      if (first_bad) EXPECT_EQ(v.first_bad_seq, *first_bad) << what << ": " << v.problem;
+      EXPECT_NE(v.problem.find("segment"), std::string::npos) << what << ": " << v.problem;
     }
   };
-  auto expect_not_listed = [&](const std::string& what) {
-    EXPECT_EQ(vault.audit_events(kAdmin, {.action = "get"}).size(), 0u) << what << " was listed";
+  const auto gets_listed = [&] { return open().audit_events(kAdmin, {.action = "get"}).size(); };
+  const auto set_entries = [&](const Blob& changed, std::size_t count) {
+    raw.run(fmt::format("UPDATE audit_segment SET entries = ?1, count = {} WHERE segment_id = ?2",
+                        count),
+            {changed, segment});
   };
-  // Quick mode: the header, the MAC, and every third byte of the entries
-  // (each of their fields); long mode: all.
-  for (int column : {1, 2}) {
-    const std::string name = column == 1 ? "sealed" : "mac";
-    const Blob& original = rows[0][column];
-    for (std::size_t i = 0; i < original.size(); ++i) {
-      if (!testing::long_mode() && column == 1 && i >= 16 + 8 + 32 && i % 3 != 0) continue;
-      Blob bad = original;
-      bad[i] ^= 0x01;
-      raw.run("UPDATE audit SET " + name + " = ?1 WHERE seq = " + seq, {bad});
-      expect_detected(fmt::format("byte {} of the run's {}", i, name));
-      if (i == 0) expect_not_listed(fmt::format("a run with byte 0 of its {} flipped", name));
-      raw.run("UPDATE audit SET " + name + " = ?1 WHERE seq = " + seq, {original});
-    }
-  }
-  for (int delta : {-1, 1}) {
-    raw.exec(fmt::format("UPDATE audit SET journal_run = journal_run + {} WHERE seq = {}", delta, seq));
-    expect_detected(fmt::format("the run's count changed by {}", delta));
+  // Every byte of the entries (quick mode: every third).
+  for (std::size_t i = 0; i < entries.size(); ++i) {
+    if (!testing::long_mode() && i % 3 != 0) continue;
+    Blob bad = entries;
+    bad[i] ^= 0x01;
+    set_entries(bad, 5);
+    expect_detected(fmt::format("byte {} of the chunk's entries", i));
     raw.restore();
   }
-  for (const char* count : {"-1", "0", "9223372036854775807"}) {
-    raw.exec(fmt::format("UPDATE audit SET journal_run = {} WHERE seq = {}", count, seq));
-    expect_detected(fmt::format("the run's count set to {}", count));
+  for (const char* change : {"count = 4", "count = 6", "count = 0", "first_idx = 1",
+                             "first_idx = -1", "segment_id = randomblob(16)"}) {
+    raw.run(fmt::format("UPDATE audit_segment SET {} WHERE segment_id = ?1", change), {segment});
+    expect_detected(fmt::format("the chunk's {}", change));
     raw.restore();
   }
-  // The column a run leaves empty (each entry carries its owner tag).
-  for (const char* tag : {"x'00'", "randomblob(32)"}) {
-    raw.exec(fmt::format("UPDATE audit SET owner_tag = {} WHERE seq = {}", tag, seq));
-    expect_detected(fmt::format("the run's owner tag column set to {}", tag), first);
-    raw.restore();
-  }
-
-  // The run's entries, as the journal wrote them: u32 length (BE) ‖ body.
-  const Blob& sealed = rows[0][1];
-  constexpr std::size_t kHeader = 16 + 8 + 32;
-  std::vector<Blob> entries;
-  for (std::size_t at = kHeader; at < sealed.size();) {
-    const std::size_t size =
-        4 + ((std::size_t{sealed[at]} << 24) | (sealed[at + 1] << 16) | (sealed[at + 2] << 8) | sealed[at + 3]);
-    entries.emplace_back(sealed.begin() + static_cast<std::ptrdiff_t>(at),
-                         sealed.begin() + static_cast<std::ptrdiff_t>(at + size));
+  // The chunk rewritten with its entries cut, swapped or repeated, as
+  // someone editing the file would (each frame: u32 length, then that many).
+  std::vector<Blob> frames;
+  for (std::size_t at = 0; at < entries.size();) {
+    const std::size_t size = 4 + ((std::size_t{entries[at]} << 24) | (entries[at + 1] << 16) |
+                                  (entries[at + 2] << 8) | entries[at + 3]);
+    frames.emplace_back(entries.begin() + static_cast<std::ptrdiff_t>(at),
+                        entries.begin() + static_cast<std::ptrdiff_t>(at + size));
     at += size;
   }
-  ASSERT_EQ(static_cast<std::int64_t>(entries.size()), count);
-  // The run rewritten with other entries, its count and number made to
-  // match, as someone editing the file would (the events after it dropped,
-  // to make room).
-  auto rewrite = [&](const std::vector<Blob>& changed) {
-    raw.exec("DELETE FROM audit WHERE seq > " + seq);
-    Blob body(sealed.begin(), sealed.begin() + kHeader);
-    for (const Blob& entry : changed) body.insert(body.end(), entry.begin(), entry.end());
-    const auto n = static_cast<std::int64_t>(changed.size());
-    raw.run(fmt::format("UPDATE audit SET sealed = ?1, journal_run = {}, seq = {} WHERE seq = {}", n,
-                        first + n - 1, seq),
-            {body});
+  ASSERT_EQ(frames.size(), 5u);
+  const auto rewrite = [&](const std::vector<Blob>& changed, const std::string& what,
+                           std::size_t listed_at_most) {
+    Blob body;
+    for (const Blob& frame : changed) body.insert(body.end(), frame.begin(), frame.end());
+    set_entries(body, changed.size());
+    expect_detected(what);
+    EXPECT_LE(gets_listed(), listed_at_most) << what << ": entries out of place were listed";
+    raw.restore();
   };
-  std::vector<Blob> cut = entries;
+  std::vector<Blob> cut = frames;
   cut.erase(cut.begin() + 2);
-  rewrite(cut);
-  expect_detected("an entry cut from the middle", first + 2);
-  expect_not_listed("an entry cut from the middle");
-  raw.restore();
-  std::vector<Blob> swapped = entries;
+  rewrite(cut, "an entry cut from the middle", 2);
+  std::vector<Blob> swapped = frames;
   std::swap(swapped[1], swapped[2]);
-  rewrite(swapped);
-  expect_detected("two entries swapped", first + 1);
-  expect_not_listed("two entries swapped");
-  raw.restore();
-  std::vector<Blob> repeated = entries;
-  repeated.insert(repeated.begin() + 2, entries[1]);
-  rewrite(repeated);
-  expect_detected("an entry repeated", first + 2);
-  expect_not_listed("an entry repeated");
-  raw.restore();
-  std::vector<Blob> tail = entries;
-  tail.pop_back();
-  rewrite(tail);
-  expect_detected("the last entry cut", first);
-  expect_not_listed("the last entry cut");
-  raw.restore();
-  std::vector<Blob> head = entries;
-  head.erase(head.begin());
-  rewrite(head);
-  expect_detected("the first entry cut", first);
-  expect_not_listed("the first entry cut");
+  rewrite(swapped, "two entries swapped", 1);
+  std::vector<Blob> repeated = frames;
+  repeated.insert(repeated.begin() + 2, frames[1]);
+  rewrite(repeated, "an entry repeated", 5);
+  rewrite({frames.begin(), frames.end() - 1}, "the last anchored entry cut", 4);
+  rewrite({frames.begin() + 1, frames.end()}, "the first entry cut", 0);
+  std::vector<Blob> appended = frames;
+  appended.push_back(frames[4]);
+  rewrite(appended, "an entry repeated after the last", 5);
+  raw.run("DELETE FROM audit_segment WHERE segment_id = ?1", {segment});
+  expect_detected("the whole segment removed");
   raw.restore();
 
-  EXPECT_TRUE(vault.verify_audit().ok);
-  EXPECT_EQ(vault.audit_events(kAdmin, {.action = "get"}).size(), 5u);
-  testing::print_figures("tampering-audit-run",
-                         fmt::format("run of {} events, {} bytes: flips, counts and cuts {}, detected {}", count,
-                                     sealed.size(), cases, detected));
+  EXPECT_TRUE(open().verify_audit().ok);
+  EXPECT_EQ(gets_listed(), 5u);
+  testing::print_figures(
+      "tampering-audit-segment",
+      fmt::format("chunk of 5 read events, {} bytes: flips, changes and cuts {}, detected {}",
+                  entries.size(), cases, detected));
   EXPECT_EQ(detected, cases);
 }
 
-// A folded read event keeps the seal its read journal gave it, bound to that
-// journal and index, not to its place in the chain, and its run of entries
-// chains them to each other, not to their place: a run copied over another
-// event or appended again still decrypts and its entries still chain. The
-// run's chain MAC catches it: `audit` leaves it out and `audit verify` fails.
-TEST_F(TamperingTest, ACopiedRunOfReadEventsIsNeitherListedNorVerified) {
-  Vault vault = open();
-  const auto gets = [&] { return vault.audit_events(kAdmin, {.action = "get"}).size(); };
-  (void)vault.get_credential(kAlice, "db_a");
-  (void)vault.get_credential(kAlice, "db_a");
+// An entry's seal binds it to its segment and index, and its MAC to the
+// entry before it: a chunk copied into another segment or after its own,
+// or an entry over a write's event in the chain, is not listed and
+// verification fails.
+TEST_F(TamperingTest, ACopiedSegmentChunkIsNeitherListedNorVerified) {
+  {
+    Vault vault = open();
+    (void)vault.get_credential(kAlice, "db_a");
+    (void)vault.get_credential(kAlice, "db_a");
+  }
+  const auto gets = [&] { return open().audit_events(kAdmin, {.action = "get"}).size(); };
   const std::size_t listed = gets();
-  ASSERT_GE(listed, 2u);
-  const auto all = vault.audit_events(kAdmin, {});
-  const std::int64_t read_seq = vault.audit_events(kAdmin, {.action = "get"}).front().seq;
-  ASSERT_NE(all.front().action, "get");
-  const std::int64_t other_seq = all.front().seq;
+  ASSERT_EQ(listed, 2u);
   RawDb raw(db_file());
-  const auto run = raw.query("SELECT seq, journal_run FROM audit WHERE seq >= " + std::to_string(read_seq) +
-                             " ORDER BY seq LIMIT 1");
-  ASSERT_EQ(run.size(), 1u);
-  ASSERT_GE(as_int(run[0][1]), 2) << "the two reads were folded as one run";
   raw.save();
-  const std::string row = std::to_string(as_int(run[0][0]));
-  raw.exec("INSERT INTO audit(seq, owner_tag, sealed, mac, journal_run) SELECT (SELECT max(seq) FROM audit) + "
-           "journal_run, owner_tag, sealed, mac, journal_run FROM audit WHERE seq = " + row);
-  EXPECT_EQ(gets(), listed) << "an appended copy was listed";
-  EXPECT_FALSE(vault.verify_audit().ok);
+  const std::string reads = "(SELECT segment_id FROM audit_segment WHERE count = 2)";
+  raw.exec(
+      "INSERT INTO audit_segment SELECT randomblob(16), first_idx, count, entries FROM "
+      "audit_segment "
+      "WHERE segment_id = " +
+      reads);
+  EXPECT_EQ(gets(), listed) << "a copy in another segment was listed";
+  EXPECT_FALSE(open().verify_audit().ok);
   raw.restore();
-  // Over a write's event, as a run that ends there.
-  raw.exec("UPDATE audit SET (owner_tag, sealed, mac, journal_run) = (SELECT owner_tag, sealed, mac, journal_run "
-           "FROM audit WHERE seq = " + row + ") WHERE seq = " + std::to_string(other_seq));
-  EXPECT_EQ(gets(), listed) << "a copy over another event was listed";
-  EXPECT_FALSE(vault.verify_audit().ok);
+  raw.exec(
+      "INSERT INTO audit_segment SELECT segment_id, 2, count, entries FROM audit_segment "
+      "WHERE segment_id = " +
+      reads);
+  EXPECT_EQ(gets(), listed) << "a copy after the segment's last entry was listed";
+  EXPECT_FALSE(open().verify_audit().ok);
   raw.restore();
-  // Over a write's event, as one event: its bytes are not one sealed event.
-  raw.exec("UPDATE audit SET (owner_tag, sealed, mac) = (SELECT owner_tag, sealed, mac FROM audit WHERE seq = " +
-           row + ") WHERE seq = " + std::to_string(other_seq));
-  EXPECT_EQ(gets(), listed) << "a run passed off as one event was listed";
-  EXPECT_FALSE(vault.verify_audit().ok);
+  // A copy whose id is stored as text (SQLite keeps a value's type): a key
+  // of its own that no walk of the segments meets, so neither may `audit`.
+  raw.exec(
+      "INSERT INTO audit_segment SELECT CAST(segment_id AS TEXT), first_idx, count, entries FROM "
+      "audit_segment WHERE segment_id = " +
+      reads);
+  EXPECT_EQ(gets(), listed) << "a copy under a text id was listed";
+  raw.restore();
+  // An entry's sealed event over a write's event in the chain.
+  raw.exec(
+      "UPDATE audit SET sealed = (SELECT substr(entries, 4 + 1 + 8 + 8 + 1 + 32 + 32 + 1, "
+      "length(entries)) "
+      "FROM audit_segment WHERE segment_id = " +
+      reads + ") WHERE seq = 2");
+  EXPECT_FALSE(open().verify_audit().ok);
   raw.restore();
   EXPECT_EQ(gets(), listed);
-  EXPECT_TRUE(vault.verify_audit().ok);
+  EXPECT_TRUE(open().verify_audit().ok);
 }
 
 // Whole rows moved between owners and names, deleted, or replayed from an

@@ -1,15 +1,17 @@
-// The audit trail under many processes, crashes, a damaged read journal and
-// a storage that refuses writes (issue #5; docs/FORMAT.md "Read journal").
-#include <gtest/gtest.h>
+// The audit trail under many processes, crashes, a damaged segment of read
+// events and a storage that refuses writes (docs/FORMAT.md, "Audit segments").
 #include <signal.h>
-#include <sys/resource.h>
-#include <sys/stat.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <map>
+
+#include <gtest/gtest.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
 
 #include "credentials/credentials.h"
 #include "reliability/reliability.h"
@@ -28,12 +30,13 @@ class AuditTrailTest : public ::testing::Test {
  public:
   Vault open_vault() { return Vault::open({.directory = vault_dir(), .master_key = key_.clone()}); }
   fs::path vault_dir() const { return dir_.path() / "vault"; }
-  fs::path journal_dir() const { return vault_dir() / "journal"; }
+  fs::path segment_dir() const { return vault_dir() / "segments"; }
 
-  std::vector<fs::path> journals() const {
+  // The segment files waiting for their anchors.
+  std::vector<fs::path> segment_files() const {
     std::vector<fs::path> out;
     std::error_code ec;
-    for (const auto& entry : fs::directory_iterator(journal_dir(), ec)) out.push_back(entry.path());
+    for (const auto& entry : fs::directory_iterator(segment_dir(), ec)) out.push_back(entry.path());
     return out;
   }
 
@@ -60,9 +63,9 @@ class AuditTrailTest : public ::testing::Test {
   }
 
   // Stores one credential; then a process reads it three times and is
-  // killed before it can close the vault: its journal, left behind with
-  // three unfolded events (empty path if that did not happen).
-  fs::path journal_of_a_killed_reader() {
+  // killed before it can close the vault: its segment file, left behind
+  // with three unanchored entries (empty path if that did not happen).
+  fs::path segment_of_a_killed_reader() {
     {
       auto vault = open_vault();
       vault.store_credential(user_of(1), {.name = "db", .host = "h", .password = "pw"});
@@ -74,45 +77,35 @@ class AuditTrailTest : public ::testing::Test {
       return 0;
     });
     const int status = wait_status(pid);
-    const auto files = journals();
+    const auto files = segment_files();
     if (!WIFSIGNALED(status) || files.size() != 1) return {};
     return files[0];
   }
 
-  // Where a journal's entries end: the file is grown ahead with zeros, and
-  // a zero length ends it (docs/FORMAT.md, "Read journal").
-  static std::size_t end_of_entries(const std::string& bytes) {
+  // Where each entry of a segment file starts (a length of 4 bytes, then
+  // that many; docs/FORMAT.md, "Audit segments").
+  static std::vector<std::size_t> entry_starts(const std::string& bytes) {
+    std::vector<std::size_t> starts;
     std::size_t pos = 0;
     while (pos + 4 <= bytes.size()) {
       std::uint32_t length = 0;
       for (int i = 0; i < 4; ++i) length = (length << 8) | static_cast<std::uint8_t>(bytes[pos + i]);
       if (length == 0 || pos + 4 + length > bytes.size()) break;
+      starts.push_back(pos);
       pos += 4 + length;
     }
-    return pos;
-  }
-  // Where the last entry of a journal starts.
-  static std::size_t last_entry(const std::string& bytes) {
-    std::size_t pos = 0;
-    std::size_t last = 0;
-    while (pos < end_of_entries(bytes)) {
-      last = pos;
-      std::uint32_t length = 0;
-      for (int i = 0; i < 4; ++i) length = (length << 8) | static_cast<std::uint8_t>(bytes[pos + i]);
-      pos += 4 + length;
-    }
-    return last;
+    return starts;
   }
 
-  // The journal of a killed reader (see above), its bytes rewritten by
-  // `edit`; false when there was no such journal.
+  // The segment file of a killed reader (see above), its bytes rewritten by
+  // `edit`; false when there was no such file.
   template <typename F>
-  bool edit_journal_of_a_killed_reader(F edit) {
-    const fs::path journal = journal_of_a_killed_reader();
-    if (journal.empty()) return false;
-    std::string bytes = testing::read_file(journal);
+  bool edit_segment_of_a_killed_reader(F edit) {
+    const fs::path segment = segment_of_a_killed_reader();
+    if (segment.empty()) return false;
+    std::string bytes = testing::read_file(segment);
     edit(bytes);
-    std::ofstream(journal, std::ios::binary | std::ios::trunc) << bytes;
+    std::ofstream(segment, std::ios::binary | std::ios::trunc) << bytes;
     return true;
   }
 
@@ -137,7 +130,8 @@ class AuditTrailTest : public ::testing::Test {
 // 16 processes × 100 operations (stores, gets, lists, updates) give 1,600
 // events and one chain that verifies. Half of the processes are killed
 // with SIGKILL after their last operation, before they can close the vault:
-// the read events they journaled are folded by the next process to open it.
+// the read events left in their segment files are anchored by the next
+// process to open it.
 TEST_F(AuditTrailTest, SixteenProcessesTimesAHundredOperationsGiveSixteenHundredEvents) {
   { (void)open_vault(); }
   constexpr int kProcesses = 16;
@@ -156,7 +150,7 @@ TEST_F(AuditTrailTest, SixteenProcessesTimesAHundredOperationsGiveSixteenHundred
           case 3: (void)vault.update_password(user, name, SecretString("canary-pw-2")); break;
         }
       }
-      if (p % 2 == 1) ::kill(::getpid(), SIGKILL);  // no close: the journal stays behind
+      if (p % 2 == 1) ::kill(::getpid(), SIGKILL);  // no close: the segment file stays behind
       return 0;
     }));
   }
@@ -170,14 +164,13 @@ TEST_F(AuditTrailTest, SixteenProcessesTimesAHundredOperationsGiveSixteenHundred
     }
   }
   EXPECT_EQ(killed, kProcesses / 2);
-  // The killed processes' journals; those that died before a sibling
-  // opened the vault were folded by that sibling already.
-  const std::size_t orphans = journals().size();
-  EXPECT_GE(orphans, 1u);
+  // The killed processes' segment files; those that died before a sibling
+  // opened the vault were anchored by that sibling already.
+  const std::size_t orphans = segment_files().size();
   EXPECT_LE(orphans, static_cast<std::size_t>(kProcesses / 2));
 
-  auto vault = open_vault();  // folds the orphaned journals
-  EXPECT_TRUE(journals().empty());
+  auto vault = open_vault();  // anchors the dead processes' segments
+  EXPECT_TRUE(segment_files().empty());
   AuditQuery query;
   query.limit = 100'000;
   std::map<std::string, int> per_user;
@@ -199,117 +192,183 @@ TEST_F(AuditTrailTest, SixteenProcessesTimesAHundredOperationsGiveSixteenHundred
   const AuditVerification verification = vault.verify_audit();
   EXPECT_TRUE(verification.ok) << verification.problem;
   EXPECT_GE(verification.events, kProcesses * kOperations);
-  testing::print_figures("audit-processes",
-                         fmt::format("{} processes x {} operations = {} events, {} processes killed ({} "
-                                     "journals left for the next opener), chain of {} events verifies",
-                                     kProcesses, kOperations, total, killed, orphans, verification.events));
+  testing::print_figures(
+      "audit-processes",
+      fmt::format("{} processes x {} operations = {} events, {} processes killed ({} "
+                  "segments left for the next opener), trail of {} events verifies",
+                  kProcesses, kOperations, total, killed, orphans, verification.events));
 }
 
-// A journal altered after its process died is reported by `audit verify`,
-// naming the event that records it; the reads before the damage are kept.
-// (An altered *last* entry reads as one torn by a power failure and is
-// dropped, as cutting the journal short would drop it: see the next test.)
-TEST_F(AuditTrailTest, AlteredJournalOfADeadProcessIsReported) {
-  ASSERT_TRUE(edit_journal_of_a_killed_reader([](std::string& bytes) {
-    ASSERT_GT(last_entry(bytes), 100u);
-    bytes[last_entry(bytes) - 40] ^= 0x01;  // inside the middle one of the three entries
+// A segment file altered after its process died is reported by `audit
+// verify`, naming the event that records it; the reads before the damage
+// are kept. (An altered *last* entry reads as one torn by a power failure
+// and is dropped, as cutting the file short would drop it: see the next
+// test.)
+TEST_F(AuditTrailTest, AlteredSegmentOfADeadProcessIsReported) {
+  ASSERT_TRUE(edit_segment_of_a_killed_reader([](std::string& bytes) {
+    const auto starts = entry_starts(bytes);
+    ASSERT_EQ(starts.size(), 3u);
+    bytes[starts[2] - 10] ^= 0x01;  // inside the middle one of the three entries
   }));
   const AuditVerification verification = open_vault().verify_audit();
   EXPECT_FALSE(verification.ok);
-  EXPECT_NE(verification.problem.find("journal"), std::string::npos) << verification.problem;
+  EXPECT_NE(verification.problem.find("segment"), std::string::npos) << verification.problem;
   EXPECT_EQ(count_gets(), 1);
 }
 
-// A power failure can leave the page holding an entry's length on disk
-// without the page holding the rest of it (zeros, as the file was grown).
-// Such a last entry is the torn end of the journal, not damage.
-TEST_F(AuditTrailTest, LastEntryTornByAPowerFailureIsDroppedQuietly) {
-  ASSERT_TRUE(edit_journal_of_a_killed_reader([](std::string& bytes) {
-    ASSERT_GT(end_of_entries(bytes), 100u);
-    bytes.replace(end_of_entries(bytes) - 20, 20, std::string(20, '\0'));
-  }));
+// Whatever else lies in the segments directory under a segment's name (a
+// FIFO, a directory, a huge sparse file: put there by someone with write
+// access to the vault directory) is no segment of a dead process: opening
+// the vault neither hangs on it nor reads it whole into memory, and the
+// trail still verifies.
+TEST_F(AuditTrailTest, NoSegmentFileUnderASegmentsNameHangsOrExhaustsTheOpen) {
+  {
+    auto vault = open_vault();
+    vault.store_credential(user_of(1), {.name = "db", .host = "h", .password = "pw"});
+    (void)vault.get_credential(user_of(1), "db");
+  }
+  fs::create_directories(segment_dir());
+  const auto named = [&](char c) { return segment_dir() / (std::string(32, c) + ".segment"); };
+  ASSERT_EQ(::mkfifo(named('a').c_str(), 0600), 0);
+  fs::create_directory(named('b'));
+  std::ofstream(named('c')).close();
+  fs::resize_file(named('c'), std::uintmax_t{1} << 40);  // 1 TiB, sparse: no disk space
+  const pid_t pid = spawn([&] {
+    ::alarm(30);  // a hang kills the child
+    auto vault = open_vault();
+    (void)vault.get_credential(user_of(1), "db");
+    if (!vault.verify_audit().ok) return 2;
+    return count_gets() == 2 ? 0 : 3;
+  });
+  const int status = wait_status(pid);
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0)
+      << (WIFSIGNALED(status) ? "killed by signal " + std::to_string(WTERMSIG(status))
+                              : "exit " + std::to_string(WEXITSTATUS(status)));
+}
+
+// A live handle's segment file copied, by someone with write access to the
+// vault directory, where an opener takes it for a dead process's (the live
+// file stays locked): under the same id in capitals, or under its own name
+// once the live file is renamed away. The next opener anchors the copy's
+// entries (or ignores a name the vault never writes); the live handle
+// still anchors, writes and closes, and no event is lost or counted twice.
+void live_segment_copied(AuditTrailTest& test, bool rename_live) {
+  auto vault = test.open_vault();
+  vault.store_credential(user_of(1), {.name = "db", .host = "h", .password = "pw"});
+  for (int i = 0; i < 3; ++i) (void)vault.get_credential(user_of(1), "db");
+  const auto files = test.segment_files();
+  ASSERT_EQ(files.size(), 1u);
+  fs::path copy = files[0];
+  if (rename_live) {
+    fs::rename(files[0], fs::path(files[0]).concat(".moved"));
+  } else {
+    std::string name = files[0].filename().string();
+    std::transform(name.begin(), name.end(), name.begin(),
+                   [](char c) { return static_cast<char>(std::toupper(c)); });
+    copy.replace_filename(name.substr(0, name.size() - 8) + ".segment");
+  }
+  fs::copy_file(rename_live ? fs::path(files[0]).concat(".moved") : files[0], copy);
+  (void)test.open_vault().audit_events(kAdmin, {});
+  (void)vault.get_credential(user_of(1), "db");
+  EXPECT_NO_THROW(vault.update_password(user_of(1), "db", SecretString("pw2")));
+  vault = test.open_vault();
+  test.expect_verified_chain_with_gets(4);
+}
+
+TEST_F(AuditTrailTest, LiveSegmentFileCopiedUnderAnotherSpellingStopsNoWriter) {
+  live_segment_copied(*this, false);
+}
+
+TEST_F(AuditTrailTest, LiveSegmentFileRenamedAndCopiedBackStopsNoWriter) {
+  live_segment_copied(*this, true);
+}
+
+// A power failure can leave a file's last entry with its length but not
+// all of its bytes (zeros), or cut short: the torn end of the segment, not
+// damage. That read's event was written, but lost with the machine.
+TEST_F(AuditTrailTest, TornLastSegmentEntryIsDroppedQuietly) {
+  ASSERT_TRUE(
+      edit_segment_of_a_killed_reader([](std::string& bytes) { bytes.resize(bytes.size() - 10); }));
   expect_verified_chain_with_gets(2);
 }
 
-// A journal cut at a torn entry (a crash in the middle of its append) loses
-// only that entry's read, which never returned; the chain verifies.
-TEST_F(AuditTrailTest, TornLastJournalEntryIsDroppedQuietly) {
-  ASSERT_TRUE(edit_journal_of_a_killed_reader(
-      [](std::string& bytes) { bytes.resize(end_of_entries(bytes) - 10); }));
+TEST_F(AuditTrailTest, LastEntryZeroedByAPowerFailureIsDroppedQuietly) {
+  ASSERT_TRUE(edit_segment_of_a_killed_reader(
+      [](std::string& bytes) { bytes.replace(bytes.size() - 20, 20, std::string(20, '\0')); }));
   expect_verified_chain_with_gets(2);
 }
 
-// An append stores its entry's length last: a process killed before that
-// store leaves the entry's bytes behind a zero length, the end of the
-// journal. That read never returned, and the chain verifies.
-TEST_F(AuditTrailTest, EntryWhoseLengthWasNotYetStoredEndsTheJournal) {
-  ASSERT_TRUE(edit_journal_of_a_killed_reader([](std::string& bytes) {
-    ASSERT_GT(last_entry(bytes), 0u);
-    bytes.replace(last_entry(bytes), 4, std::string(4, '\0'));
-  }));
-  expect_verified_chain_with_gets(2);
-}
-
-// A long-lived handle does not grow one journal without end: once 4 MiB of
-// it are folded it moves to a new journal and removes the old one. Every
-// read's event reaches the chain, in order. `reads_between_writes` 0: a
-// handle that only reads (its reads fold the journal); else one that also
-// writes that often (each write folds it in the write's transaction).
-void reads_move_to_a_new_journal(AuditTrailTest& test, int reads_between_writes) {
+// A long-lived handle's segment file does not grow without end: once it
+// holds 4 MiB, the next anchor is made durable and the file emptied (its
+// entries are in the vault by then). Every read's event is in the trail.
+// `reads_between_writes` 0: a handle that only reads (its reads anchor
+// every 1,024 entries or second); else one that also writes that often
+// (each write anchors, durably, in its transaction).
+void segment_file_stays_small(AuditTrailTest& test, int reads_between_writes) {
   int reads = 0;
+  std::uintmax_t largest = 0;
+  bool emptied = false;
   {
     auto vault = test.open_vault();
     vault.store_credential(user_of(1), {.name = "db", .host = "h", .password = "pw"});
-    (void)vault.get_credential(user_of(1), "db");
-    ++reads;
-    ASSERT_EQ(test.journals().size(), 1u);
-    const fs::path first = test.journals()[0];
     const int batch = reads_between_writes > 0 ? reads_between_writes : 500;
-    for (int updates = 0; fs::exists(first) && reads < 40'000; ++updates) {
+    for (int updates = 0; reads < 20'000; ++updates) {
       for (int i = 0; i < batch; ++i) (void)vault.get_credential(user_of(1), "db");
       reads += batch;
       if (reads_between_writes > 0) {
         vault.update_password(user_of(1), "db", SecretString("pw-" + std::to_string(updates)));
       }
+      const auto files = test.segment_files();
+      ASSERT_EQ(files.size(), 1u);
+      const std::uintmax_t size = fs::file_size(files[0]);
+      emptied = emptied || size < largest;
+      largest = std::max(largest, size);
     }
-    EXPECT_FALSE(fs::exists(first)) << "no new journal after " << reads << " reads";
-    const auto now = test.journals();
-    ASSERT_EQ(now.size(), 1u);
-    EXPECT_LT(fs::file_size(now[0]), std::uintmax_t{5} << 20);
   }
-  EXPECT_TRUE(test.journals().empty());
+  EXPECT_LT(largest, std::uintmax_t{5} << 20);
+  if (reads_between_writes > 0) {
+    EXPECT_LT(largest, std::uintmax_t{64} << 10) << "each write empties the file";
+  } else {
+    EXPECT_TRUE(emptied) << "the file was never emptied";
+  }
+  EXPECT_TRUE(test.segment_files().empty());
   test.expect_verified_chain_with_gets(reads);
 }
 
-TEST_F(AuditTrailTest, LongLivedHandleMovesToANewJournal) { reads_move_to_a_new_journal(*this, 0); }
+TEST_F(AuditTrailTest, LongLivedReadersSegmentFileStaysSmall) {
+  segment_file_stays_small(*this, 0);
+}
 
-TEST_F(AuditTrailTest, HandleThatAlsoWritesMovesToANewJournal) { reads_move_to_a_new_journal(*this, 20); }
+TEST_F(AuditTrailTest, SegmentFileOfAHandleThatAlsoWritesStaysSmall) {
+  segment_file_stays_small(*this, 20);
+}
 
-TEST_F(AuditTrailTest, JournalIsPrivateAndHoldsNoSecret) {
+TEST_F(AuditTrailTest, SegmentFileIsPrivateAndHoldsNoSecret) {
   auto vault = open_vault();
-  vault.store_credential(user_of(1), {.name = "db", .host = "h", .password = "canary-journal-pw"});
+  vault.store_credential(user_of(1), {.name = "db", .host = "h", .password = "canary-segment-pw"});
   (void)vault.get_credential(user_of(1), "db");
   struct stat st {};
-  ASSERT_EQ(::stat(journal_dir().c_str(), &st), 0);
+  ASSERT_EQ(::stat(segment_dir().c_str(), &st), 0);
   EXPECT_EQ(st.st_mode & 0777, 0700u);
-  const auto files = journals();
+  const auto files = segment_files();
   ASSERT_EQ(files.size(), 1u);
   ASSERT_EQ(::stat(files[0].c_str(), &st), 0);
   EXPECT_EQ(st.st_mode & 0777, 0600u);
   const std::string bytes = testing::read_file(files[0]);
-  EXPECT_EQ(bytes.find("canary-journal-pw"), std::string::npos);
+  EXPECT_FALSE(bytes.empty());
+  EXPECT_EQ(bytes.find("canary-segment-pw"), std::string::npos);
   EXPECT_EQ(bytes.find("\"get\""), std::string::npos) << "events are sealed";
 }
 
-// A handle folds its journal when it closes and removes it.
-TEST_F(AuditTrailTest, ClosingFoldsAndRemovesTheJournal) {
+// A handle anchors its segment when it closes and removes the file.
+TEST_F(AuditTrailTest, ClosingAnchorsAndRemovesTheSegmentFile) {
   {
     auto vault = open_vault();
     vault.store_credential(user_of(1), {.name = "db", .host = "h", .password = "pw"});
     (void)vault.get_credential(user_of(1), "db");
-    EXPECT_EQ(journals().size(), 1u);
+    EXPECT_EQ(segment_files().size(), 1u);
   }
-  EXPECT_TRUE(journals().empty());
+  EXPECT_TRUE(segment_files().empty());
   auto vault = open_vault();
   int gets = 0;
   for (const AuditEvent& event : vault.audit_events(kAdmin, {})) gets += event.action == "get";

@@ -51,7 +51,7 @@ TEST(ChangeStampTest, MovesAtEveryCommitOfAnyConnectionAndHoldsOtherwise) {
   TempDir dir;
   auto first = SqliteStore::open(dir.path() / "vault", /*create=*/true);
   first->create_schema();
-  first->put_meta("format_version", Bytes{5});  // a header: a second connection opens it as a vault
+  first->put_meta("format", Bytes{1});  // a header: a second connection opens it as a vault
   auto second = SqliteStore::open(dir.path() / "vault", /*create=*/false);
   ASSERT_TRUE(second);
 

@@ -2,8 +2,8 @@
 // stores: rows of one credential put back from an older copy of the vault,
 // with or without its ledger leaf, or the whole ledger put back, never read
 // as current; the ledger survives key rotation, re-encryption, backup and
-// restore; a format-2 vault gets its ledger at its first open and cannot be
-// made to look like one again.
+// restore; a vault of an earlier development format is refused and left
+// as it was.
 #include <gtest/gtest.h>
 #include <sqlite3.h>
 
@@ -33,26 +33,6 @@ using testing::TempDir;
 const UserContext kAlice{"alice", "alice", {"user"}};
 const UserContext kBob{"bob", "bob", {"user"}};
 const UserContext kAdmin{"admin", "admin", {"admin"}};
-
-// A vault written by the format-2 build (before the ledger), with its key:
-// alice/db_a at version 2 ("a-v2"), alice/db_b at version 1 ("b-v1"), bob/db_c
-// at version 3 ("c-v3"). Made with `credential_manager add/update` and `backup`.
-const fs::path kFormat2Fixture = fs::path(CREDENTIALS_SOURCE_DIR) / "tests/vault/fixtures/format2-vault.db";
-const fs::path kFormat2Key = fs::path(CREDENTIALS_SOURCE_DIR) / "tests/vault/fixtures/format2-vault.key";
-
-// A vault written by the format-3 build (the ledger's buckets by lookup tag),
-// with its key: the same credentials. Made with `credential_manager
-// add/update`, then checkpointed and vacuumed with sqlite3.
-const fs::path kFormat3Fixture = fs::path(CREDENTIALS_SOURCE_DIR) / "tests/vault/fixtures/format3-vault.db";
-const fs::path kFormat3Key = fs::path(CREDENTIALS_SOURCE_DIR) / "tests/vault/fixtures/format3-vault.key";
-
-// A vault written by the format-4 build (each read event folded into an
-// audit row of its own), with its key: the same credentials, and reads of
-// each (audit events 4, 6, 8, 10, 11 and 13 are gets). Made with
-// `credential_manager add/update/show/list`, then checkpointed and
-// vacuumed with sqlite3.
-const fs::path kFormat4Fixture = fs::path(CREDENTIALS_SOURCE_DIR) / "tests/vault/fixtures/format4-vault.db";
-const fs::path kFormat4Key = fs::path(CREDENTIALS_SOURCE_DIR) / "tests/vault/fixtures/format4-vault.key";
 
 enum class Backend { kEmbedded, kPostgres };
 
@@ -350,17 +330,98 @@ TEST_P(VersionLedgerTest, ALongListIsCheckedAgainstTheWholeLedger) {
 TEST_P(VersionLedgerTest, AHandleWritesNothingAfterANewerBuildUpgradedTheVault) {
   Vault vault = open_vault();
   vault.store_credential(kAlice, {.name = "db_a", .host = "h", .password = "a-v1"});
-  sql("UPDATE {v}meta SET value = " + bytes("0000000000000008") + " WHERE key = 'format_version'");
+  sql("UPDATE {v}meta SET value = " + bytes("0000000000000002") + " WHERE key = 'format'");
   EXPECT_THROW(vault.update_password(kAlice, "db_a", "a-v2"), DatabaseError);
   EXPECT_THROW(vault.store_credential(kAlice, {.name = "db_b", .host = "h", .password = "b-v1"}),
                DatabaseError);
   EXPECT_THROW(vault.rotate_data_key(), DatabaseError);
   EXPECT_THROW((void)open_vault(), DatabaseError);
-  sql("UPDATE {v}meta SET value = " + bytes("0000000000000007") + " WHERE key = 'format_version'");
+  sql("UPDATE {v}meta SET value = " + bytes("0000000000000001") + " WHERE key = 'format'");
   EXPECT_EQ(vault.get_credential(kAlice, "db_a").password.reveal(), "a-v1");
   EXPECT_THROW((void)vault.get_credential(kAlice, "db_b"), CredentialNotFoundError);
   vault.update_password(kAlice, "db_a", "a-v2");
   EXPECT_TRUE(vault.verify().ok());
+}
+
+// Formats 2 to 7 were written only by development builds before format 1
+// was declared, under the meta key `format_version` (docs/FORMAT.md): a
+// vault that has one is refused at its open with what to do, and left as it
+// was. A header without any format row is refused as altered (no build
+// ever wrote one). Given its format 1 back, the vault opens.
+TEST_P(VersionLedgerTest, AVaultOfAnEarlierFormatIsRefusedAndLeftAsItWas) {
+  {
+    Vault vault = open_vault();
+    vault.store_credential(kAlice, {.name = "db_a", .host = "h", .password = "a-v1"});
+    EXPECT_EQ(vault.get_credential(kAlice, "db_a").password.reveal(), "a-v1");
+  }
+  // Everything the store holds: the file's bytes (and its write-ahead
+  // log's), or every table of the schema row by row.
+  const auto contents = [&] {
+    if (postgres()) {
+      std::string out;
+      for (const std::string& table :
+           sql("SELECT relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+               "WHERE n.nspname = 'credential_vault' AND c.relkind = 'r' ORDER BY relname")) {
+        out += table + ": ";
+        out +=
+            sql(fmt::format("SELECT coalesce(string_agg(t::text, ';' ORDER BY t::text), '') FROM "
+                            "credential_vault.{} t",
+                            table))
+                .at(0);
+        out += "\n";
+      }
+      return out;
+    }
+    const fs::path db = dir_.path() / "vault/vault.db";
+    const fs::path wal = dir_.path() / "vault/vault.db-wal";
+    return testing::read_file(db) + "|" +
+           (fs::exists(wal) ? testing::read_file(wal) : std::string());
+  };
+  // The message of the error the open fails with ("" when it opens).
+  const auto refusal = [&]() -> std::string {
+    try {
+      (void)open_vault();
+    } catch (const Error& e) {
+      return e.what();
+    }
+    return "";
+  };
+  sql("DROP TABLE IF EXISTS {copy}format; CREATE TABLE {copy}format AS SELECT * FROM {v}meta WHERE "
+      "key = 'format'; UPDATE {v}meta SET key = 'format_version' WHERE key = 'format'");
+  for (int format = 2; format <= 7; ++format) {
+    SCOPED_TRACE(fmt::format("format {}", format));
+    sql("UPDATE {v}meta SET value = " + bytes(fmt::format("{:016x}", format)) +
+        " WHERE key = 'format_version'");
+    const std::string before = contents();
+    EXPECT_THROW((void)open_vault(), DatabaseError);
+    const std::string message = refusal();
+    for (const std::string& part :
+         {fmt::format("this vault has format {}: it was written by a pre-release development build",
+                      format),
+          std::string("reads only format 1 and has no upgrade from it"),
+          std::string("Nothing was changed"),
+          std::string("`credential_manager show --reveal` each one"),
+          std::string("keep using that build")}) {
+      EXPECT_NE(message.find(part), std::string::npos) << message;
+    }
+    EXPECT_EQ(contents(), before) << "the refused open wrote to the vault";
+  }
+  sql("DELETE FROM {v}meta WHERE key = 'format_version'");
+  {
+    SCOPED_TRACE("no format row");
+    const std::string before = contents();
+    EXPECT_THROW((void)open_vault(), DecryptionFailedError);
+    const std::string message = refusal();
+    EXPECT_NE(message.find("emptied or altered. Nothing was changed"), std::string::npos)
+        << message;
+    EXPECT_EQ(contents(), before) << "the refused open wrote to the vault";
+  }
+  sql("INSERT INTO {v}meta SELECT * FROM {copy}format");
+  {
+    Vault vault = open_vault();
+    EXPECT_EQ(vault.get_credential(kAlice, "db_a").password.reveal(), "a-v1");
+    EXPECT_TRUE(vault.verify().ok());
+  }
 }
 
 TEST_P(VersionLedgerTest, RecordsOrTrailRolledBackAloneFailVerification) {
@@ -421,18 +482,6 @@ TEST_P(VersionLedgerTest, RecordsOrTrailRolledBackAloneFailVerification) {
   put_back_trail("now");
   expect_verified(true, "records back");
 
-  // The same, with the format set back to before the commitments, to have
-  // the upgrade commit to the rolled-back rows afresh: refused.
-  put_back_all("old");
-  for (const char* format : {"0000000000000006", "0000000000000005"}) {
-    sql("UPDATE {v}meta SET value = " + bytes(format) + " WHERE key = 'format_version'");
-    EXPECT_THROW((void)open_vault(), DecryptionFailedError) << format;
-  }
-  sql("UPDATE {v}meta SET value = " + bytes("0000000000000007") + " WHERE key = 'format_version'");
-  expect_verified(false, "records rolled back, the format set back");
-  put_back_all("now");
-  expect_verified(true, "records back again");
-
   // The trail and its head put back from the older copy, the records left.
   put_back_trail("old");
   expect_verified(false, "trail rolled back");
@@ -461,29 +510,6 @@ TEST_P(VersionLedgerTest, RecordsOrTrailRolledBackAloneFailVerification) {
   expect_verified(true, "key and trail rolled back together");
 }
 
-TEST_P(VersionLedgerTest, AVaultWithALedgerCannotBePassedOffAsOneWithout) {
-  {
-    Vault vault = open_vault();
-    vault.store_credential(kAlice, {.name = "db_a", .host = "h", .password = "a-v1"});
-    vault.update_password(kAlice, "db_a", "a-v2");
-  }
-  copy_tables("now");
-  // Format 2 (no ledger) claimed, the ledger gone: the keys, wrapped for
-  // format 3, do not unwrap as format 2's, so nothing is rebuilt.
-  sql("UPDATE {v}meta SET value = " + bytes("0000000000000002") + " WHERE key = 'format_version'");
-  sql("DELETE FROM {v}ledger");
-  EXPECT_THROW((void)open_vault(), DecryptionFailedError);
-  sql("UPDATE {v}meta SET value = " + bytes("0000000000000005") + " WHERE key = 'format_version'");
-  EXPECT_THROW((void)open_vault().get_credential(kAlice, "db_a"), DecryptionFailedError);
-  put_back("now", "ledger", "1 = 1");
-  // Format 3 claimed with the format-4 ledger in place: its nodes do not
-  // verify as format 3's, so the upgrade refuses and changes nothing.
-  sql("UPDATE {v}meta SET value = " + bytes("0000000000000003") + " WHERE key = 'format_version'");
-  EXPECT_THROW((void)open_vault(), DecryptionFailedError);
-  sql("UPDATE {v}meta SET value = " + bytes("0000000000000007") + " WHERE key = 'format_version'");
-  EXPECT_EQ(open_vault().get_credential(kAlice, "db_a").password.reveal(), "a-v2");
-}
-
 INSTANTIATE_TEST_SUITE_P(BothStores, VersionLedgerTest,
                          ::testing::Values(Backend::kEmbedded, Backend::kPostgres),
                          [](const ::testing::TestParamInfo<Backend>& info) {
@@ -491,245 +517,5 @@ INSTANTIATE_TEST_SUITE_P(BothStores, VersionLedgerTest,
                                                                    : std::string("Postgres");
                          });
 
-// --- the upgrades of format-2 and format-3 vaults (the fixtures are vault files) ---
-
-class LedgerUpgradeTest : public ::testing::Test {
- protected:
-  void load(const fs::path& fixture, const fs::path& key) {
-    fs::create_directories(dir_.path() / "vault");
-    fs::copy_file(fixture, db_file());
-    fs::permissions(db_file(), fs::perms::owner_read | fs::perms::owner_write);
-    key_ = SecretString(testing::read_file(key));
-  }
-  // The fixture's rows copied verbatim into a PostgreSQL schema (as
-  // `migrate-store` of the build that wrote it would have).
-  void copy_to(PgDatabase& db) {
-    auto source = internal::SqliteStore::open(dir_.path() / "vault", /*create=*/false);
-    source->create_schema();  // an empty ledger table if it has none, so that the copy finds one
-    auto target = internal::PostgresStore::open(db.url(), /*create=*/true);
-    internal::copy_store(*source, *target);
-  }
-  static Vault open_url(const std::string& url, const SecretString& key) {
-    VaultOptions options;
-    options.url = url;
-    options.master_key = key.clone();
-    return Vault::open(std::move(options));
-  }
-  fs::path db_file() const { return dir_.path() / "vault" / "vault.db"; }
-  Vault open_vault() { return Vault::open({.directory = dir_.path() / "vault", .master_key = key_.clone()}); }
-  std::vector<std::string> sql(const std::string& statement) {
-    return sqlite_rows(db_file(), statement);
-  }
-
-  TempDir dir_;
-  SecretString key_;
-};
-
-TEST_F(LedgerUpgradeTest, AFormatTwoVaultGetsItsLedgerAtItsFirstOpen) {
-  load(kFormat2Fixture, kFormat2Key);
-  EXPECT_EQ(sql("SELECT hex(value) FROM meta WHERE key = 'format_version'"),
-            std::vector<std::string>{"0000000000000002"});
-  EXPECT_EQ(sql("SELECT count(*) FROM sqlite_schema WHERE name = 'ledger'"), std::vector<std::string>{"0"});
-  sql("CREATE TABLE copy_versions AS SELECT * FROM versions; CREATE TABLE copy_keys AS SELECT * FROM keys");
-  {
-    Vault vault = open_vault();
-    EXPECT_EQ(vault.get_credential(kAlice, "db_a").password.reveal(), "a-v2");
-    EXPECT_EQ(vault.get_credential(kAlice, "db_b").password.reveal(), "b-v1");
-    EXPECT_EQ(vault.get_credential(kBob, "db_c").password.reveal(), "c-v3");
-    EXPECT_TRUE(vault.verify().ok());
-    EXPECT_TRUE(vault.verify_audit().ok);
-    const auto events = vault.audit_events(kAdmin, {.action = "version_ledger_created"});
-    EXPECT_EQ(events.size(), 1u);
-  }
-  EXPECT_EQ(sql("SELECT hex(value) FROM meta WHERE key = 'format_version'"),
-            std::vector<std::string>{"0000000000000007"});
-  EXPECT_EQ(sql("SELECT count(*) FROM ledger WHERE node_id = 0"), std::vector<std::string>{"1"});
-  {
-    Vault vault = open_vault();  // the second open changes nothing
-    vault.update_password(kAlice, "db_a", "a-v3");
-  }
-  // Passed off as format 2 again with the format-2 build's keys put back
-  // and the ledger gone, to have it rebuilt around db_a's older rows: the
-  // upgrade is in the audit chain, so it is refused.
-  sql("DELETE FROM versions WHERE version = 3; INSERT INTO versions SELECT * FROM copy_versions WHERE version = 2 "
-      "AND lookup NOT IN (SELECT lookup FROM versions WHERE version = 2); UPDATE credentials SET current_version = 2 "
-      "WHERE current_version = 3 AND lookup IN (SELECT lookup FROM copy_versions WHERE version = 2)");
-  sql("DELETE FROM keys; INSERT INTO keys SELECT * FROM copy_keys; DELETE FROM ledger;"
-      "UPDATE meta SET value = x'0000000000000002' WHERE key = 'format_version'");
-  EXPECT_THROW((void)open_vault(), DecryptionFailedError);
-}
-
-// The same on the shared store.
-TEST_F(LedgerUpgradeTest, AFormatTwoVaultOnPostgresGetsItsLedgerAtItsFirstOpen) {
-  load(kFormat2Fixture, kFormat2Key);
-  PgDatabase db("upgrade");
-  copy_to(db);
-  EXPECT_EQ(db.query("SELECT count(*) FROM credential_vault.ledger"), std::vector<std::string>{"0"});
-  auto open = [&] { return open_url(db.url(), key_); };
-  {
-    Vault vault = open();
-    EXPECT_EQ(vault.get_credential(kAlice, "db_a").password.reveal(), "a-v2");
-    EXPECT_EQ(vault.get_credential(kBob, "db_c").password.reveal(), "c-v3");
-    EXPECT_TRUE(vault.verify().ok());
-    EXPECT_EQ(vault.audit_events(kAdmin, {.action = "version_ledger_created"}).size(), 1u);
-    vault.update_password(kAlice, "db_b", "b-v2");
-  }
-  EXPECT_EQ(
-      db.query(
-          "SELECT encode(value, 'hex') FROM credential_vault.meta WHERE key = 'format_version'"),
-      std::vector<std::string>{"0000000000000007"});
-  EXPECT_EQ(db.query("SELECT count(*) FROM credential_vault.ledger WHERE node_id = 0"), std::vector<std::string>{"1"});
-  // Passed off as format 2 again, without its ledger: refused.
-  db.query("UPDATE credential_vault.meta SET value = decode('0000000000000002', 'hex') WHERE key = 'format_version'; "
-           "DELETE FROM credential_vault.ledger");
-  EXPECT_THROW((void)open(), DecryptionFailedError);
-}
-
-TEST_F(LedgerUpgradeTest, AFormatThreeVaultGetsItsLedgerRelaidAtItsFirstOpen) {
-  load(kFormat3Fixture, kFormat3Key);
-  EXPECT_EQ(sql("SELECT hex(value) FROM meta WHERE key = 'format_version'"),
-            std::vector<std::string>{"0000000000000003"});
-  sql("CREATE TABLE copy_versions AS SELECT * FROM versions; CREATE TABLE copy_credentials AS SELECT * FROM "
-      "credentials; CREATE TABLE copy_ledger AS SELECT * FROM ledger");
-  {
-    Vault vault = open_vault();
-    EXPECT_EQ(vault.get_credential(kAlice, "db_a").password.reveal(), "a-v2");
-    EXPECT_EQ(vault.get_credential(kAlice, "db_b").password.reveal(), "b-v1");
-    EXPECT_EQ(vault.get_credential(kBob, "db_c").password.reveal(), "c-v3");
-    EXPECT_EQ(vault.list_credentials(kAlice).size(), 2u);
-    EXPECT_TRUE(vault.verify().ok());
-    EXPECT_TRUE(vault.verify_audit().ok);
-    EXPECT_EQ(vault.audit_events(kAdmin, {.action = "version_ledger_relaid"}).size(), 1u);
-  }
-  EXPECT_EQ(sql("SELECT hex(value) FROM meta WHERE key = 'format_version'"),
-            std::vector<std::string>{"0000000000000007"});
-  // Each credential's entry is in its format-4 leaf: the owner tag's first
-  // 4 bits, then the lookup tag's first byte.
-  EXPECT_EQ(sql("SELECT count(*) FROM credentials c WHERE NOT EXISTS (SELECT 1 FROM ledger l WHERE "
-                "l.node_id = 65 + (instr('0123456789ABCDEF', substr(hex(c.owner_tag), 1, 1)) - 1) * 256 + "
-                "(instr('0123456789ABCDEF', substr(hex(c.lookup), 1, 1)) - 1) * 16 + "
-                "instr('0123456789ABCDEF', substr(hex(c.lookup), 2, 1)) - 1 AND instr(l.body, c.lookup) > 0)"),
-            std::vector<std::string>{"0"});
-  {
-    Vault vault = open_vault();  // the second open changes nothing
-    EXPECT_EQ(vault.audit_events(kAdmin, {.action = "version_ledger_relaid"}).size(), 1u);
-    vault.update_password(kAlice, "db_a", "a-v3");
-  }
-  // Passed off as format 3 again, with the format-3 ledger and db_a's rows
-  // put back as they were (consistent with each other), to have the ledger
-  // rebuilt around db_a's older rows: the upgrade is in the audit chain, so
-  // it is refused.
-  sql("DELETE FROM versions; INSERT INTO versions SELECT * FROM copy_versions; DELETE FROM credentials; "
-      "INSERT INTO credentials SELECT * FROM copy_credentials; DELETE FROM ledger; INSERT INTO ledger SELECT * "
-      "FROM copy_ledger; UPDATE meta SET value = x'0000000000000003' WHERE key = 'format_version'");
-  EXPECT_THROW((void)open_vault(), DecryptionFailedError);
-  // The same with the upgrade's mark (event 11, the first after the
-  // fixture's 10) spoilt, or removed with what followed: the chain does not
-  // verify, so the upgrade still refuses.
-  sql("CREATE TABLE copy_audit AS SELECT * FROM audit");
-  for (const std::string& spoil :
-       {std::string("UPDATE audit SET sealed = CASE WHEN substr(sealed, 1, 1) = x'00' THEN x'01' ELSE x'00' END "
-                    "|| substr(sealed, 2) WHERE seq = 11"),
-        std::string("DELETE FROM audit WHERE seq > 10")}) {
-    SCOPED_TRACE(spoil);
-    sql(spoil);
-    EXPECT_THROW((void)open_vault(), DecryptionFailedError);
-    sql("DELETE FROM audit; INSERT INTO audit SELECT * FROM copy_audit");
-  }
-  EXPECT_EQ(sql("SELECT hex(value) FROM meta WHERE key = 'format_version'"),
-            std::vector<std::string>{"0000000000000003"});
-}
-
-TEST_F(LedgerUpgradeTest, AFormatThreeVaultWhoseLedgerDoesNotMatchIsNotUpgraded) {
-  load(kFormat3Fixture, kFormat3Key);
-  // bob/db_c's current version pointed back at its kept version 2: the
-  // format-3 ledger (which says 3) no longer matches. The upgrade must not
-  // build a ledger that vouches for version 2.
-  sql("UPDATE credentials SET current_version = 2 WHERE current_version = 3");
-  try {
-    (void)open_vault();
-    ADD_FAILURE() << "a vault whose ledger does not match its rows was upgraded";
-  } catch (const DecryptionFailedError& e) {
-    EXPECT_NE(std::string(e.what()).find("nothing was changed"), std::string::npos) << e.what();
-  }
-  EXPECT_EQ(sql("SELECT hex(value) FROM meta WHERE key = 'format_version'"),
-            std::vector<std::string>{"0000000000000003"});
-  sql("UPDATE credentials SET current_version = 3 WHERE current_version = 2 AND lookup IN "
-      "(SELECT lookup FROM versions WHERE version = 3)");
-  // alice/db_a's owner tag changed to bob's: the format-3 ledger cannot tell
-  // (its buckets ignore owners), but the upgrade would place db_a's entry
-  // by that tag. Opening each record catches it.
-  sql("CREATE TABLE copy_credentials AS SELECT * FROM credentials");
-  sql("UPDATE credentials SET owner_tag = (SELECT owner_tag FROM credentials WHERE current_version = 3) "
-      "WHERE current_version = 2");
-  EXPECT_THROW((void)open_vault(), DecryptionFailedError);
-  EXPECT_EQ(sql("SELECT hex(value) FROM meta WHERE key = 'format_version'"),
-            std::vector<std::string>{"0000000000000003"});
-  sql("DELETE FROM credentials; INSERT INTO credentials SELECT * FROM copy_credentials");
-  EXPECT_EQ(open_vault().get_credential(kBob, "db_c").password.reveal(), "c-v3");
-  EXPECT_EQ(open_vault().get_credential(kAlice, "db_a").password.reveal(), "a-v2");
-}
-
-TEST_F(LedgerUpgradeTest, AFormatThreeVaultOnPostgresGetsItsLedgerRelaidAtItsFirstOpen) {
-  load(kFormat3Fixture, kFormat3Key);
-  PgDatabase db("upgrade3");
-  copy_to(db);
-  {
-    Vault vault = open_url(db.url(), key_);
-    EXPECT_EQ(vault.get_credential(kAlice, "db_a").password.reveal(), "a-v2");
-    EXPECT_EQ(vault.get_credential(kBob, "db_c").password.reveal(), "c-v3");
-    EXPECT_EQ(vault.list_credentials(kAlice).size(), 2u);
-    EXPECT_TRUE(vault.verify().ok());
-    EXPECT_EQ(vault.audit_events(kAdmin, {.action = "version_ledger_relaid"}).size(), 1u);
-    vault.update_password(kAlice, "db_b", "b-v2");
-  }
-  EXPECT_EQ(
-      db.query(
-          "SELECT encode(value, 'hex') FROM credential_vault.meta WHERE key = 'format_version'"),
-      std::vector<std::string>{"0000000000000007"});
-  EXPECT_EQ(open_url(db.url(), key_).get_credential(kAlice, "db_b").password.reveal(), "b-v2");
-}
-
 }  // namespace
-// Format 5 folds read events into runs (docs/FORMAT.md, "Audit"). A
-// format-4 vault's audit rows stay as they are, and its chain goes on.
-TEST_F(LedgerUpgradeTest, AFormatFourVaultKeepsItsEventsAndFoldsNewReadsIntoRuns) {
-  load(kFormat4Fixture, kFormat4Key);
-  const auto format = [&] { return sql("SELECT hex(value) FROM meta WHERE key = 'format_version'"); };
-  const auto gets_of = [](Vault& vault, const UserContext& user) {
-    return vault.audit_events(user, {.action = "get"}).size();
-  };
-  ASSERT_EQ(format(), std::vector<std::string>{"0000000000000004"});
-  EXPECT_EQ(sql("SELECT count(*) FROM pragma_table_info('audit') WHERE name = 'journal_run'"),
-            std::vector<std::string>{"0"});
-  {
-    Vault vault = open_vault();
-    const AuditVerification before = vault.verify_audit();
-    EXPECT_TRUE(before.ok) << before.problem;
-    EXPECT_EQ(gets_of(vault, kAlice), 3u);
-    EXPECT_EQ(gets_of(vault, kBob), 3u);
-    for (int i = 0; i < 3; ++i) EXPECT_EQ(vault.get_credential(kAlice, "db_a").password.reveal(), "a-v2");
-    EXPECT_EQ(vault.get_credential(kBob, "db_c").password.reveal(), "c-v3");
-  }
-  EXPECT_EQ(format(), std::vector<std::string>{
-                          "0000000000000007"});  // through 5 and 6, with its key check and state
-  EXPECT_EQ(sql("SELECT length(value) FROM meta WHERE key = 'key_check'"),
-            std::vector<std::string>{"32"});
-  // The format-4 rows as they were, then the upgrade to format 7's event;
-  // the reads and the audit queries' events (reads too) went in as runs
-  // after them.
-  EXPECT_EQ(sql("SELECT count(*) FROM audit WHERE journal_run = 0 AND seq <= 14"), std::vector<std::string>{"14"});
-  EXPECT_EQ(sql("SELECT count(*) FROM audit WHERE journal_run = 0 AND seq > 14"),
-            std::vector<std::string>{"1"});
-  EXPECT_NE(sql("SELECT count(*) FROM audit WHERE journal_run > 0"), std::vector<std::string>{"0"});
-  Vault vault = open_vault();
-  const AuditVerification after = vault.verify_audit();
-  EXPECT_TRUE(after.ok) << after.problem;
-  EXPECT_EQ(gets_of(vault, kAlice), 6u);
-  EXPECT_EQ(gets_of(vault, kBob), 4u);
-  std::int64_t expected = 1;
-  for (const AuditEvent& event : vault.audit_events(kAdmin, {})) EXPECT_EQ(event.seq, expected++);
-  EXPECT_GE(expected - 1, after.events);
-}
-
 }  // namespace credentials
