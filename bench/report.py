@@ -324,45 +324,24 @@ connection commits, so a get reads the record alone, with SQLite's
 `data_version`, in one read transaction (two `fcntl` calls for its lock on this
 file system, ~2 µs here; the B-tree descents through the 75 MB file, ~4 µs, are
 memory stalls on pages no cache holds), or, the first time, with its ledger
-path. The event no longer costs a
-write transaction: it is sealed, HMAC-chained and copied into the handle's read
-journal, a file mapped shared and grown ahead in zeroed chunks (no system call
-per read: the `write(2)` it replaced cost 2.1 µs a read here), before the value
-is returned (docs/FORMAT.md, "Read journal"), and folded into the chain in
-batches of up to 1,024 from the handle's private copy of its entries (one
-transaction for the batch; the chain row keeps the journal's seal, so a fold
-decrypts, re-reads and re-checks nothing; since format 5 a fold is one row, a run of
-entries as the journal wrote them, with one chain HMAC). What remains per read: building the
-event's compact encoding (~60 bytes where its JSON was ~150), one AES-GCM seal with a fresh nonce from the OS (through the kernel's vDSO
-`getrandom` on Linux 6.11+, ~0.06 µs; `getrandom(2)` costs ~1.2 µs on this virtual
-machine: see the floors), its HMAC (OpenSSL's SHA-NI code once the
-process has MACed 1 MiB, on a kept copy of the keyed state: see the floors),
-the fold's share (the run's bytes written to the WAL and checkpointed into the
-database, ~1.2 µs a read at 1,000 under `perf`, most of it the checkpoints; and
-the last-used writes), and the credential's last-used time. Last-used times are written once a minute or per 65,536 credentials
-read: at 100,000 credentials the `credentials` table has ~2,200 pages, and the
-former batch of 4,096 dirtied ~1,900 of them, ~18 µs a read in WAL pages and
-checkpoints; a batch of 65,536 shares them (42.8 → 33.6 µs). Written at once,
-such a batch held one read for ~240 ms; it is written a sixteenth of the key
-range (of the table's pages) per fold, ~20–40 ms each. The longest single
-reads left (200,000 random gets at 100,000 in one process: median 23 µs, p99.9
-2.3 ms, max 79 ms) are the fold transactions and SQLite's WAL checkpoints,
-which run on the thread whose commit crosses 1,000 WAL pages.
-The copy into the journal's map costs ~0.7 µs an event here although the
-pages were populated (`MADV_POPULATE_WRITE`): on this virtual machine the first
-store to each fresh page of a new mapping costs ~7 µs (measured apart: 0.71 µs
-per 400-byte entry on the first pass over a populated file mapping, 0.02 µs on
-the second); a journal holds ~10 entries a page and is replaced every 4 MiB.
-*What would close it:* a journal that reuses its pages (a ring, its stale
-entries told apart by a generation in each entry) instead of growing into new
-ones; the fold off the reading thread, on a thread with its
-own SQLite connection; but that connection's commits move the reader's
-`data_version`, which drops the version ledger's kept answers at every fold,
-so each credential's next read checks its ledger path again: most of the gain
-would be given back unless the ledger learns to tell the fold's commits from
-others. And no system call per read: the two `fcntl` locks of SQLite's read
-transaction remain (SQLite's WAL index lock); on a machine with cheaper system
-calls the same code is several µs faster.""",
+path. The event costs no write transaction: it is sealed, HMAC-chained and
+appended to the handle's audit segment file with one `write(2)` before the
+value is returned (docs/FORMAT.md, "Audit segments"), and anchored in batches
+of up to 1,024 (or after a second) by one non-durable transaction that inserts
+the entries into `audit_segment` and appends one anchor event to the chain.
+The figures here were measured with the previous design of read events (a
+mapped file, no system call per read); rerun `bench/run` for this one. A
+`write(2)` per read cost 2.1 µs on this machine when last measured.
+Last-used times are written once a minute or per 65,536 credentials read, a
+sixteenth of the key range (of the table's pages) per anchor: at 100,000
+credentials the `credentials` table has ~2,200 pages, and a batch of 4,096
+dirtied ~1,900 of them, ~18 µs a read in WAL pages and checkpoints; a batch
+of 65,536 shares them. The longest single reads are the anchor transactions
+and SQLite's WAL checkpoints, which run on the thread whose commit crosses
+1,000 WAL pages.
+*What would close it:* to be reassessed with the new figures. The two `fcntl`
+locks of SQLite's read transaction remain (SQLite's WAL index lock); on a
+machine with cheaper system calls the same code is several µs faster.""",
     "store": """A durable write is one `BEGIN IMMEDIATE` … `COMMIT` with
 synchronous=FULL in WAL mode: one `fdatasync` of the WAL at commit, plus the
 encryption, three HMAC tags and B-tree inserts. The floor column is one
@@ -374,13 +353,13 @@ audit tables and their indexes; `add_encryptions` rewrites the keys row on
 every write; an update also reseals the superseded version) and a WAL
 checkpoint every ~1,000 pages, which syncs the database file too — those are
 the slow outliers in the spread.
-*What would close it:* fewer WAL pages per write (fold `credential_ids` into
+*What would close it:* fewer WAL pages per write (merge `credential_ids` into
 `credentials`, count encryptions per batch instead of per record); checkpoints
 in the background (`wal_autocheckpoint=0` + a checkpoint thread) so no commit
 pays for one; a disk with a faster sync.""",
     "open": """Opening derives the KEK (HKDF for a raw key; Argon2id, 64 MiB, for a
 passphrase — by design about 0.1–1 s), unwraps the keys, opens SQLite and
-serves one audited read (a journal file is created for it: `open`, `flock`,
+serves one audited read (a segment file is created for it: `open`, `flock`,
 `rename`). Nothing proportional to the vault is loaded. The write-ahead log is
 kept between processes (no checkpoint when the last connection closes), so the
 first connection rebuilds its index by reading the log (up to ~4 MB, the
@@ -397,8 +376,8 @@ used), after a passphrase unlock, Argon2id's 64 MiB work area.
 *What would close it:* the raw key format (no Argon2), `PRAGMA cache_size`.""",
     "cli": """A CLI `list` is process start-up, then opening the vault (SQLite
 reads its write-ahead log, HKDF, key unwrapping), decrypting 100 records and
-checking their versions against the version ledger, one journal append and,
-at exit, one transaction that folds the journal (not fsynced). On this
+checking their versions against the version ledger, one segment append and,
+at exit, one transaction that anchors the segment (not fsynced). On this
 virtual machine every fresh page a process touches costs ~10 µs (measured: a
 page fault 12-24 µs, even MAP_POPULATE 6-9 µs per page), so start-up is
 counted in pages: a static "hello world" touches 26 and takes ~2 ms. Done:
@@ -449,7 +428,7 @@ the Fernet tokens on both cores.""",
     "skill": """A warm skill execution is the statement itself (the raw libpq
 rows) plus: the check that the credential's version is still current, the
 pool lease, binding, building the JSON result, and the skill's audit event (a
-read-journal append, as for `get`). PostgreSQL statements are prepared once
+segment append, as for `get`). PostgreSQL statements are prepared once
 per pooled connection (`PQprepare`), as in the comparator. The version check
 is skipped while the vault's change stamp has not moved since the last
 check; the stamp is read from the header of SQLite's shared WAL index (its
@@ -462,8 +441,9 @@ Counted with `strace -c` over the same benchmark, an execution makes the
 comparator's three system calls (`sendto`, `poll`, `recvfrom`) plus a second
 `poll`, the pool's check that the server has not closed an idle connection
 (without it a terminated session would fail the next execution instead of
-being replaced), and ~0.4 `pwrite` for the audit event's share of the journal
-folds: SQLite writes each log frame and each checkpointed page with a call of
+being replaced), and ~0.4 `pwrite` for the audit event's share of SQLite's
+writes under the previous design of read events (to be counted again: an event
+is now one `write(2)` and a share of its anchor): SQLite writes each log frame and each checkpointed page with a call of
 its own, ~7-10 µs each on this virtual machine. A profile of both benchmarks
 finds the same time inside libpq's calls (sendto ~18 µs, poll ~29 µs per call
 under `perf`); the difference is the runner's own work and these calls. The
@@ -730,7 +710,7 @@ else:
     if pg_growth:
         w("- Growth per ×10 in size (" + " → ".join(f"{x:,}" for x in pg_sizes) + "): "
           + "; ".join(pg_growth) + ". Every call is a few index lookups on the server, so the")
-        w("  size itself costs only a B-tree level. Two things can grow with it in a run of fixed")
+        w("  size itself costs only a B-tree level. Two things can grow with it in a series of fixed")
         w("  length: an audited read updates `last_used` at most once a minute per credential, so")
         w("  at 1,000 credentials most reads of a run skip that statement and at 100,000 almost")
         w("  none do (the embedded store batches them, 65,536 a transaction: see `get` above); and a write touches more distinct pages")
@@ -738,18 +718,19 @@ else:
         w("  the WAL that the commit flushes.")
     w("""- A call on the shared store costs its round trips: each statement the store sends is one
   (statements are prepared once per connection; `BEGIN` and its `SET LOCAL`s go in one).
-  At the time of writing (counted in the server's log, `log_statement=all`): a read is one
-  lookup outside a transaction, then its audit event's transaction — `BEGIN`, the vault's
-  advisory lock, the last audit row, the insert, the audit head, `last_used` (at most once a
-  minute per credential) and `COMMIT`, without waiting for the WAL flush. A write is one
-  transaction of about a dozen round trips (`BEGIN`, the lock, the current version, the
-  newest data key, its encryption count and the count's update, the inserts or updates,
-  the pruning of old versions, the audit event's three statements, `COMMIT`) and waits at
+  A read is one lookup outside a transaction, then its audit event's transaction —
+  `BEGIN`, the insert into its segment and `COMMIT`, without the vault's advisory lock and
+  without waiting for the WAL flush — and `last_used` (at most once a minute per
+  credential); every second or 1,024 reads, an anchor transaction under the lock. A write
+  is one transaction of about a dozen round trips (`BEGIN`, the lock, the current version,
+  the newest data key, its encryption count and the count's update, the inserts or
+  updates, the pruning of old versions, the audit event's three statements and an
+  anchor's three when the handle has read since its last, `COMMIT`) and waits at
   `COMMIT` for the server's WAL flush — the durable floor above, which on a slow disk is
   most of it.
 - What would bring them down: fewer round trips. The embedded store's answer for reads, a
-  local read journal folded into the chain later, does not fit a store shared by hosts that
-  cannot fold each other's files; but the read's audit transaction can be one round trip
+  local file anchored later, does not fit a store shared by hosts that cannot anchor each
+  other's files; but the read's audit transaction can be one round trip
   (pipelining with `PQpipelineMode`, libpq ≥ 14, or one server-side function), and so can
   most of a write's statements. Keeping the data key's id and encryption count in the
   process between writes (the count needs only to be an upper bound) removes three more.
@@ -801,7 +782,7 @@ sealed = counter("BM_AeadDecryptRecord/real_time", "sealed_bytes")
 for label, run in [
     (f"AES-256-GCM decrypt of one record ({int(sealed) if sealed else '?'} bytes sealed)", "BM_AeadDecryptRecord/real_time"),
     ("HMAC-SHA256 of one lookup tag", "BM_HmacLookupTag/real_time"),
-    ("HMAC-SHA256 of a 300-byte journal entry, keyed once (as the audit MACs)", "BM_HmacJournalEntry/real_time"),
+    ("HMAC-SHA256 of 300 bytes, keyed once (as the audit MACs)", "BM_HmacJournalEntry/real_time"),
     ("one 12-byte nonce as the library draws it (`getrandom(2)`)", "BM_RandomNonce/real_time"),
     ("one 12-byte nonce from `getrandom(2)`", "BM_GetrandomSyscall/real_time"),
     *[(f"SQLite point lookup, WITHOUT ROWID blob key, {s:,} rows", f"BM_SqlitePointLookup/rows:{s}/real_time") for s in sizes],
