@@ -190,6 +190,22 @@ std::optional<std::string> open_segment_entry(const Keyring& keys, const Segment
   return std::string(reinterpret_cast<const char*>(text.data()), text.size());
 }
 
+namespace {
+// Appends the chain event that anchors a segment up to `last`, its last
+// entry. REQUIRES: inside a write transaction on `store`.
+void append_anchor(RecordStore& store, const Keyring& keys, const SegmentEntry& last, pid_t pid) {
+  EventFields fields;
+  fields.time = Timestamp(std::chrono::microseconds(last.time));
+  fields.action = kAnchorAction;
+  fields.outcome = "ok";
+  fields.pid = pid;
+  fields.segment = last.segment_id;
+  fields.entries = last.index + 1;
+  fields.last = last.mac;
+  (void)append_audit_event(store, keys, {}, event_json(fields));
+}
+}  // namespace
+
 AuditSegment::AuditSegment(Bytes id, fs::path path, int fd, Bytes genesis)
     : id_(std::move(id)),
       path_(std::move(path)),
@@ -316,16 +332,7 @@ void AuditSegment::anchor(RecordStore& store, const Keyring& keys) {
                  waiting_frames_.begin() + static_cast<std::ptrdiff_t>(anchoring_bytes_))});
     }
   }
-  const SegmentEntry& last = waiting_.back();
-  EventFields fields;
-  fields.time = Timestamp(std::chrono::microseconds(last.time));
-  fields.action = kAnchorAction;
-  fields.outcome = "ok";
-  fields.pid = creator_;
-  fields.segment = id_;
-  fields.entries = last.index + 1;
-  fields.last = last.mac;
-  (void)append_audit_event(store, keys, {}, event_json(fields));
+  append_anchor(store, keys, waiting_.back(), creator_);
 }
 
 bool AuditSegment::file_large() const {
@@ -418,15 +425,7 @@ DeadSegmentFiles anchor_dead_segment_files(const fs::path& directory, RecordStor
     if (!rows.empty()) {
       store.insert_segment_chunk(
           {*id, rows.front().index, static_cast<std::int64_t>(rows.size()), frames_kept});
-      EventFields fields;
-      fields.time = Timestamp(std::chrono::microseconds(rows.back().time));
-      fields.action = kAnchorAction;
-      fields.outcome = "ok";
-      fields.pid = ::getpid();
-      fields.segment = *id;
-      fields.entries = expected;
-      fields.last = mac;
-      (void)append_audit_event(store, keys, {}, event_json(fields));
+      append_anchor(store, keys, rows.back(), ::getpid());
     }
     if (damaged) {
       EventFields fields;
